@@ -1,0 +1,181 @@
+"""The dataset doctor behind `seglab check`: every problem with its file, and class statistics."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from seglab.data.images import open_image
+from seglab.data.masks import ColorMap, ValueMap, decode_mask
+from seglab.data.sources import Pair, Source
+from seglab.data.stats import ClassStats
+from seglab.errors import DataError, DatasetError, Problem
+from seglab.progress import progress_map
+
+RARE_CLASS = 0.01  # classes under this share of labelled pixels get a warning
+JPEG_MASK_HINT = 0.02  # colour masks with this share of off-palette pixels look JPEG-compressed
+
+
+@dataclass
+class PairReport:
+    """What inspecting one pair found."""
+
+    pair: Pair
+    problems: list[Problem] = field(default_factory=list)
+    class_pixels: np.ndarray | None = None  # int64 [C]
+    ignored_pixels: int = 0
+    image_size: tuple[int, int] | None = None  # (width, height)
+    off_palette: float = 0.0
+    mask_format: str | None = None
+
+
+def _expected_values(source: Source) -> str:
+    enc = source.encoding
+    if isinstance(enc, ValueMap):
+        cls = sorted(v for v, c in enc.values.items() if c != 255)
+        ign = sorted(v for v, c in enc.values.items() if c == 255)
+        text = ", ".join(map(str, cls)) if len(cls) < 12 else f"{cls[0]}..{cls[-1]}"
+        return f"expected {text} ({source.classes.num_classes} classes)" + (f" or {', '.join(map(str, ign))} (ignore)" if ign else "")
+    return "expected the colours of the colour table"
+
+
+def inspect_pair(pair: Pair, source: Source) -> PairReport:
+    """Decode one pair fully and report everything wrong with it."""
+    report = PairReport(pair)
+    image_size = None
+    try:
+        im = open_image(pair.image)
+        image_size = (im.width // 2, im.height) if pair.image_region else im.size
+        report.image_size = image_size
+    except DataError as e:
+        report.problems.append(e.problem)
+    try:
+        with Image.open(pair.mask) as m:
+            report.mask_format = m.format
+        decoded = decode_mask(pair.mask, source.encoding, pair.mask_region)
+    except (DataError, OSError) as e:
+        if not (pair.mask == pair.image and report.problems):
+            report.problems.append(e.problem if isinstance(e, DataError) else Problem(str(pair.mask), f"unreadable mask ({e})."))
+        return report
+    labels = decoded.labels
+    if image_size is not None and (labels.shape[1], labels.shape[0]) != image_size:
+        report.problems.append(Problem(str(pair.mask), f"mask is {labels.shape[1]}x{labels.shape[0]} but its image "
+                                       f"{pair.image.name} is {image_size[0]}x{image_size[1]}; a mask must have its image's size."))
+    if decoded.unexpected:
+        shown = ", ".join(map(str, decoded.unexpected[:10]))
+        report.problems.append(Problem(str(pair.mask), f"mask values {shown} are not classes of this dataset "
+                                       f"({_expected_values(source)}); fix the mask or add the classes to classes.json."))
+    counts = np.bincount(labels.ravel(), minlength=256)
+    report.class_pixels = counts[: source.classes.num_classes].astype(np.int64)
+    report.ignored_pixels = int(counts[source.classes.ignore_index])
+    report.off_palette = decoded.off_palette_fraction
+    return report
+
+
+def inspect_pairs(pairs: list[Pair], source: Source, workers: int | None = None, description: str = "Checking") -> list[PairReport]:
+    """inspect_pair over `pairs` on a thread pool (Pillow decodes without the GIL), with a progress bar."""
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        return progress_map(pool, lambda p: inspect_pair(p, source), pairs, description)
+
+
+def validate(source: Source, splits: list[str] | None = None) -> list[PairReport]:
+    """Inspect the pairs of `splits` (all when None) and raise DatasetError listing every problem,
+    the same messages `seglab check` prints, or return the reports when the data is clean."""
+    pairs = [p for p in source.pairs if splits is None or p.split in splits]
+    if not pairs and not source.problems:
+        raise DatasetError([Problem(str(source.root), f"no (image, mask) pairs found in split(s) {', '.join(splits or ['any'])}.")])
+    reports = inspect_pairs(pairs, source, description="Validating")
+    problems = list(source.problems) + [p for r in reports for p in r.problems]
+    if problems:
+        raise DatasetError(problems, what=f"Dataset {source.root}")
+    return reports
+
+
+@dataclass
+class CheckReport:
+    """Everything `seglab check` says about a dataset."""
+
+    source: Source
+    reports: list[PairReport]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return list(self.source.problems) + [p for r in self.reports for p in r.problems]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def stats(self) -> ClassStats:
+        stats = ClassStats(self.source.classes.num_classes, self.source.classes.ignore_index)
+        for r in self.reports:
+            if r.class_pixels is not None:
+                stats.update_counts(r.class_pixels, r.ignored_pixels)
+        return stats
+
+    @property
+    def warnings(self) -> list[str]:
+        out = []
+        stats, names = self.stats, self.source.classes.names
+        for name, frac, px in zip(names, stats.fractions, stats.pixels):
+            if px == 0:
+                out.append(f"class '{name}' has no pixels in any mask")
+            elif frac < RARE_CLASS:
+                out.append(f"class '{name}' is rare ({frac:.2%} of labelled pixels): consider class weights (--class-weights auto) or a Dice loss")
+        if self.jpeg_compressed_masks:
+            out.append("colour masks look JPEG-compressed (many colours just off the palette); they are read by nearest "
+                       "colour, but lossless PNG masks avoid wrong labels at class borders")
+        return out
+
+    @property
+    def jpeg_compressed_masks(self) -> bool:
+        if not isinstance(self.source.encoding, ColorMap):
+            return False
+        off = [r.off_palette for r in self.reports if r.class_pixels is not None]
+        jpeg = sum(r.mask_format == "JPEG" for r in self.reports)
+        return bool(off) and (np.mean(off) > JPEG_MASK_HINT or jpeg > len(self.reports) / 2)
+
+    def image_size_stats(self) -> dict:
+        sizes = np.array([r.image_size for r in self.reports if r.image_size], dtype=np.int64).reshape(-1, 2)
+        if not len(sizes):
+            return {}
+        common = Counter(map(tuple, sizes.tolist())).most_common(1)[0]
+        return {"min": sizes.min(0).tolist(), "max": sizes.max(0).tolist(), "median": np.median(sizes, 0).tolist(),
+                "most_common": list(common[0]), "most_common_count": common[1], "distinct": len(set(map(tuple, sizes.tolist())))}
+
+    def to_json(self) -> dict:
+        stats, names = self.stats, self.source.classes.names
+        labelled = int(stats.pixels.sum())
+        return {
+            "format": self.source.format,
+            "root": str(self.source.root),
+            "ok": self.ok,
+            "pairs": self.source.splits,
+            "total_pairs": len(self.source.pairs),
+            "classes": list(names),
+            "class_colors": [list(c) for c in self.source.classes.colors],
+            "ignore_index": self.source.classes.ignore_index,
+            "mask_encoding": self.source.encoding.kind,
+            "class_pixels": dict(zip(names, stats.pixels.tolist())),
+            "class_pixel_fraction": dict(zip(names, [round(float(f), 6) for f in stats.fractions])),
+            "suggested_class_weights": dict(zip(names, [round(float(w), 4) for w in stats.median_frequency_weights()])),
+            "ignored_pixels": stats.ignored,
+            "ignored_pixel_fraction": round(stats.ignored / max(1, stats.ignored + labelled), 6),
+            "image_sizes": self.image_size_stats(),
+            "errors": [p.to_json() for p in self.errors],
+            "warnings": self.warnings,
+            "ignored_files": [str(f) for f in self.source.ignored_files],
+            "notes": self.source.notes,
+        }
+
+
+def check(source: Source, workers: int | None = None) -> CheckReport:
+    """Inspect every pair of `source`; never raises for problems in the data, it reports them."""
+    return CheckReport(source, inspect_pairs(source.pairs, source, workers))
+

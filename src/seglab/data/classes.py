@@ -1,0 +1,93 @@
+"""ClassSpec: the one place where the meaning of class indices lives."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IGNORE_INDEX = 255
+
+# Distinct, readable colours for datasets that bring none (tab20-like, background first).
+DEFAULT_COLORS = (
+    (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
+    (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0),
+    (255, 215, 180), (0, 0, 128), (128, 128, 128), (255, 255, 255),
+)
+
+
+def default_colors(num_classes: int) -> tuple[tuple[int, int, int], ...]:
+    """`num_classes` display colours; cycles through DEFAULT_COLORS with a shade shift past its end."""
+    out = []
+    for i in range(num_classes):
+        r, g, b = DEFAULT_COLORS[i % len(DEFAULT_COLORS)]
+        shift = 37 * (i // len(DEFAULT_COLORS))
+        out.append(((r + shift) % 256, (g + shift) % 256, (b + shift) % 256))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """Class names, display colours and the ignore index of a dataset.
+
+    Class `i` is `names[i]`, drawn in `colors[i]`. Mask pixels equal to `ignore_index` belong to
+    no class and are excluded from losses and metrics.
+    """
+
+    names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...] = field(default=())
+    ignore_index: int = IGNORE_INDEX
+
+    def __post_init__(self):
+        names = tuple(str(n) for n in self.names)
+        if not names:
+            raise ValueError("A ClassSpec needs at least one class name.")
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"Class names must be unique; repeated: {', '.join(dupes)}.")
+        if len(names) > 255:
+            raise ValueError(f"At most 255 classes fit a uint8 mask with ignore index 255; got {len(names)}.")
+        colors = tuple(tuple(int(c) for c in col) for col in self.colors) or default_colors(len(names))
+        if len(colors) != len(names):
+            raise ValueError(f"Got {len(names)} class names but {len(colors)} colours; give one colour per class.")
+        for name, col in zip(names, colors):
+            if len(col) != 3 or not all(0 <= c <= 255 for c in col):
+                raise ValueError(f"Colour of class '{name}' must be three integers 0..255; got {col}.")
+        if not 0 <= self.ignore_index <= 255 or self.ignore_index < len(names):
+            raise ValueError(f"ignore_index must be in {len(names)}..255 (past the class indices); got {self.ignore_index}.")
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "colors", colors)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def to_json(self) -> dict:
+        return {"names": list(self.names), "colors": [list(c) for c in self.colors], "ignore_index": self.ignore_index}
+
+    @classmethod
+    def from_json(cls, data) -> "ClassSpec":
+        """Reads the forms people write: a list of names, {"names": [...], "colors": [...]},
+        or a mapping name -> [r, g, b]."""
+        if isinstance(data, list):
+            return cls(tuple(data))
+        if isinstance(data, dict) and "names" in data:
+            return cls(tuple(data["names"]), tuple(tuple(c) for c in data.get("colors") or ()),
+                       int(data.get("ignore_index", IGNORE_INDEX)))
+        if isinstance(data, dict) and data and all(isinstance(v, (list, tuple)) for v in data.values()):
+            return cls(tuple(data), tuple(tuple(v) for v in data.values()))
+        raise ValueError('Class list must be a JSON list of names, {"names": [...], "colors": [[r, g, b], ...]}, '
+                         f'or {{"name": [r, g, b], ...}}; got {type(data).__name__}.')
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path) -> "ClassSpec":
+        path = Path(path)
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e}). Write a list of class names, e.g. [\"background\", \"cat\"].") from None
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None

@@ -1,0 +1,56 @@
+"""Decode images by content, whatever their extension says, into RGB uint8 arrays."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from seglab.errors import DataError
+
+# File extensions considered when listing image folders; anything else is counted as ignored.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+
+
+def open_image(path, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Open and fully decode `path` with EXIF orientation applied.
+
+    `draft_size` (W, H) lets JPEG decoding downscale by 1/2, 1/4 or 1/8 while staying at least
+    that large, which is several times faster than decoding at full size and resizing.
+    Raises DataError naming the file when it is not an image or is truncated.
+    """
+    path = Path(path)
+    try:
+        im = Image.open(path)
+        if draft_size is not None and im.format == "JPEG" and im.getexif().get(0x0112, 1) in (1, 2, 3, 4):
+            im.draft(im.mode if im.mode in ("RGB", "L") else None, draft_size)
+        im.load()
+    except FileNotFoundError:
+        raise DataError(path, "file not found.") from None
+    except UnidentifiedImageError:
+        head = path.read_bytes()[:8]
+        raise DataError(path, f"not an image Pillow can decode (starts with {head!r}); replace or remove the file.") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataError(path, f"unreadable or truncated image ({e}); re-export it or remove it from the dataset.") from None
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block must not lose an otherwise good image
+        return im
+
+
+def to_rgb(im: Image.Image) -> np.ndarray:
+    """uint8 [H, W, 3] from any PIL mode: grayscale, palette, RGBA, CMYK, 16-bit and 32-bit."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        # 16-bit data scaled to 8 bits over its full range, not clipped at 255.
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr * (255.0 / top), 0, 255).round().astype(np.uint8)
+        return np.repeat(arr[..., None], 3, axis=-1)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8)
+
+
+def read_image(path, draft_size: tuple[int, int] | None = None) -> np.ndarray:
+    """uint8 [H, W, 3] RGB image from any file Pillow can decode."""
+    return to_rgb(open_image(path, draft_size))

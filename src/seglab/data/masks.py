@@ -1,0 +1,134 @@
+"""Any mask encoding -> class indices.
+
+Two encodings cover the datasets people use:
+- `ValueMap`: each raw pixel value (index PNG, palette PNG indices, 0/255 binary, Oxford trimap
+  codes, 16-bit labels) maps to a class index through a lookup table.
+- `ColorMap`: RGB colour masks map to the nearest colour of a table, within a tolerance, so that
+  JPEG-shifted colours still land on their class.
+Decoded masks are uint8 [H, W] class indices with `IGNORE_INDEX` (255) for pixels of no class.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from seglab.data.classes import IGNORE_INDEX
+from seglab.data.images import open_image
+
+_INVALID = -1  # lookup-table entry for raw values that belong to no class and are not ignore
+
+
+def read_raw_mask(path, region: str | None = None) -> np.ndarray:
+    """The stored values of a mask file: [H, W] for index, palette (its indices) and 16-bit masks,
+    [H, W, 3] for colour masks. `region` 'left' or 'right' takes that half (side-by-side pairs)."""
+    im = open_image(path)
+    if im.mode == "P":
+        arr = np.asarray(im)  # palette indices, not the colours they display as
+    elif im.mode in ("L", "I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im).astype(np.int32 if im.mode != "L" else np.uint8)
+    elif im.mode == "1":
+        arr = np.asarray(im.convert("L"))
+    else:
+        arr = np.asarray(im.convert("RGB"))
+    if region is not None:
+        half = arr.shape[1] // 2
+        arr = arr[:, :half] if region == "left" else arr[:, half:2 * half]
+    return arr
+
+
+def palette_colors(path, count: int) -> list[tuple[int, int, int]] | None:
+    """The first `count` palette colours of a palette PNG, or None for other files."""
+    with Image.open(path) as im:
+        if im.mode != "P" or im.getpalette() is None:
+            return None
+        pal = im.getpalette()[: 3 * count]
+    pal += [0] * (3 * count - len(pal))
+    return [tuple(pal[i:i + 3]) for i in range(0, 3 * count, 3)]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded mask: class indices uint8 [H, W], and the raw values (or colours) that matched no class."""
+
+    labels: np.ndarray
+    unexpected: list = field(default_factory=list)
+    off_palette_fraction: float = 0.0  # colour masks: pixels not exactly on a table colour
+
+
+@dataclass(frozen=True)
+class ValueMap:
+    """Raw mask values -> class indices. `values[v]` is the class of raw value `v`
+    (IGNORE_INDEX for values to ignore); any other value found is reported as unexpected."""
+
+    values: dict[int, int]
+    kind: str = "index"  # how to describe it: index, palette, binary, trimap
+
+    def lookup_table(self, size: int = 256) -> np.ndarray:
+        """int32 [size] table: raw value -> class index, -1 for values outside the map."""
+        lut = np.full(size, _INVALID, dtype=np.int32)
+        for raw, cls in self.values.items():
+            if raw < size:
+                lut[raw] = cls
+        return lut
+
+    def decode(self, raw: np.ndarray) -> Decoded:
+        if raw.ndim == 3:
+            if not (np.array_equal(raw[..., 0], raw[..., 1]) and np.array_equal(raw[..., 0], raw[..., 2])):
+                return Decoded(np.full(raw.shape[:2], IGNORE_INDEX, np.uint8), ["RGB colours (expected single-channel class values)"])
+            raw = raw[..., 0]
+        top = int(raw.max(initial=0))
+        lut = self.lookup_table(max(256, top + 1))
+        mapped = lut[raw]
+        bad = mapped == _INVALID
+        unexpected = sorted(int(v) for v in np.unique(raw[bad])) if bad.any() else []
+        mapped[bad] = IGNORE_INDEX
+        return Decoded(mapped.astype(np.uint8), unexpected)
+
+
+@dataclass(frozen=True)
+class ColorMap:
+    """RGB colours -> class indices by nearest table colour within `tolerance` (Euclidean, 0..441).
+
+    `colors[i]` maps to `classes[i]` (IGNORE_INDEX for void colours). Colours farther than the
+    tolerance from every entry become ignore when `far='ignore'`, or are reported when `far='error'`.
+    """
+
+    colors: tuple[tuple[int, int, int], ...]
+    classes: tuple[int, ...]
+    tolerance: float = 48.0
+    far: str = "error"
+    kind: str = "colour"
+
+    def decode(self, raw: np.ndarray) -> Decoded:
+        if raw.ndim == 2:
+            raw = np.repeat(raw[..., None], 3, axis=-1)
+        flat = raw.reshape(-1, 3).astype(np.int32)
+        keys = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        ucol = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1)
+        table = np.asarray(self.colors, dtype=np.int32)
+        dist = np.sqrt(((ucol[:, None, :] - table[None, :, :]) ** 2).sum(-1))  # [U, K]
+        nearest = dist.argmin(1)
+        near = dist[np.arange(len(uniq)), nearest] <= self.tolerance
+        ucls = np.where(near, np.asarray(self.classes, dtype=np.int32)[nearest], IGNORE_INDEX)
+        labels = ucls[inverse].reshape(raw.shape[:2]).astype(np.uint8)
+        exact = dist[np.arange(len(uniq)), nearest] == 0
+        counts = np.bincount(inverse, minlength=len(uniq))
+        off = float(counts[~exact].sum()) / max(1, len(keys))
+        unexpected = []
+        if self.far == "error" and not near.all():
+            far_cols = ucol[~near]
+            order = np.argsort(-counts[~near])[:10]
+            unexpected = [tuple(int(c) for c in far_cols[i]) for i in order]
+        return Decoded(labels, unexpected, off)
+
+
+MaskEncoding = ValueMap | ColorMap
+
+
+def decode_mask(path, encoding: MaskEncoding, region: str | None = None) -> Decoded:
+    """Read `path` and decode it with `encoding`."""
+    return encoding.decode(read_raw_mask(Path(path), region))

@@ -1,0 +1,197 @@
+"""The tf.data input pipeline: decode, resize, augment pairs, batch, prefetch.
+
+Plain JPEG/PNG images with 8-bit index masks (most datasets) decode in TensorFlow, JPEGs at
+reduced DCT scale when that still covers the output size. Anything else (EXIF-rotated, CMYK,
+16-bit, palette or colour masks, side-by-side pairs) goes through the same Pillow decoder that
+`seglab check` uses. Images reach the model as float32 0..255 RGB; masks as uint8 class indices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from seglab.data.augment import Augment, pad_pair, resize_pair
+from seglab.data.check import validate
+from seglab.data.images import read_image
+from seglab.data.masks import ValueMap, decode_mask
+from seglab.data.sources import Pair, Source
+
+JPEG_RATIOS = (1, 2, 4, 8)  # decode routes 0..3: TensorFlow JPEG decode at 1/ratio scale
+ROUTE_PNG = 4  # TensorFlow PNG decode
+ROUTE_PIL = 5  # Pillow, for everything else
+
+
+@dataclass(frozen=True)
+class Size:
+    """Output size: `height` x `width`; `keep_aspect` fits the image inside and pads the rest."""
+
+    height: int
+    width: int
+    keep_aspect: bool = False
+
+    @classmethod
+    def of(cls, size, keep_aspect: bool = False) -> "Size":
+        h, w = (size, size) if isinstance(size, int) else size
+        if h < 1 or w < 1:
+            raise ValueError(f"Image size must be positive; got {h}x{w}.")
+        return cls(int(h), int(w), keep_aspect)
+
+    def resized(self, h: int, w: int) -> tuple[int, int]:
+        """(height, width) an h x w image is resized to before any padding."""
+        if not self.keep_aspect:
+            return self.height, self.width
+        s = min(self.height / h, self.width / w)
+        return max(1, round(h * s)), max(1, round(w * s))
+
+
+def _route(pair: Pair, source: Source, size: Size) -> int:
+    """Which decoder a pair takes, from its file headers."""
+    if pair.image_region or pair.mask_region or not isinstance(source.encoding, ValueMap):
+        return ROUTE_PIL
+    try:
+        with Image.open(pair.mask) as m:
+            if m.format != "PNG" or m.mode != "L":
+                return ROUTE_PIL
+        with Image.open(pair.image) as im:
+            if im.format == "PNG" and im.mode in ("RGB", "RGBA", "L", "LA"):
+                return ROUTE_PNG
+            if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.getexif().get(0x0112, 1) not in (0, 1):
+                return ROUTE_PIL
+            w, h = im.size
+    except OSError:
+        return ROUTE_PIL  # validation reports it; Pillow gives the clear error if it is still read
+    rh, rw = size.resized(h, w)
+    # Largest DCT downscale whose output still covers the resize target (libjpeg rounds up).
+    fits = [i for i, r in enumerate(JPEG_RATIOS) if -(-h // r) >= rh and -(-w // r) >= rw]
+    return fits[-1]
+
+
+def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draft_w, draft_h):
+    """Pillow route: image uint8 [h, w, 3] and class indices uint8 [H, W] (maybe of different sizes)."""
+    image_region = image_region.decode() or None
+    mask_region = mask_region.decode() or None
+    if image_region:  # side-by-side: decode at full size, then take the half
+        image = read_image(image_path.decode())
+        half = image.shape[1] // 2
+        image = image[:, :half] if image_region == "left" else image[:, half:2 * half]
+    else:
+        image = read_image(image_path.decode(), draft_size=(int(draft_w), int(draft_h)))
+    labels = decode_mask(mask_path.decode(), encoding, mask_region).labels
+    return np.ascontiguousarray(image), labels
+
+
+def _loader(source: Source, size: Size, interpolation: str):
+    enc = source.encoding
+    ignore = source.classes.ignore_index
+    lut = None
+    if isinstance(enc, ValueMap):  # values outside the map were refused by validation; ignore them if not validated
+        table = enc.lookup_table(256)
+        lut = tf.constant(np.where(table < 0, ignore, table).astype(np.uint8))
+
+    def tf_branch(decode):
+        def run(image_path, mask_path):
+            image = decode(tf.io.read_file(image_path))
+            return image, tf.io.decode_png(tf.io.read_file(mask_path), channels=1)[..., 0]
+        return run
+
+    def load(image_path, mask_path, route, image_region, mask_region):
+        branches = [tf_branch(lambda d, r=r: tf.io.decode_jpeg(d, channels=3, ratio=r)) for r in JPEG_RATIOS]
+        branches.append(tf_branch(lambda d: tf.io.decode_png(d, channels=3)))
+
+        def pil():
+            image, labels = tf.numpy_function(
+                lambda *a: _pil_decode(enc, *a), [image_path, mask_path, image_region, mask_region, size.width, size.height],
+                [tf.uint8, tf.uint8], stateful=False)
+            return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(labels, [None, None])
+        if lut is None:
+            image, labels = pil()
+        else:
+            image, labels = tf.switch_case(route, [lambda b=b: b(image_path, mask_path) for b in branches] + [pil])
+        h, w = tf.shape(labels)[0], tf.shape(labels)[1]
+        rh, rw = _resized(size, h, w)
+        image, labels = resize_pair(image, labels, rh, rw, interpolation)
+        if lut is not None:
+            # TensorFlow routes give raw mask values: map them to classes after the nearest-neighbour
+            # resize, on far fewer pixels (a gather over a full-size mask halves the throughput).
+            labels = tf.cond(route == ROUTE_PIL, lambda: labels, lambda: tf.gather(lut, tf.cast(labels, tf.int32)))
+        if size.keep_aspect:
+            image, labels = pad_pair(image, labels, size.height, size.width,
+                                     (size.height - rh) // 2, (size.width - rw) // 2, ignore)
+        image = tf.clip_by_value(image, 0.0, 255.0)
+        return tf.ensure_shape(image, [size.height, size.width, 3]), tf.ensure_shape(labels, [size.height, size.width])
+    return load
+
+
+def _resized(size: Size, h, w):
+    if not size.keep_aspect:
+        return size.height, size.width
+    s = tf.minimum(size.height / tf.cast(h, tf.float64), size.width / tf.cast(w, tf.float64))
+    return (tf.maximum(1, tf.cast(tf.round(tf.cast(h, tf.float64) * s), tf.int32)),
+            tf.maximum(1, tf.cast(tf.round(tf.cast(w, tf.float64) * s), tf.int32)))
+
+
+def make_dataset(
+    source: Source,
+    split: str = "train",
+    *,
+    size=128,
+    batch_size: int = 8,
+    augment: Augment | bool = False,
+    keep_aspect: bool = False,
+    interpolation: str = "bilinear",
+    shuffle: bool | None = None,
+    cache: bool = False,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+    seed: int = 0,
+    validate_first: bool = True,
+) -> tf.data.Dataset:
+    """A batched tf.data.Dataset of (images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W]).
+
+    With `validate_first` every pair of the split is decoded and checked once before anything is
+    built, and a DatasetError lists every problem (the messages of `seglab check`). `shuffle`
+    defaults to True for the train split. `cache` keeps decoded, resized samples in memory after
+    the first epoch; augmentation still draws anew every epoch.
+    """
+    if interpolation not in ("bilinear", "area"):
+        raise ValueError(f"interpolation must be 'bilinear' or 'area'; got '{interpolation}'.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
+    size = Size.of(size, keep_aspect)
+    pairs = source.split(split)
+    if validate_first:
+        validate(source, [split])
+    shuffle = (split == "train") if shuffle is None else shuffle
+    augment = Augment(ignore_index=source.classes.ignore_index) if augment is True else (augment or None)
+
+    columns = (
+        [str(p.image) for p in pairs], [str(p.mask) for p in pairs],
+        np.array([_route(p, source, size) for p in pairs], np.int32),
+        [p.image_region or "" for p in pairs], [p.mask_region or "" for p in pairs],
+    )
+    load = _loader(source, size, interpolation)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
+    if cache:
+        # Decoded samples are cached as uint8 (a quarter of float32's memory); shuffling,
+        # repeating and augmenting happen after the cache, so they still vary by epoch.
+        ds = ds.map(lambda *c: _to_uint8(*load(*c)), num_parallel_calls=tf.data.AUTOTUNE).cache()
+        load = lambda image, mask: (tf.cast(image, tf.float32), mask)  # noqa: E731
+    if shuffle:  # uncached: shuffle file names before decoding, cheap and a full shuffle
+        ds = ds.shuffle(min(len(pairs), 4096) if cache else len(pairs), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    if augment is None:
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        # One seed per sample, drawn after shuffle and repeat so every epoch draws anew; decoding
+        # and augmenting in one map saves a pipeline stage.
+        seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(lambda c, s: augment(*load(*c), s), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _to_uint8(image, mask):
+    return tf.cast(tf.round(image), tf.uint8), mask

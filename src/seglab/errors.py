@@ -1,0 +1,38 @@
+"""Errors that name the file, what was found and how to fix it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file of a dataset."""
+
+    file: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.message}"
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "message": self.message}
+
+
+class DataError(ValueError):
+    """A single file cannot be used; `problem` says which and why."""
+
+    def __init__(self, file, message: str):
+        self.problem = Problem(str(file), message)
+        super().__init__(str(self.problem))
+
+
+class DatasetError(ValueError):
+    """A dataset has problems that must be fixed before it is used; `problems` lists them all."""
+
+    def __init__(self, problems: list[Problem], what: str = "The dataset", shown: int = 20):
+        self.problems = list(problems)
+        lines = [f"{what} has {len(self.problems)} problem(s); fix them (or run `seglab check` for the full report):"]
+        lines += [f"  - {p}" for p in self.problems[:shown]]
+        if len(self.problems) > shown:
+            lines.append(f"  ... and {len(self.problems) - shown} more")
+        super().__init__("\n".join(lines))

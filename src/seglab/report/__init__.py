@@ -1,0 +1,1 @@
+"""Human-readable output: tables, plots, mosaics and the HTML report."""

@@ -1,0 +1,51 @@
+"""The tables `seglab check` prints."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from seglab.data.check import CheckReport
+
+SHOWN = 25  # problems listed before "... and N more" (--json lists them all)
+
+
+def print_check(report: CheckReport, console: Console) -> None:
+    data = report.to_json()
+    splits = ", ".join(f"{n} {k}" for k, n in data["pairs"].items())
+    console.print(f"[bold]{data['root']}[/]  format [cyan]{data['format']}[/], masks: {data['mask_encoding']}")
+    console.print(f"{data['total_pairs']} pairs ({splits or 'none'})")
+    for note in data["notes"]:
+        console.print(f"  [dim]note: {note}[/]")
+
+    table = Table(title="Classes", title_justify="left")
+    for col in ("index", "class", "pixels", "fraction", "suggested weight"):
+        table.add_column(col, justify="right" if col != "class" else "left")
+    for i, (name, colour) in enumerate(zip(data["classes"], data["class_colors"])):
+        swatch = Text("■ ", style=f"rgb({colour[0]},{colour[1]},{colour[2]})") + Text(name)
+        table.add_row(str(i), swatch, f"{data['class_pixels'][name]:,}",
+                      f"{data['class_pixel_fraction'][name]:.2%}", f"{data['suggested_class_weights'][name]:.3f}")
+    table.add_row(str(data["ignore_index"]), Text("(ignored)", style="dim"), f"{data['ignored_pixels']:,}",
+                  f"{data['ignored_pixel_fraction']:.2%} of all", "-")
+    console.print(table)
+    console.print("[dim]fractions are of labelled pixels; weights by median-frequency balancing[/]")
+
+    sizes = data["image_sizes"]
+    if sizes:
+        console.print(f"Image sizes (WxH): min {sizes['min'][0]}x{sizes['min'][1]}, median {sizes['median'][0]:g}x{sizes['median'][1]:g}, "
+                      f"max {sizes['max'][0]}x{sizes['max'][1]}; {sizes['distinct']} distinct, most common "
+                      f"{sizes['most_common'][0]}x{sizes['most_common'][1]} ({sizes['most_common_count']})")
+    if data["ignored_files"]:
+        exts = sorted({f.rsplit('.', 1)[-1] if '.' in f else '(none)' for f in data["ignored_files"]})
+        console.print(f"Ignored {len(data['ignored_files'])} non-image file(s) ({', '.join('.' + e for e in exts)}), e.g. {data['ignored_files'][0]}")
+    for w in data["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+    errors = data["errors"]
+    if errors:
+        console.print(f"[bold red]{len(errors)} problem(s):[/]")
+        for e in errors[:SHOWN]:
+            console.print(f"  [red]✗[/] {e['file']}: {e['message']}", highlight=False)
+        if len(errors) > SHOWN:
+            console.print(f"  ... and {len(errors) - SHOWN} more (seglab check --json lists all)")
+    else:
+        console.print("[bold green]✓ no problems found[/]")
