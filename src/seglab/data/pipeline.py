@@ -64,9 +64,10 @@ def _route(pair: Pair, source: Source, size: Size) -> int:
     except OSError:
         return ROUTE_PIL  # validation reports it; Pillow gives the clear error if it is still read
     rh, rw = size.resized(h, w)
-    # Largest DCT downscale whose output still covers the resize target (libjpeg rounds up).
+    # Largest DCT downscale whose output still covers the resize target (libjpeg rounds up);
+    # full scale when the image is upscaled anyway.
     fits = [i for i, r in enumerate(JPEG_RATIOS) if -(-h // r) >= rh and -(-w // r) >= rw]
-    return fits[-1]
+    return fits[-1] if fits else 0
 
 
 def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draft_w, draft_h):

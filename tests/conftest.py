@@ -1,0 +1,51 @@
+"""Shared fixtures: small datasets written to temporary folders, and the real data beside the project."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("SEGLAB_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_dir() / "data"
+    if not path.is_dir():
+        pytest.skip(f"real data not found at {path}: set SEGLAB_SHARED to the folder holding data/ and weights/")
+    return path
+
+
+def noise_image(rng, h, w) -> np.ndarray:
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def write_folder(root: Path, masks: dict[str, np.ndarray], classes=None, image_ext=".png", rng=None) -> Path:
+    """A `folder`-layout dataset: images/<stem><ext> (noise of the mask's size) and masks/<stem>.png."""
+    rng = rng or np.random.default_rng(0)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for stem, mask in masks.items():
+        Image.fromarray(noise_image(rng, *mask.shape[:2])).save(root / "images" / f"{stem}{image_ext}")
+        Image.fromarray(mask).save(root / "masks" / f"{stem}.png")
+    if classes is not None:
+        (root / "classes.json").write_text(json.dumps(classes))
+    return root
+
+
+def blocks_mask(h=32, w=48, num_classes=3) -> np.ndarray:
+    """Vertical bands of classes 0..num_classes-1: every class present, easy to reason about."""
+    mask = np.zeros((h, w), np.uint8)
+    for c in range(num_classes):
+        mask[:, c * w // num_classes:(c + 1) * w // num_classes] = c
+    return mask
