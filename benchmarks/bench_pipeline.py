@@ -50,6 +50,7 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3, help="alternations of reference and seglab")
+    parser.add_argument("--variants", nargs="+", default=["plain", "augment", "cached"], help="seglab variants to time")
     args = parser.parse_args()
 
     sys.path.insert(0, args.reference)
@@ -71,6 +72,7 @@ def main():
             "cached": lambda: make_dataset(source, "train", size=size, batch_size=args.batch, augment=True, cache=True,
                                            validate_first=False),
         }
+        pipelines = {k: v for k, v in pipelines.items() if k == "reference" or k in args.variants}
         results = {name: [] for name in pipelines}
         for _ in range(args.rounds):
             for name, build in pipelines.items():

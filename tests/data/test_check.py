@@ -98,3 +98,17 @@ def test_median_frequency_weights_by_hand():
     # freq0 = 4 / 7, freq1 = 1 / 4, freq2 = 2 / 3; median = 4/7
     assert stats.median_frequency_weights() == pytest.approx([1.0, (4 / 7) / (1 / 4), (4 / 7) / (2 / 3)])
     assert stats.ignored == 1 and stats.fractions == pytest.approx([4 / 7, 1 / 7, 2 / 7])
+
+
+def test_jpeg_colour_masks_get_a_hint(tmp_path):
+    (tmp_path / "train").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        mask = np.zeros((64, 64, 3), np.uint8)
+        mask[:, : 16 + 8 * i] = (128, 64, 128)
+        mask[:, 16 + 8 * i:] = (244, 35, 232)
+        Image.fromarray(np.concatenate([noise_image(rng, 64, 64), mask], 1)).save(tmp_path / "train" / f"{i}.jpg", quality=70)
+    report = check(open_source(tmp_path, format="cityscapes-pairs"))
+    assert report.ok and report.jpeg_compressed_masks
+    assert any("JPEG-compressed" in w for w in report.warnings)
+    assert report.to_json()["class_pixel_fraction"]["road"] > 0.2

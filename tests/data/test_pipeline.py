@@ -8,8 +8,8 @@ from PIL import Image
 
 from conftest import blocks_mask, write_folder
 from seglab.data import open_source
-from seglab.data.augment import Augment, resize_pair
-from seglab.data.pipeline import ROUTE_PIL, Size, _route, make_dataset
+from seglab.data.augment import Augment
+from seglab.data.pipeline import ROUTE_PIL, Size, _route, make_dataset, resize_pair
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,8 @@ def pattern(h, w):
 def test_augmentation_keeps_image_and_mask_aligned(seed):
     image, mask = pattern(48, 64)
     aug = Augment(brightness=0.0, contrast=0.0, scale=(0.6, 1.8))
-    out_image, out_mask = aug(tf.constant(image), tf.constant(mask), tf.constant([seed, 7], tf.int64))
-    out_image, out_mask = out_image.numpy(), out_mask.numpy()
+    out_image, out_mask = aug(tf.constant(image[None]), tf.constant(mask[None]), tf.constant([seed, 7], tf.int64))
+    out_image, out_mask = out_image.numpy()[0], out_mask.numpy()[0]
     assert out_mask.shape == (48, 64) and out_image.shape == (48, 64, 3)
     labelled = out_mask != 255
     decoded = np.clip(np.round((out_image[..., 0] - 40) / 80), 0, 2).astype(np.uint8)

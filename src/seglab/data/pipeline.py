@@ -13,8 +13,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from seglab.data.augment import Augment, pad_pair, resize_pair
+from seglab.data.augment import Augment
 from seglab.data.check import validate
+from seglab.data.classes import IGNORE_INDEX
 from seglab.data.images import read_image
 from seglab.data.masks import ValueMap, decode_mask
 from seglab.data.sources import Pair, Source
@@ -22,6 +23,24 @@ from seglab.data.sources import Pair, Source
 JPEG_RATIOS = (1, 2, 4, 8)  # decode routes 0..3: TensorFlow JPEG decode at 1/ratio scale
 ROUTE_PNG = 4  # TensorFlow PNG decode
 ROUTE_PIL = 5  # Pillow, for everything else
+
+
+def pad_pair(image, mask, height, width, top, left, ignore_index: int = IGNORE_INDEX):
+    """Pad image [h, w, 3] with 0 and mask [h, w] with `ignore_index` to [height, width], placing
+    the original at (top, left). Padded mask pixels are labelled nothing, not background."""
+    h, w = tf.shape(mask)[0], tf.shape(mask)[1]
+    paddings = [[top, height - h - top], [left, width - w - left]]
+    image = tf.pad(image, paddings + [[0, 0]])
+    mask = tf.pad(mask, paddings, constant_values=tf.cast(ignore_index, mask.dtype))
+    return image, mask
+
+
+def resize_pair(image, mask, height, width, method: str = "bilinear"):
+    """Resize image with `method` (float32 out) and mask with nearest neighbour, so the mask holds
+    only values it held before."""
+    image = tf.image.resize(image, [height, width], method=method)
+    mask = tf.image.resize(mask[..., None], [height, width], method="nearest")[..., 0]
+    return image, mask
 
 
 @dataclass(frozen=True)
@@ -184,14 +203,12 @@ def make_dataset(
         ds = ds.shuffle(min(len(pairs), 4096) if cache else len(pairs), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    if augment is None:
-        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        # One seed per sample, drawn after shuffle and repeat so every epoch draws anew; decoding
-        # and augmenting in one map saves a pipeline stage.
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size, drop_remainder=drop_remainder)
+    if augment is not None:
+        # One seed per batch, drawn after shuffle and repeat so every epoch draws anew.
         seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(lambda c, s: augment(*load(*c), s), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(lambda batch, s: augment(*batch, s), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _to_uint8(image, mask):
