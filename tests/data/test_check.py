@@ -112,3 +112,9 @@ def test_jpeg_colour_masks_get_a_hint(tmp_path):
     assert report.ok and report.jpeg_compressed_masks
     assert any("JPEG-compressed" in w for w in report.warnings)
     assert report.to_json()["class_pixel_fraction"]["road"] > 0.2
+
+
+def test_values_found_vs_expected(bad_folder):
+    data = check(open_source(bad_folder)).to_json()
+    assert data["mask_values_expected"] == [0, 1, 2, 255]
+    assert data["mask_values_found"] == [0, 1, 2, 7]

@@ -31,6 +31,7 @@ class PairReport:
     image_size: tuple[int, int] | None = None  # (width, height)
     off_palette: float = 0.0
     mask_format: str | None = None
+    mask_values: tuple[int, ...] = ()
 
 
 def _expected_values(source: Source) -> str:
@@ -73,6 +74,7 @@ def inspect_pair(pair: Pair, source: Source) -> PairReport:
     report.class_pixels = counts[: source.classes.num_classes].astype(np.int64)
     report.ignored_pixels = int(counts[source.classes.ignore_index])
     report.off_palette = decoded.off_palette_fraction
+    report.mask_values = decoded.values
     return report
 
 
@@ -170,6 +172,8 @@ class CheckReport:
             "image_sizes": self.image_size_stats(),
             "errors": [p.to_json() for p in self.errors],
             "warnings": self.warnings,
+            "mask_values_found": sorted({v for r in self.reports for v in r.mask_values}),
+            "mask_values_expected": sorted(self.source.encoding.values) if isinstance(self.source.encoding, ValueMap) else None,
             "ignored_files": [str(f) for f in self.source.ignored_files],
             "notes": self.source.notes,
         }

@@ -56,6 +56,7 @@ class Decoded:
     labels: np.ndarray
     unexpected: list = field(default_factory=list)
     off_palette_fraction: float = 0.0  # colour masks: pixels not exactly on a table colour
+    values: tuple[int, ...] = ()  # value masks: the raw values present
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,11 @@ class ValueMap:
             raw = raw[..., 0]
         top = int(raw.max(initial=0))
         lut = self.lookup_table(max(256, top + 1))
+        present = np.flatnonzero(np.bincount(raw.ravel(), minlength=len(lut)))
         mapped = lut[raw]
-        bad = mapped == _INVALID
-        unexpected = sorted(int(v) for v in np.unique(raw[bad])) if bad.any() else []
-        mapped[bad] = IGNORE_INDEX
-        return Decoded(mapped.astype(np.uint8), unexpected)
+        unexpected = [int(v) for v in present if lut[v] == _INVALID]
+        mapped[mapped == _INVALID] = IGNORE_INDEX
+        return Decoded(mapped.astype(np.uint8), unexpected, values=tuple(int(v) for v in present))
 
 
 @dataclass(frozen=True)

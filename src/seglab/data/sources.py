@@ -122,7 +122,10 @@ def oxford_pets(root: Path, *, view: str | None = None, val_fraction: float = 0.
     # The official reader takes *.jpg only; the tarball also holds .mat files beside them.
     images, ignored = {}, []
     for f in sorted(images_dir.iterdir()):
-        (images.__setitem__(f.stem, f) if f.suffix.lower() == ".jpg" else ignored.append(f))
+        if f.suffix.lower() == ".jpg":
+            images[f.stem] = f
+        else:
+            ignored.append(f)
     masks = {f.stem: f for f in sorted(trimaps_dir.iterdir()) if f.suffix.lower() == ".png" and not f.name.startswith("._")}
     ignored += [f for f in trimaps_dir.iterdir() if f.suffix.lower() != ".png" or f.name.startswith("._")]
 

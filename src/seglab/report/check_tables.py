@@ -30,6 +30,8 @@ def print_check(report: CheckReport, console: Console) -> None:
     console.print(table)
     console.print("[dim]fractions are of labelled pixels; weights by median-frequency balancing[/]")
 
+    if data["mask_values_expected"] is not None:
+        console.print(f"Mask values found: {_values(data['mask_values_found'])} (expected {_values(data['mask_values_expected'])})")
     sizes = data["image_sizes"]
     if sizes:
         console.print(f"Image sizes (WxH): min {sizes['min'][0]}x{sizes['min'][1]}, median {sizes['median'][0]:g}x{sizes['median'][1]:g}, "
@@ -49,3 +51,7 @@ def print_check(report: CheckReport, console: Console) -> None:
             console.print(f"  ... and {len(errors) - SHOWN} more (seglab check --json lists all)")
     else:
         console.print("[bold green]✓ no problems found[/]")
+
+
+def _values(values: list[int]) -> str:
+    return ", ".join(map(str, values)) if len(values) <= 16 else f"{len(values)} values, {values[0]}..{values[-1]}"
