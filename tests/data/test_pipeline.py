@@ -116,3 +116,17 @@ def test_bad_options_are_clear(folder):
         make_dataset(src, size=16, interpolation="cubic")
     with pytest.raises(ValueError, match="no pairs in split 'test'. Splits here: train, val"):
         make_dataset(src, "test", size=16)
+
+
+@pytest.mark.parametrize("values", [
+    {1: 0, 2: 1, 3: 2},  # Oxford trimap: contiguous, offset 1
+    {**{i: i for i in range(11)}, 11: 255},  # CamVid: void ignored
+    {1: 1, 2: 0, 3: 1},  # Oxford binary view: needs the table
+    {0: 0, 255: 1},  # 0/255 binary
+])
+def test_tensorflow_value_map_matches_numpy(values):
+    from seglab.data.masks import ValueMap
+    from seglab.data.pipeline import _value_map_op
+    raw = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    enc = ValueMap(values)
+    np.testing.assert_array_equal(_value_map_op(enc)(tf.constant(raw)).numpy(), enc.decode(raw).labels)
