@@ -107,6 +107,7 @@ def _loader(source: Source, size: Size, interpolation: str):
     enc = source.encoding
     ignore = source.classes.ignore_index
     to_classes = _value_map_op(enc) if isinstance(enc, ValueMap) else None
+
     def tf_branch(decode):
         def run(image_path, mask_path):
             image = decode(tf.io.read_file(image_path))
