@@ -3,11 +3,15 @@ from seglab.data import ClassSpec, check, open_source
 from seglab.errors import DataError, DatasetError, Problem
 
 __version__ = "0.1.0"
-__all__ = ["ClassSpec", "check", "make_dataset", "open_source", "DataError", "DatasetError", "Problem", "__version__"]
+__all__ = ["ClassSpec", "build_model", "check", "make_dataset", "open_source", "DataError", "DatasetError", "Problem", "__version__"]
 
 
 def __getattr__(name):
-    if name == "make_dataset":  # imports TensorFlow; only when asked for
+    # These import TensorFlow / Keras, which takes seconds: only when asked for.
+    if name == "make_dataset":
         from seglab.data.pipeline import make_dataset
         return make_dataset
-    raise AttributeError(name)
+    if name == "build_model":
+        from seglab.models import build_model
+        return build_model
+    raise AttributeError(f"module 'seglab' has no attribute {name!r}")

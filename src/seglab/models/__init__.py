@@ -1,0 +1,12 @@
+"""The model zoo: `build_model(name, num_classes, input_size, **options)`.
+
+Importing this package registers seglab's layers, losses and metrics with Keras, so
+`keras.models.load_model` reads a saved seglab model, compiled or not, in safe mode without
+`custom_objects`.
+"""
+import seglab.losses  # noqa: F401  (registers the losses)
+import seglab.metrics  # noqa: F401  (registers the metrics)
+from seglab.models.backbones import CaffePreprocess
+from seglab.models.registry import DEFAULT_SIZES, MODELS, build_model, model_options
+
+__all__ = ["CaffePreprocess", "DEFAULT_SIZES", "MODELS", "build_model", "model_options"]

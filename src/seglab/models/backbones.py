@@ -1,0 +1,91 @@
+"""Pretrained `keras.applications` encoders: their input scaling as layers, weight resolution
+(imagenet | none | a weights file) and freezing / fine-tuning from a named block."""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import keras
+from keras import layers, ops
+
+# keras.applications.vgg16.preprocess_input ("caffe" mode): BGR channel order, ImageNet means.
+_CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+_BLOCK = re.compile(r"block_?\d+")  # MobileNetV2 'block_13_expand', VGG16 'block4_conv1'
+
+
+@keras.saving.register_keras_serializable(package="seglab")
+class CaffePreprocess(layers.Layer):
+    """RGB 0..255 [B, H, W, 3] -> BGR minus the ImageNet channel means, as VGG16 expects.
+
+    A layer (not a Lambda, which safe-mode loading refuses) so a saved model holds its own scaling.
+    """
+
+    def call(self, inputs):
+        return ops.flip(inputs, axis=-1) - ops.convert_to_tensor(_CAFFE_BGR_MEAN, dtype=inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def mobilenet_v2_preprocess():
+    """keras.applications.mobilenet_v2.preprocess_input as a layer: 0..255 -> -1..1."""
+    return layers.Rescaling(1 / 127.5, offset=-1.0, name="mobilenet_v2_preprocess")
+
+
+def resolve_weights(weights, backbone: str, example: str) -> str | None:
+    """'imagenet' | 'none' | None | a path -> what keras.applications takes, checking the path exists."""
+    if weights is None or str(weights).lower() == "none":
+        return None
+    if weights == "imagenet":
+        return "imagenet"
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Encoder weights file not found: {path}. For {backbone}, pass weights='imagenet' (downloaded "
+            f"once by Keras, needs internet), 'none', or the path of a Keras .weights.h5 file such as {example}."
+        )
+    return str(path)
+
+
+def load_application(factory, backbone: str, weights, example: str, **kwargs) -> keras.Model:
+    """Build a keras.applications model without its top, with errors that say what to do."""
+    resolved = resolve_weights(weights, backbone, example)
+    try:
+        return factory(include_top=False, weights=resolved, **kwargs)
+    except Exception as e:  # the download, or a file made for another network
+        if resolved == "imagenet":
+            raise RuntimeError(
+                f"Could not get the ImageNet weights for {backbone} ({e}). They download once to "
+                f"~/.keras/models/ and need internet; offline, pass a weights file (e.g. {example}) or 'none'."
+            ) from e
+        if resolved is not None:
+            raise ValueError(f"Weights file {resolved} does not fit {backbone} ({e}). Pass a {backbone} "
+                             f"weights file without its top, such as {example}.") from e
+        raise
+
+
+def set_fine_tune(encoder: keras.Model, fine_tune: str | None, pretrained: bool, model_name: str) -> None:
+    """Freeze `encoder` (fine_tune None or 'none'), train it all ('all'), or train it from the first
+    layer whose name starts with `fine_tune` (e.g. 'block_13' for MobileNetV2, 'block4' for VGG16).
+
+    BatchNorm layers stay frozen when fine-tuning: their ImageNet statistics are worth more than
+    ones re-estimated from small batches of a small dataset.
+    """
+    if fine_tune is None or str(fine_tune).lower() == "none":
+        encoder.trainable = False
+        if not pretrained:
+            warnings.warn(f"{model_name}: the encoder has random weights and is frozen, so it will not learn. "
+                          "Pass fine_tune='all' to train it from scratch, or pretrained weights.", stacklevel=3)
+        return
+    encoder.trainable = True
+    if fine_tune == "all":
+        return
+    names = [layer.name for layer in encoder.layers]
+    start = next((i for i, n in enumerate(names) if n == fine_tune or n.startswith(f"{fine_tune}_")), None)
+    if start is None:
+        blocks = dict.fromkeys(m.group() for m in map(_BLOCK.match, names) if m)
+        raise ValueError(f"fine_tune={fine_tune!r} names no layer of the {model_name} encoder. "
+                         f"Use 'none', 'all' or a block: {', '.join(blocks)}.")
+    for i, layer in enumerate(encoder.layers):
+        layer.trainable = i >= start and not isinstance(layer, layers.BatchNormalization)

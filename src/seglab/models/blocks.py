@@ -1,0 +1,52 @@
+"""Building blocks shared by the models: conv blocks, pix2pix down/up blocks, the logits head."""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def pix2pix_init():
+    # pix2pix initialises every conv from N(0, 0.02) (Isola et al., 2017).
+    return keras.initializers.RandomNormal(0.0, 0.02)
+
+
+def conv_block(x, filters: int, name: str, batch_norm: bool = False, dropout: float = 0.0):
+    """Two 3x3 convs with ReLU (each optionally batch-normalised), then optional dropout."""
+    for i in (1, 2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, name=f"{name}_conv{i}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def down_block(x, filters: int, name: str, kernel_size: int = 4, batch_norm: bool = True):
+    """pix2pix downsample: strided conv (halves H and W), BatchNorm, LeakyReLU."""
+    x = layers.Conv2D(filters, kernel_size, strides=2, padding="same", use_bias=False,
+                      kernel_initializer=pix2pix_init(), name=f"{name}_conv")(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
+
+
+def up_block(x, filters: int, name: str, kernel_size: int = 4, dropout: float = 0.0):
+    """pix2pix upsample: strided transposed conv (doubles H and W), BatchNorm, optional dropout, ReLU."""
+    x = layers.Conv2DTranspose(filters, kernel_size, strides=2, padding="same", use_bias=False,
+                               kernel_initializer=pix2pix_init(), name=f"{name}_deconv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def skip_concat(x, skip, name: str):
+    return layers.Concatenate(name=f"{name}_concat")([x, skip])
+
+
+def logits_head(x, num_classes: int, kernel_size: int = 1, strides: int = 1, transpose: bool = False, **kwargs):
+    """The last layer, named `logits`: [B, H, W, num_classes], float32 even under mixed precision
+    so losses and argmax see full-precision scores."""
+    conv = layers.Conv2DTranspose if transpose else layers.Conv2D
+    return conv(num_classes, kernel_size, strides=strides, padding="same", dtype="float32", name="logits", **kwargs)(x)

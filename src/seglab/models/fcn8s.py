@@ -1,0 +1,40 @@
+"""FCN-8s (Long et al., 2015) on a VGG16 encoder, as the cookbook builds it."""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from seglab.models.backbones import CaffePreprocess, load_application, set_fine_tune
+from seglab.models.sizes import check_divisible
+
+FEATURE_LAYERS = {"P3": "block3_pool", "P4": "block4_pool", "P5": "block5_pool"}  # strides 8, 16, 32
+WEIGHTS_EXAMPLE = "../shared/weights/vgg16_notop.weights.h5"
+
+
+def vgg16_encoder(input_size, weights) -> keras.Model:
+    base = load_application(keras.applications.VGG16, "VGG16", weights, WEIGHTS_EXAMPLE, input_shape=(*input_size, 3))
+    return keras.Model(base.input, {p: base.get_layer(n).output for p, n in FEATURE_LAYERS.items()}, name="encoder")
+
+
+def fcn8s(num_classes: int, input_size: tuple[int, int], weights="imagenet", fine_tune: str | None = "all") -> keras.Model:
+    """VGG16 encoder; class scores from pool5 (7x7 conv), pool4 and pool3 (1x1 convs), brought to
+    stride 8 by transposed convs and summed, then upsampled x8. Raw 0..255 RGB -> logits.
+
+    The encoder trains by default, as in the cookbook (`fine_tune` as for mobilenet_unet). The score
+    convs have no ReLU (the cookbook's do): they are logits, and clipping them at 0 discards the
+    evidence against a class. At 256x256 with 3 classes: 14,793,021 parameters.
+    """
+    check_divisible(input_size, 32, "fcn8s")
+    encoder = vgg16_encoder(input_size, weights)
+    set_fine_tune(encoder, fine_tune, pretrained=weights not in (None, "none"), model_name="fcn8s")
+
+    inputs = keras.Input((*input_size, 3), name="image")
+    features = encoder(CaffePreprocess(name="vgg16_preprocess")(inputs))
+    score5 = layers.Conv2D(num_classes, 7, padding="same", name="score5")(features["P5"])
+    score4 = layers.Conv2D(num_classes, 1, padding="same", name="score4")(features["P4"])
+    score3 = layers.Conv2D(num_classes, 1, padding="same", name="score3")(features["P3"])
+    up5 = layers.Conv2DTranspose(num_classes, 4, strides=4, use_bias=False, name="score5_up4")(score5)
+    up4 = layers.Conv2DTranspose(num_classes, 2, strides=2, use_bias=False, name="score4_up2")(score4)
+    x = layers.Add(name="fuse")([up5, up4, score3])
+    outputs = layers.Conv2DTranspose(num_classes, 8, strides=8, use_bias=False, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name="fcn8s")

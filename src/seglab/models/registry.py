@@ -1,0 +1,54 @@
+"""Model names -> builders. Read-only; unknown names and options list what is valid."""
+from __future__ import annotations
+
+import inspect
+from types import MappingProxyType
+
+import keras
+
+from seglab.models.fcn8s import fcn8s
+from seglab.models.mobilenet_unet import mobilenet_unet
+from seglab.models.pix2pix_unet import pix2pix_unet
+from seglab.models.sizes import parse_input_size
+from seglab.models.unet import unet
+
+MODELS = MappingProxyType({
+    "fcn8s": fcn8s,
+    "mobilenet_unet": mobilenet_unet,
+    "pix2pix_unet": pix2pix_unet,
+    "unet": unet,
+})
+
+# Each tutorial's image size, and seglab's default for the model.
+DEFAULT_SIZES = MappingProxyType({"fcn8s": 256, "mobilenet_unet": 128, "pix2pix_unet": 256, "unet": 128})
+
+
+def model_options(name: str) -> dict[str, object]:
+    """The options `name` takes beyond num_classes and input_size, with their defaults."""
+    params = inspect.signature(_builder(name)).parameters
+    return {k: p.default for k, p in params.items() if k not in ("num_classes", "input_size")}
+
+
+def _builder(name: str):
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}. Available: {', '.join(sorted(MODELS))}.")
+    return MODELS[name]
+
+
+def build_model(name: str, num_classes: int, input_size=None, **options) -> keras.Model:
+    """Build model `name`: raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_classes].
+
+    num_classes=1 gives one binary logit (sigmoid semantics). `input_size` is (H, W) or an int;
+    it defaults to the model's `DEFAULT_SIZES`. Options are the builder's keyword arguments
+    (`model_options(name)` lists them).
+    """
+    builder = _builder(name)
+    valid = model_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        listed = ", ".join(f"{k}={v!r}" for k, v in valid.items())
+        raise ValueError(f"Unknown option{'s' if len(unknown) > 1 else ''} for {name}: {', '.join(unknown)}. "
+                         f"Valid options: {listed}.")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int (1 for a binary model); got {num_classes!r}.")
+    return builder(num_classes, parse_input_size(DEFAULT_SIZES[name] if input_size is None else input_size), **options)
