@@ -49,3 +49,11 @@ def blocks_mask(h=32, w=48, num_classes=3) -> np.ndarray:
     for c in range(num_classes):
         mask[:, c * w // num_classes:(c + 1) * w // num_classes] = c
     return mask
+
+
+@pytest.fixture(scope="session")
+def shared_weights() -> Path:
+    path = shared_dir() / "weights"
+    if not path.is_dir():
+        pytest.skip(f"pretrained weights not found at {path}: set SEGLAB_SHARED to the folder holding data/ and weights/")
+    return path
