@@ -31,12 +31,15 @@ def predict_labels(logits):
     return ops.cast(ops.argmax(logits, axis=-1), "int32")
 
 
-def confusion_matrix(y_true, y_pred, num_classes: int, ignore_index: int = IGNORE_INDEX, per_image: bool = False):
-    """Confusion matrix of class indices `y_true` and `y_pred` (int, the same shape).
+def confusion_matrix(y_true, y_pred, num_classes: int, ignore_index: int = IGNORE_INDEX,
+                     per_image: bool = False) -> np.ndarray:
+    """Confusion matrix of class indices `y_true` and `y_pred` (int arrays of the same shape):
+    int64 [K, K], or [B, K, K] with `per_image` (one per leading index)."""
+    return ops.convert_to_numpy(_confusion(y_true, y_pred, num_classes, ignore_index, per_image))
 
-    Returns int64 [K, K], or [B, K, K] with `per_image` (one per leading index). Works on NumPy
-    arrays and on backend tensors (inside a compiled train step too).
-    """
+
+def _confusion(y_true, y_pred, num_classes: int, ignore_index: int, per_image: bool = False):
+    """`confusion_matrix` as a backend tensor, for use inside a compiled train step."""
     k = int(num_classes)
     batch = ops.shape(y_true)[0] if per_image else 1
     y_true = ops.reshape(ops.cast(y_true, "int32"), (batch, -1))
@@ -139,7 +142,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         if len(y_true.shape) == len(y_pred.shape):
             y_true = ops.squeeze(y_true, axis=-1)
-        self.confusion.assign_add(confusion_matrix(y_true, predict_labels(y_pred), self.num_classes, self.ignore_index))
+        self.confusion.assign_add(_confusion(y_true, predict_labels(y_pred), self.num_classes, self.ignore_index))
 
     def reset_state(self):
         self.confusion.assign(ops.zeros_like(self.confusion))
@@ -191,7 +194,7 @@ class ImageMeanIoU(keras.metrics.Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         if len(y_true.shape) == len(y_pred.shape):
             y_true = ops.squeeze(y_true, axis=-1)
-        confusions = confusion_matrix(y_true, predict_labels(y_pred), self.num_classes, self.ignore_index, per_image=True)
+        confusions = _confusion(y_true, predict_labels(y_pred), self.num_classes, self.ignore_index, per_image=True)
         per_image = _nanmean(_scores(confusions)[1])
         labelled = ops.logical_not(ops.isnan(per_image))
         self.total.assign_add(ops.sum(ops.where(labelled, per_image, 0)))
