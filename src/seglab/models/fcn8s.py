@@ -2,13 +2,24 @@
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from seglab.models.backbones import CaffePreprocess, load_application, set_fine_tune
 from seglab.models.sizes import check_divisible
 
 FEATURE_LAYERS = {"P3": "block3_pool", "P4": "block4_pool", "P5": "block5_pool"}  # strides 8, 16, 32
 WEIGHTS_EXAMPLE = "../shared/weights/vgg16_notop.weights.h5"
+
+
+@keras.saving.register_keras_serializable(package="seglab")
+class NearestUpsampling(keras.initializers.Initializer):
+    """Kernel of a Conv2DTranspose whose kernel size equals its stride, set to copy each class
+    score to its whole output block: training starts from nearest-neighbour upsampling (FCN's
+    fixed-interpolation start) instead of random mixing of the class channels."""
+
+    def __call__(self, shape, dtype=None):
+        kh, kw, filters, channels = shape
+        return ops.broadcast_to(ops.eye(filters, channels, dtype=dtype), (kh, kw, filters, channels))
 
 
 def vgg16_encoder(input_size, weights) -> keras.Model:
@@ -30,11 +41,18 @@ def fcn8s(num_classes: int, input_size: tuple[int, int], weights="imagenet", fin
 
     inputs = keras.Input((*input_size, 3), name="image")
     features = encoder(CaffePreprocess(name="vgg16_preprocess")(inputs))
-    score5 = layers.Conv2D(num_classes, 7, padding="same", name="score5")(features["P5"])
-    score4 = layers.Conv2D(num_classes, 1, padding="same", name="score4")(features["P4"])
-    score3 = layers.Conv2D(num_classes, 1, padding="same", name="score3")(features["P3"])
-    up5 = layers.Conv2DTranspose(num_classes, 4, strides=4, use_bias=False, name="score5_up4")(score5)
-    up4 = layers.Conv2DTranspose(num_classes, 2, strides=2, use_bias=False, name="score4_up2")(score4)
+    # Zero-initialised scores, as in the FCN paper: training starts from uniform logits rather than
+    # from random projections of VGG features that are in the hundreds.
+    score5 = layers.Conv2D(num_classes, 7, padding="same", kernel_initializer="zeros", name="score5")(features["P5"])
+    score4 = layers.Conv2D(num_classes, 1, padding="same", kernel_initializer="zeros", name="score4")(features["P4"])
+    score3 = layers.Conv2D(num_classes, 1, padding="same", kernel_initializer="zeros", name="score3")(features["P3"])
+    up5 = _upsample(score5, num_classes, 4, "score5_up4")
+    up4 = _upsample(score4, num_classes, 2, "score4_up2")
     x = layers.Add(name="fuse")([up5, up4, score3])
-    outputs = layers.Conv2DTranspose(num_classes, 8, strides=8, use_bias=False, dtype="float32", name="logits")(x)
+    outputs = _upsample(x, num_classes, 8, "logits", dtype="float32")
     return keras.Model(inputs, outputs, name="fcn8s")
+
+
+def _upsample(x, num_classes: int, factor: int, name: str, **kwargs):
+    return layers.Conv2DTranspose(num_classes, factor, strides=factor, use_bias=False,
+                                  kernel_initializer=NearestUpsampling(), name=name, **kwargs)(x)

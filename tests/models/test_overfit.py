@@ -1,0 +1,37 @@
+"""Each model family can fit a handful of synthetic images: the gradients reach every part."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from seglab.data.synthetic import make_sample
+from seglab.losses import make_loss
+from seglab.metrics import segmentation_metrics
+from seglab.models import build_model
+
+# name: (options, learning rate, training steps); sized to pass with a margin in well under a minute.
+RECIPES = {
+    "unet": ({"filters": (8, 16, 32)}, 3e-3, 200),
+    "pix2pix_unet": ({"filters": 8, "max_filters": 64, "dropout": 0.0}, 2e-3, 350),
+    "mobilenet_unet": ({"weights": "none", "fine_tune": "all", "alpha": 0.35, "decoder_filters": (64, 32, 32, 16)}, 3e-3, 100),
+    "fcn8s": ({"weights": "none"}, 1e-4, 120),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_each_model_overfits_eight_synthetic_images(name):
+    rng = np.random.default_rng(0)
+    images, masks = zip(*(make_sample(rng, 64) for _ in range(8)))
+    images, masks = np.stack(images).astype(np.float32), np.stack(masks)
+    assert np.mean(masks == 0) > 0.8  # so "all background" scores > 0.8: the mIoU bound below rules that out
+
+    options, learning_rate, steps = RECIPES[name]
+    keras.utils.set_random_seed(0)
+    model = build_model(name, 4, 64, **options)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=make_loss("ce", 4), metrics=segmentation_metrics(4))
+    history = model.fit(images, masks, batch_size=8, epochs=steps, verbose=0).history
+    # Training-mode scores of the last step: BatchNorm's moving averages lag far behind after so few steps.
+    assert history["pixel_accuracy"][-1] >= 0.9, history["pixel_accuracy"][-10:]
+    assert history["miou"][-1] >= 0.6, history["miou"][-10:]
