@@ -57,3 +57,11 @@ def shared_weights() -> Path:
     if not path.is_dir():
         pytest.skip(f"pretrained weights not found at {path}: set SEGLAB_SHARED to the folder holding data/ and weights/")
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_reference() -> Path:
+    path = shared_dir() / "reference"
+    if not path.is_dir():
+        pytest.skip(f"reference implementations not found at {path}: set SEGLAB_SHARED to the folder holding reference/")
+    return path

@@ -26,7 +26,7 @@ FORMAT_HELP = "Dataset format: oxford-pets, camvid, cityscapes-pairs, folder, sy
 
 
 def _fail(message: str, code: int = 2):
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # no breaks inside paths
     raise typer.Exit(code)
 
 
@@ -97,6 +97,34 @@ def demo():
     report = run_check(source)
     print_check(report, console)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def bench(
+    mode: str = typer.Argument("all", help="train, predict, or all (both, in one process)."),
+    model: str = typer.Option("unet", "--model", "-m", help="Model name: fcn8s, mobilenet_unet, pix2pix_unet, unet."),
+    data: str = typer.Option("synthetic", help="Dataset folder the training pipeline reads, or 'synthetic'."),
+    size: int = typer.Option(128, help="Square image side in pixels."),
+    batch: int = typer.Option(32, help="Batch size."),
+    steps: int = typer.Option(10, help="Timed training steps (after 2 warm-up steps)."),
+    weights: str = typer.Option("none", help="Encoder weights for mobilenet_unet and fcn8s: imagenet, none or a file."),
+    jit: bool = typer.Option(False, help="Compile with XLA."),
+):
+    """Time training and inference of a model; prints one JSON line (images/s, GFLOP/s, peak memory).
+
+    Timed as ../shared/reference/bench_seed.py times the tutorials' models, so the two can be run
+    alternately and compared by ratio; benchmarks/bench_models.py does that.
+
+    Example: seglab bench train --model unet --data ../shared/data/oxford-pets --size 128 --batch 32
+    """
+    from seglab.bench import bench as run_bench
+
+    options = {"weights": weights} if model in ("mobilenet_unet", "fcn8s") else {}
+    try:
+        result = run_bench(mode, model, data, size, batch, steps=steps, jit=jit, **options)
+    except (ValueError, FileNotFoundError, DataError) as e:
+        _fail(str(e))
+    print(json.dumps(result), flush=True)
 
 
 def main():

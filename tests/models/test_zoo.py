@@ -175,3 +175,21 @@ def test_shared_weight_files_load_into_the_encoders(shared_weights):
         kernel = "block_16_project" if name == "mobilenet_unet" else "block5_conv3"
         np.testing.assert_array_equal(pretrained.get_layer("encoder").get_layer(kernel).get_weights()[0],
                                       expected.get_layer(kernel).get_weights()[0])
+
+
+def test_imagenet_weights_that_cannot_download_say_how_to_work_offline(monkeypatch):
+    from keras.src.applications import mobilenet_v2
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(mobilenet_v2.file_utils, "get_file", offline)  # the network boundary: no download in tests
+    with pytest.raises(RuntimeError) as error:
+        build_model("mobilenet_unet", 3, 128, weights="imagenet")
+    message = str(error.value)
+    assert "need internet" in message and "mobilenet_v2_1.0_notop.weights.h5" in message and "'none'" in message
+
+
+def test_a_weights_file_for_another_network_is_refused_clearly(shared_weights):
+    with pytest.raises(ValueError, match="vgg16_notop.weights.h5 does not fit MobileNetV2"):
+        build_model("mobilenet_unet", 3, 64, weights=str(shared_weights / "vgg16_notop.weights.h5"))

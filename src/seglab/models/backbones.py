@@ -65,7 +65,7 @@ def load_application(factory, backbone: str, weights, example: str, **kwargs) ->
         raise
 
 
-def set_fine_tune(encoder: keras.Model, fine_tune: str | None, pretrained: bool, model_name: str) -> None:
+def set_fine_tune(encoder: keras.Model, fine_tune: str | None, weights, model_name: str) -> None:
     """Freeze `encoder` (fine_tune None or 'none'), train it all ('all'), or train it from the first
     layer whose name starts with `fine_tune` (e.g. 'block_13' for MobileNetV2, 'block4' for VGG16).
 
@@ -74,7 +74,7 @@ def set_fine_tune(encoder: keras.Model, fine_tune: str | None, pretrained: bool,
     """
     if fine_tune is None or str(fine_tune).lower() == "none":
         encoder.trainable = False
-        if not pretrained:
+        if weights is None or str(weights).lower() == "none":
             warnings.warn(f"{model_name}: the encoder has random weights and is frozen, so it will not learn. "
                           "Pass fine_tune='all' to train it from scratch, or pretrained weights.", stacklevel=3)
         return

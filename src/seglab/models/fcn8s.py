@@ -37,7 +37,7 @@ def fcn8s(num_classes: int, input_size: tuple[int, int], weights="imagenet", fin
     """
     check_divisible(input_size, 32, "fcn8s")
     encoder = vgg16_encoder(input_size, weights)
-    set_fine_tune(encoder, fine_tune, pretrained=weights not in (None, "none"), model_name="fcn8s")
+    set_fine_tune(encoder, fine_tune, weights, model_name="fcn8s")
 
     inputs = keras.Input((*input_size, 3), name="image")
     features = encoder(CaffePreprocess(name="vgg16_preprocess")(inputs))

@@ -40,7 +40,7 @@ def mobilenet_unet(num_classes: int, input_size: tuple[int, int], weights="image
     if len(decoder_filters) != 4:
         raise ValueError(f"decoder_filters needs 4 values (strides 16, 8, 4, 2); got {decoder_filters!r}.")
     encoder = mobilenet_encoder(input_size, weights, alpha)
-    set_fine_tune(encoder, fine_tune, pretrained=weights not in (None, "none"), model_name="mobilenet_unet")
+    set_fine_tune(encoder, fine_tune, weights, model_name="mobilenet_unet")
 
     inputs = keras.Input((*input_size, 3), name="image")
     features = encoder(mobilenet_v2_preprocess()(inputs))

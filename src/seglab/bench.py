@@ -1,0 +1,71 @@
+"""Training and inference speed of seglab's models, timed as `../shared/reference/bench_seed.py`
+times the tutorials' models, so the two can be run alternately and compared by ratio.
+
+Training: `model.fit` over seglab's input pipeline reading a dataset (decode, resize, batch), with
+seglab's loss and metrics, after a 2-step warm-up (tracing, pipeline start). Inference:
+`predict_on_batch` on a fixed batch for at least 5 s. One JSON-ready dict per call.
+"""
+from __future__ import annotations
+
+import resource
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from seglab.data import open_source
+from seglab.data.pipeline import make_dataset
+from seglab.losses import make_loss
+from seglab.metrics import segmentation_metrics
+from seglab.models import build_model
+from seglab.models.flops import forward_flops
+
+MODES = ("train", "predict", "all")
+
+
+def _peak_rss_mib() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def time_training(model, dataset, steps: int, batch_size: int) -> float:
+    """Images/s of `model.fit` over `steps` batches of a repeating dataset, after a warm-up."""
+    model.fit(dataset, epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)  # the pipeline shuffles
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def time_inference(model, images, min_seconds: float = 5.0) -> float:
+    model.predict_on_batch(images)
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < min_seconds or calls < 3:
+        model.predict_on_batch(images)
+        calls += 1
+    return calls * len(images) / (time.perf_counter() - start)
+
+
+def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: int = 10, jit: bool = False,
+          seed: int = 0, **model_options) -> dict:
+    """Time `model_name` on the dataset at `data` (any format `seglab check` reads)."""
+    if mode not in MODES:
+        raise ValueError(f"Unknown bench mode {mode!r}. Use one of: {', '.join(MODES)}.")
+    keras.utils.set_random_seed(seed)
+    source = open_source(data)
+    num_classes = source.classes.num_classes
+    model = build_model(model_name, num_classes, size, **model_options)
+    model.compile(optimizer="adam", loss=make_loss("ce", num_classes), metrics=segmentation_metrics(num_classes),
+                  jit_compile=jit)
+    fwd = forward_flops(model)
+    result = {"impl": "seglab", "mode": mode, "model": model_name, "size": size, "batch": batch_size, "jit": jit,
+              "fwd_gflop": round(fwd / 1e9, 3)}
+    if mode in ("train", "all"):
+        split = "train" if "train" in source.splits else next(iter(source.splits))
+        dataset = make_dataset(source, split, size=size, batch_size=batch_size, repeat=True, seed=seed)
+        train_img_s = time_training(model, dataset, steps, batch_size)
+        result |= {"train_img_s": round(train_img_s, 2), "train_gflop_s": round(3 * fwd / 1e9 * train_img_s, 1)}
+    if mode in ("predict", "all"):
+        images = np.random.default_rng(seed).uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32)
+        infer_img_s = time_inference(model, images)
+        result |= {"infer_img_s": round(infer_img_s, 2), "infer_gflop_s": round(fwd / 1e9 * infer_img_s, 1)}
+    return result | {"peak_rss_mib": _peak_rss_mib(), "tensorflow": tf.__version__, "keras": keras.__version__}
