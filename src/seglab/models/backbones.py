@@ -69,8 +69,9 @@ def set_fine_tune(encoder: keras.Model, fine_tune: str | None, weights, model_na
     """Freeze `encoder` (fine_tune None or 'none'), train it all ('all'), or train it from the first
     layer whose name starts with `fine_tune` (e.g. 'block_13' for MobileNetV2, 'block4' for VGG16).
 
-    BatchNorm layers stay frozen when fine-tuning: their ImageNet statistics are worth more than
-    ones re-estimated from small batches of a small dataset.
+    From a named block, BatchNorm layers stay frozen: their ImageNet statistics are worth more
+    than ones re-estimated from small batches of a small dataset. 'all' trains them too, which
+    training from scratch needs.
     """
     if fine_tune is None or str(fine_tune).lower() == "none":
         encoder.trainable = False
