@@ -18,12 +18,16 @@ def shared_dir() -> Path:
     return Path(os.environ.get("SEGLAB_SHARED", ROOT.parent / "shared"))
 
 
+def _shared(folder: str, what: str) -> Path:
+    path = shared_dir() / folder
+    if not path.is_dir():
+        pytest.skip(f"{what} not found at {path}: set SEGLAB_SHARED to the folder holding {folder}/")
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    path = shared_dir() / "data"
-    if not path.is_dir():
-        pytest.skip(f"real data not found at {path}: set SEGLAB_SHARED to the folder holding data/ and weights/")
-    return path
+    return _shared("data", "real data")
 
 
 def noise_image(rng, h, w) -> np.ndarray:
@@ -53,15 +57,9 @@ def blocks_mask(h=32, w=48, num_classes=3) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def shared_weights() -> Path:
-    path = shared_dir() / "weights"
-    if not path.is_dir():
-        pytest.skip(f"pretrained weights not found at {path}: set SEGLAB_SHARED to the folder holding data/ and weights/")
-    return path
+    return _shared("weights", "pretrained weights")
 
 
 @pytest.fixture(scope="session")
 def shared_reference() -> Path:
-    path = shared_dir() / "reference"
-    if not path.is_dir():
-        pytest.skip(f"reference implementations not found at {path}: set SEGLAB_SHARED to the folder holding reference/")
-    return path
+    return _shared("reference", "reference implementations")
