@@ -1,0 +1,27 @@
+"""Training curves: loss, pixel accuracy and mIoU per epoch, train vs validation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+PANELS = (("loss", "loss"), ("pixel_accuracy", "pixel accuracy"), ("miou", "mIoU (dataset-level)"))
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.2), constrained_layout=True)
+    for ax, (key, label) in zip(axes, PANELS):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = [row.get(prefix + key) for row in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, values, style, marker="o", markersize=3, label="validation" if prefix else "train")
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

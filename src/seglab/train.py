@@ -1,0 +1,181 @@
+"""`seglab train`: a dataset and a model name in, a complete run folder out; resumable.
+
+Resuming reproduces the uninterrupted run: the training stream is one seeded, repeating dataset
+skipped past the batches already trained, and `last.keras` holds the weights, the optimizer
+state (its step count says how many epochs are done) and the random-generator state.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from seglab.config import TrainConfig, binary_head, resolve
+from seglab.data import open_source
+from seglab.data.check import CheckReport, validate
+from seglab.data.pipeline import make_dataset
+from seglab.losses import make_loss, resolve_class_weights
+from seglab.metrics import predict_labels, segmentation_metrics
+from seglab.models import build_model
+from seglab.report.curves import plot_curves
+from seglab.report.mosaic import mosaic
+from seglab.runs import Run, atomic_path
+
+
+class TrainingFailed(RuntimeError):
+    """Training stopped on a problem (e.g. a NaN loss); the run folder keeps the last good epoch."""
+
+
+def open_training_source(config: TrainConfig):
+    options = {"view": config.view, "val_fraction": config.val_fraction, "seed": config.seed}
+    if config.classes:
+        options["classes"] = list(config.classes)
+    return open_source(config.data, config.format, **options)
+
+
+def _optimizer(config: TrainConfig, steps_per_epoch: int):
+    rate = config.learning_rate
+    if config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.01)
+    return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config.optimizer](rate)
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """After each epoch, in this order: history.csv, model.keras (when val_miou improves),
+    last.keras, curves.png, the preview mosaic, then state.json. A NaN loss stops training before
+    anything of that epoch is written."""
+
+    def __init__(self, run: Run, classes, preview_batch, history: list[dict]):
+        super().__init__()
+        self.run, self.classes, self.preview_batch, self.history = run, classes, preview_batch, history
+        self.best = max((row.get("val_miou", -1.0) for row in history), default=-1.0)
+        self.started = time.perf_counter()
+        self.failure: str | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        bad = [k for k, v in logs.items() if not math.isfinite(v)]
+        if bad:
+            self.failure = (f"epoch {epoch + 1}: {', '.join(bad)} became NaN or infinite. The run keeps epoch {epoch} "
+                            "(last.keras). Lower --learning-rate, or check the data with `seglab check`.")
+            self.model.stop_training = True
+            return
+        row = {"epoch": epoch + 1, **{k: round(float(v), 6) for k, v in logs.items()},
+               "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+               "seconds": round(time.perf_counter() - self.started, 2)}
+        self.started = time.perf_counter()
+        self.history.append(row)
+        self.run.write_history(self.history)
+        improved = row.get("val_miou", -1.0) > self.best
+        if improved:
+            self.best = row["val_miou"]
+            with atomic_path(self.run.model) as tmp:
+                self.model.save(tmp)
+        with atomic_path(self.run.last) as tmp:
+            self.model.save(tmp)
+        with atomic_path(self.run.curves) as tmp:
+            plot_curves(self.history, tmp)
+        self._preview(epoch + 1)
+        best = max(self.history, key=lambda r: r.get("val_miou", -1.0))
+        self.run.write_state(status="running", epochs_done=epoch + 1, best_epoch=best["epoch"],
+                             best_val_miou=best.get("val_miou"))
+
+    def _preview(self, epoch: int) -> None:
+        images, truths = self.preview_batch
+        predictions = np.asarray(predict_labels(self.model.predict_on_batch(images)))
+        self.run.previews.mkdir(exist_ok=True)
+        picture = mosaic(images, truths, predictions, self.classes, title=f"epoch {epoch}: image | truth | prediction")
+        with atomic_path(self.run.previews / f"epoch_{epoch:03d}.png") as tmp:
+            picture.save(tmp)
+
+
+def _class_stats(source, reports):
+    return CheckReport(source, [r for r in reports if r.pair.split == "train"]).stats
+
+
+def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig | None = None, verbose: int | None = None,
+          **options) -> Run:
+    """Train a model and write its run folder; returns the Run. `options` are TrainConfig fields
+    (model, size, epochs, loss, ...). `resume=RUN` continues an interrupted run instead."""
+    if resume is not None:
+        run = Run(resume)
+        config = TrainConfig.load(run.config)
+    else:
+        config = (config or TrainConfig()).replace(data=str(data), **options)
+        run = Run(out or Path("runs") / config.model)
+        if run.path.exists() and any(run.path.iterdir()):
+            raise FileExistsError(f"{run.path} already holds files. Resume it with `seglab train --resume {run.path}`, "
+                                  "or give another --out.")
+
+    source = open_training_source(config)
+    reports = validate(source, ["train", "val"])  # refuses a bad dataset before anything is written
+    num_classes = source.classes.num_classes
+    if resume is None:
+        config = resolve(config, num_classes)
+        weights = resolve_class_weights(config.class_weights, num_classes, _class_stats(source, reports))
+        config = config.replace(class_weights=tuple(weights) if weights else "none")
+
+    keras.utils.set_random_seed(config.seed)
+    steps = math.ceil(len(source.split("train")) / config.batch_size)
+    if resume is not None and run.last.is_file():
+        model = keras.models.load_model(run.last)
+        initial_epoch = int(model.optimizer.iterations.numpy()) // steps
+    else:
+        model = _compiled_model(config, num_classes, steps)  # checks the size and options before anything is written
+        initial_epoch = 0
+    if resume is None:
+        run.path.mkdir(parents=True, exist_ok=True)
+        config.save(run.config)
+        source.classes.save(run.classes)
+        run.write_state(status="running", epochs_done=0)
+    history = run.history()[:initial_epoch]
+
+    train_ds = make_dataset(source, "train", size=config.size, batch_size=config.batch_size, augment=config.augment,
+                            cache=config.cache, repeat=True, seed=config.seed, validate_first=False)
+    val_ds = make_dataset(source, "val", size=config.size, batch_size=config.batch_size, cache=config.cache,
+                          validate_first=False)
+    checkpoint = RunCheckpoint(run, source.classes, _preview_batch(source, config), history)
+    callbacks = [checkpoint]
+    if config.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_miou", mode="max", factor=0.5, patience=3))
+    if initial_epoch >= config.epochs:
+        run.write_state(**{**run.state, "status": "complete"})
+        return run
+    try:
+        model.fit(train_ds.skip(initial_epoch * steps), epochs=config.epochs, initial_epoch=initial_epoch,
+                  steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks, shuffle=False,
+                  verbose=(1 if sys.stderr.isatty() else 2) if verbose is None else verbose)
+    except KeyboardInterrupt:
+        run.write_state(**{**run.state, "status": "interrupted"})
+        raise
+    if checkpoint.failure:
+        run.write_state(**{**run.state, "status": "failed", "error": checkpoint.failure})
+        raise TrainingFailed(checkpoint.failure)
+    run.write_state(**{**run.state, "status": "complete"})
+    return run
+
+
+def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int):
+    num_logits = 1 if binary_head(config) else num_classes
+    weights = None if config.class_weights == "none" else list(config.class_weights)
+    model = build_model(config.model, num_logits, config.size, **_model_options(config), **config.model_options)
+    model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=make_loss(config.loss, num_logits, weights),
+                  metrics=segmentation_metrics(num_classes))
+    return model
+
+
+def _model_options(config: TrainConfig) -> dict:
+    if config.model in ("mobilenet_unet", "fcn8s"):
+        return {"weights": config.weights, "fine_tune": config.fine_tune}
+    return {}
+
+
+def _preview_batch(source, config: TrainConfig):
+    """The first `config.previews` validation samples, in file order: the same ones every epoch."""
+    ds = make_dataset(source, "val", size=config.size, batch_size=max(1, config.previews), validate_first=False)
+    images, truths = next(iter(ds))
+    return images.numpy(), truths.numpy()

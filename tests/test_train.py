@@ -1,0 +1,89 @@
+"""`seglab train`: a real run folder from a real (tiny) training, resuming after a real kill."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from seglab.runs import Run
+from seglab.train import train
+
+TINY = {"model": "unet", "size": 32, "batch_size": 16, "model_options": {"filters": (4, 8)}, "previews": 2}
+TINY_CLI = ["--model", "unet", "--size", "32", "--batch-size", "16", "--option", "filters=4,8"]
+
+
+def test_train_writes_a_complete_run_folder(tmp_path):
+    run = train("synthetic", tmp_path / "run", epochs=2, verbose=0, **TINY)
+    state = run.state
+    assert state["status"] == "complete" and state["epochs_done"] == 2
+    for name in ("config.yaml", "classes.json", "model.keras", "last.keras", "history.csv", "curves.png"):
+        assert (run.path / name).is_file(), name
+    assert sorted(p.name for p in run.previews.iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    history = run.history()
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert {"loss", "val_loss", "val_miou", "val_pixel_accuracy", "learning_rate"} <= set(history[0])
+    assert state["best_val_miou"] == max(row["val_miou"] for row in history)
+    config = yaml.safe_load((run.path / "config.yaml").read_text())
+    assert config["loss"] == "ce+dice" and config["epochs"] == 2 and config["learning_rate"] == 1e-3  # resolved defaults
+    assert json.loads((run.path / "classes.json").read_text())["names"][:2] == ["background", "circle"]
+    best = keras.models.load_model(run.path / "model.keras")
+    assert best.output_shape == (None, 32, 32, 4)
+
+
+def test_an_existing_run_folder_is_not_overwritten(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="--resume"):
+        train("synthetic", tmp_path / "run", epochs=1, verbose=0, **TINY)
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_bad_settings_fail_before_anything_is_written(tmp_path):
+    for options, message in [({"optimizer": "sgd"}, "Unknown optimizer 'sgd'"),
+                              ({"loss": "bce"}, "for two-class data"),
+                              ({"size": 30}, "divisible by 4")]:
+        with pytest.raises(ValueError, match=message):
+            train("synthetic", tmp_path / "run", epochs=1, verbose=0, **{**TINY, **options})
+
+
+def _seglab(*args, **kwargs):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, "-m", "seglab", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
+    epochs = ["--epochs", "5"]
+    whole = _seglab("train", "synthetic", "--out", str(tmp_path / "whole"), *TINY_CLI, *epochs)
+    killed = _seglab("train", "synthetic", "--out", str(tmp_path / "killed"), *TINY_CLI, *epochs)
+    run = Run(tmp_path / "killed")
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run.exists() and run.state.get("epochs_done", 0) >= 2):
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)  # no chance to clean up
+    killed.wait()
+    assert whole.wait(timeout=300) == 0, whole.stdout.read()
+    assert run.state["status"] == "running" and 2 <= run.state["epochs_done"] < 5
+
+    resumed = _seglab("train", "--resume", str(run.path))
+    output = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, output
+    assert run.state["status"] == "complete" and run.state["epochs_done"] == 5
+    history, reference = run.history(), Run(tmp_path / "whole").history()
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
+    for ours, theirs in zip(history, reference):
+        assert ours["val_miou"] == pytest.approx(theirs["val_miou"], abs=1e-5)
+        assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+    a = keras.models.load_model(run.last).get_weights()
+    b = keras.models.load_model(tmp_path / "whole" / "last.keras").get_weights()
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
