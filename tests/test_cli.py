@@ -31,10 +31,11 @@ def test_synthetic_then_check(tmp_path):
     assert data["classes"] == ["background", "circle", "square", "triangle"] and not data["errors"]
 
 
-def test_demo_checks_the_builtin_dataset(tmp_path):
-    out = seglab("demo", env={"SEGLAB_CACHE": str(tmp_path)})
+def test_demo_trains_on_the_builtin_dataset(tmp_path):
+    out = seglab("demo", "--out", tmp_path / "demo", "--epochs", 1, env={"SEGLAB_CACHE": str(tmp_path / "cache")})
     assert out.returncode == 0, out.stderr
-    assert "no problems found" in out.stdout and "200 pairs" in out.stdout
+    assert f"Demo run: {tmp_path / 'demo'}" in out.stdout and "validation mIoU" in out.stdout
+    assert json.loads((tmp_path / "demo" / "state.json").read_text())["status"] == "complete"
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):

@@ -87,3 +87,17 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
     b = keras.models.load_model(tmp_path / "whole" / "last.keras").get_weights()
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+
+
+def test_the_command_line_trains_and_refuses_bad_options(tmp_path):
+    from typer.testing import CliRunner
+
+    from seglab.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "synthetic", "--out", str(tmp_path / "run"), *TINY_CLI, "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "Run complete" in result.output and Run(tmp_path / "run").state["status"] == "complete"
+    result = runner.invoke(app, ["train", "synthetic", "--out", str(tmp_path / "other"), "--model", "segnet"])
+    assert result.exit_code == 2 and "Available: fcn8s, mobilenet_unet, pix2pix_unet, unet" in result.output
+    assert not (tmp_path / "other").exists()

@@ -145,3 +145,13 @@ def test_unknown_format_and_view_list_choices(tmp_path):
         open_source(tmp_path, format="voc")
     with pytest.raises(ValueError, match="cannot tell the dataset format"):
         open_source(tmp_path)
+
+
+def test_synthetic_shapes_always_stand_out_from_their_background():
+    from seglab.data import synthetic
+
+    rng = np.random.default_rng(0)
+    for background in rng.uniform(0, 255, (300, 3)):
+        for cls in (1, 2, 3):
+            colour = np.array(synthetic._shape_colour(rng, cls, background))
+            assert np.linalg.norm(colour - background) >= synthetic.MIN_CONTRAST - 1  # -1: rounding to ints

@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw
 MARKER = ".seglab-synthetic.json"
 CLASS_NAMES = ("background", "circle", "square", "triangle")
 CLASS_COLORS = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200))
-VERSION = 1
+VERSION = 2  # 2: shapes always contrast with their background
+MIN_CONTRAST = 90.0  # RGB distance between a shape's colour and the background's mean under it
 
 
 def default_dir(seed: int = 0, count: int = 200, size: int = 128) -> Path:
@@ -40,8 +41,7 @@ def make_sample(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, 
         cls = int(rng.integers(1, len(CLASS_NAMES)))
         r = rng.uniform(0.08, 0.2) * size
         cx, cy = rng.uniform(r, size - r, 2)
-        # Each class has a hue it tends to, jittered so colour alone is not enough.
-        colour = tuple(int(v) for v in np.clip(np.array(CLASS_COLORS[cls]) * 0.6 + rng.uniform(0, 110, 3), 0, 255))
+        colour = _shape_colour(rng, cls, background=base + cy / size * tilt[0] + cx / size * tilt[1])
         if cls == 1:
             box = [cx - r, cy - r, cx + r, cy + r]
             draw_img.ellipse(box, fill=colour)
@@ -55,6 +55,18 @@ def make_sample(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, 
             draw_img.polygon(pts, fill=colour)
             draw_mask.polygon(pts, fill=cls)
     return np.asarray(canvas), np.asarray(mask)
+
+
+def _shape_colour(rng: np.random.Generator, cls: int, background: np.ndarray) -> tuple[int, int, int]:
+    """Each class has a hue it tends to, jittered so colour alone is not enough; redrawn until it
+    stands out from the background around it (a shape the eye cannot see is label noise)."""
+    for _ in range(50):
+        colour = np.clip(np.array(CLASS_COLORS[cls]) * 0.6 + rng.uniform(0, 110, 3), 0, 255)
+        if np.linalg.norm(colour - background) >= MIN_CONTRAST:
+            break
+    else:
+        colour = np.where(background > 127, 0, 255)  # the far corner of the colour cube
+    return tuple(int(v) for v in colour)
 
 
 def write(out: Path, seed: int = 0, count: int = 200, size: int = 128) -> Path:
