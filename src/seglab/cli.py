@@ -149,6 +149,32 @@ def train(
 
 
 @app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run folder written by `seglab train`."),
+    data: Optional[str] = typer.Option(None, help="Score on another dataset with the run's classes. Default: the run's."),
+    split: str = typer.Option("val", help="Split to score: train, val or test."),
+    full_res: bool = typer.Option(False, "--full-res", help="Resize predictions to each image's original size and score there."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Default: the run's."),
+):
+    """Score a run's best model: metrics.json, confusion_matrix.png, best.png and worst.png in the run folder.
+
+    Example: seglab evaluate runs/pets --split test --full-res
+    """
+    from seglab.evaluate import evaluate as run_evaluate
+
+    try:
+        metrics = run_evaluate(run, data, split, full_res, batch_size)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    where = "full resolution" if full_res else f"{metrics['size']}px"
+    console.print(f"{metrics['images']} images, {metrics['pixels']:,} labelled pixels ({split}, {where})")
+    console.print(f"pixel accuracy {metrics['pixel_accuracy']:.4f}   mIoU {metrics['miou']:.4f} (dataset-level)   "
+                  f"per-image mIoU {metrics['image_miou']:.4f}   mean Dice {metrics['mean_dice']:.4f}")
+    for name, value in metrics["iou"].items():
+        console.print(f"  IoU {name:<20} {'-' if value is None else f'{value:.4f}'}")
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder (replaced if it holds a finished demo)."),
     epochs: int = typer.Option(60, help="Training epochs (fewer for a quick look)."),
@@ -160,6 +186,7 @@ def demo(
     import shutil
     import time
 
+    from seglab.evaluate import evaluate as run_evaluate
     from seglab.runs import Run
     from seglab.train import train as run_train
 
@@ -170,9 +197,10 @@ def demo(
         run = run_train("synthetic", out, epochs=epochs, **DEMO)
     except (ValueError, FileExistsError) as e:
         _fail(str(e))
-    state = run.state
-    console.print(f"Demo run: {run.path}  validation mIoU {state['best_val_miou']:.3f} (epoch {state['best_epoch']}), "
-                  f"{time.perf_counter() - start:.0f} s")
+    metrics = run_evaluate(run.path)
+    console.print(f"Demo run: {run.path}  validation mIoU {metrics['miou']:.3f} (dataset-level; per-image "
+                  f"{metrics['image_miou']:.3f}), pixel accuracy {metrics['pixel_accuracy']:.3f}, "
+                  f"{time.perf_counter() - start:.0f} s. See {run.path / 'metrics.json'} and {run.previews}/.")
 
 
 # Small enough for 2 CPU cores in a few minutes, enough to segment the shapes well. Without

@@ -89,18 +89,22 @@ def _route(pair: Pair, source: Source, size: Size) -> int:
     return fits[-1] if fits else 0
 
 
-def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draft_w, draft_h):
-    """Pillow route: image uint8 [h, w, 3] and class indices uint8 [H, W] (maybe of different sizes)."""
-    image_region = image_region.decode() or None
-    mask_region = mask_region.decode() or None
+def read_pair(image_path, mask_path, encoding, image_region=None, mask_region=None, draft_size=None):
+    """One pair with Pillow: image uint8 [h, w, 3] (at least `draft_size` when given, else full
+    size) and class indices uint8 [H, W] at full size."""
     if image_region:  # side-by-side: decode at full size, then take the half
-        image = read_image(image_path.decode())
+        image = read_image(image_path)
         half = image.shape[1] // 2
         image = image[:, :half] if image_region == "left" else image[:, half:2 * half]
     else:
-        image = read_image(image_path.decode(), draft_size=(int(draft_w), int(draft_h)))
-    labels = decode_mask(mask_path.decode(), encoding, mask_region).labels
-    return np.ascontiguousarray(image), labels
+        image = read_image(image_path, draft_size=draft_size)
+    return np.ascontiguousarray(image), decode_mask(mask_path, encoding, mask_region).labels
+
+
+def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draft_w, draft_h):
+    """Pillow route of the tf.data loader (byte-string arguments from numpy_function)."""
+    return read_pair(image_path.decode(), mask_path.decode(), encoding, image_region.decode() or None,
+                     mask_region.decode() or None, (int(draft_w), int(draft_h)))
 
 
 def _loader(source: Source, size: Size, interpolation: str):
@@ -137,7 +141,9 @@ def _loader(source: Source, size: Size, interpolation: str):
         if size.keep_aspect:
             image, labels = pad_pair(image, labels, size.height, size.width,
                                      (size.height - rh) // 2, (size.width - rw) // 2, ignore)
-        image = tf.clip_by_value(image, 0.0, 255.0)
+        # Rounded to whole 0..255 values, as the uint8 cache stores them: cached or not, a sample
+        # is the same pixels, so training's val_miou and `seglab evaluate` agree exactly.
+        image = tf.round(tf.clip_by_value(image, 0.0, 255.0))
         return tf.ensure_shape(image, [size.height, size.width, 3]), tf.ensure_shape(labels, [size.height, size.width])
     return load
 
@@ -224,4 +230,4 @@ def make_dataset(
 
 
 def _to_uint8(image, mask):
-    return tf.cast(tf.round(image), tf.uint8), mask
+    return tf.cast(image, tf.uint8), mask  # exact: the loader gives whole values

@@ -1,0 +1,128 @@
+"""`seglab evaluate`: score a run's best model on a split; metrics.json, a confusion-matrix plot and
+mosaics of the best and worst images by per-image mIoU."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import seglab.models  # noqa: F401  (registers seglab's layers, losses and metrics for loading)
+from seglab.config import TrainConfig
+from seglab.data import open_source
+from seglab.data.classes import ClassSpec
+from seglab.data.pipeline import make_dataset, read_pair
+from seglab.metrics import confusion_matrix, mean_iou, predict_labels, summarize
+from seglab.report.mosaic import mosaic
+from seglab.runs import Run, atomic_path, write_text
+from seglab.train import open_training_source
+
+MOSAIC_IMAGES = 6
+
+
+def _source(config: TrainConfig, data: str | None, classes: ClassSpec):
+    source = open_training_source(config) if data is None else open_source(data, config.format, view=config.view)
+    if source.classes.num_classes != classes.num_classes:
+        raise ValueError(f"{source.root} has {source.classes.num_classes} classes ({', '.join(source.classes.names)}) but the "
+                         f"model was trained on {classes.num_classes} ({', '.join(classes.names)}). Give data with the run's classes.")
+    return source
+
+
+def _at_model_size(model, source, split, size, batch_size):
+    """Yield (images [B, S, S, 3], truth [B, S, S], prediction [B, S, S]) at the model's input size."""
+    for images, truths in make_dataset(source, split, size=size, batch_size=batch_size):
+        yield images.numpy(), truths.numpy(), np.asarray(predict_labels(model.predict_on_batch(images)))
+
+
+def _at_full_resolution(model, source, split, size):
+    """Yield one image at a time at its original size, its logits resized bilinearly to it."""
+    for pair in source.split(split):
+        image, truth = read_pair(pair.image, pair.mask, source.encoding, pair.image_region, pair.mask_region)
+        logits = model.predict_on_batch(tf.image.resize(image[None].astype(np.float32), (size, size)))
+        logits = tf.image.resize(logits, truth.shape).numpy()
+        yield image[None], truth[None], np.asarray(predict_labels(logits))
+
+
+def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bool = False,
+             batch_size: int | None = None) -> dict:
+    """Score the run's best model (model.keras); write metrics.json (or metrics_<split>[_full].json
+    for other splits and resolutions), confusion_matrix.png and best/worst mosaics; return the metrics."""
+    run = Run(run_path)
+    config = TrainConfig.load(run.config)
+    classes = ClassSpec.load(run.classes)
+    if not run.model.is_file():
+        raise FileNotFoundError(f"{run.model} not found: the run has no finished epoch to evaluate "
+                                f"(state: {run.state.get('status')}). Resume it with `seglab train --resume {run.path}`.")
+    model = keras.models.load_model(run.model)
+    source = _source(config, data, classes)
+    k = classes.num_classes
+    batches = (_at_full_resolution(model, source, split, config.size) if full_res
+               else _at_model_size(model, source, split, config.size, batch_size or config.batch_size))
+
+    total = np.zeros((k, k), np.int64)
+    per_image, scored = [], []  # scored: (image mIoU, index, image, truth, prediction) at model size
+    for images, truths, predictions in batches:
+        confusions = np.stack([confusion_matrix(t, p, k, classes.ignore_index) for t, p in zip(truths, predictions)])
+        total += confusions.sum(axis=0)
+        for image, truth, prediction, confusion in zip(images, truths, predictions, confusions):
+            per_image.append(confusion)
+            score = mean_iou(confusion)
+            if not math.isnan(score):  # the image number breaks ties, so arrays are never compared
+                scored.append((score, len(per_image), *_thumbnail(image, truth, prediction, config.size)))
+        scored = _keep_extremes(scored)
+
+    metrics = summarize(total, classes.names, np.stack(per_image) if per_image else None)
+    metrics |= {"split": split, "data": str(source.root), "full_res": full_res, "size": config.size,
+                "model": config.model, "checkpoint": run.model.name, "class_names": list(classes.names)}
+    suffix = "" if (split == "val" and not full_res and data is None) else f"_{split}{'_full' if full_res else ''}"
+    write_text(run.path / f"metrics{suffix}.json", json.dumps(metrics, indent=2) + "\n")
+    _plot_confusion(total, classes, run.path / f"confusion_matrix{suffix}.png")
+    ranked = sorted(scored)
+    for name, chosen in (("worst", ranked[:MOSAIC_IMAGES]), ("best", ranked[::-1][:MOSAIC_IMAGES])):
+        if chosen:
+            picture = mosaic(np.stack([c[2] for c in chosen]), np.stack([c[3] for c in chosen]), np.stack([c[4] for c in chosen]),
+                             classes, title=f"{name} images by per-image mIoU", captions=[f"mIoU {c[0]:.3f}" for c in chosen])
+            with atomic_path(run.path / f"{name}{suffix}.png") as tmp:
+                picture.save(tmp)
+    return metrics
+
+
+def _thumbnail(image, truth, prediction, size):
+    """Full-resolution samples are shrunk to the model size for the mosaics (nearest for labels)."""
+    if truth.shape == (size, size):
+        return image, truth, prediction
+    shrink = lambda a, method: tf.image.resize(a[..., None] if a.ndim == 2 else a, (size, size), method=method).numpy()  # noqa: E731
+    return shrink(image, "bilinear"), shrink(truth, "nearest")[..., 0], shrink(prediction, "nearest")[..., 0]
+
+
+def _keep_extremes(scored):
+    """The MOSAIC_IMAGES lowest and highest scores: memory stays flat however large the split."""
+    if len(scored) <= 2 * MOSAIC_IMAGES:
+        return scored
+    ranked = sorted(scored, key=lambda s: (s[0], s[1]))
+    return ranked[:MOSAIC_IMAGES] + ranked[-MOSAIC_IMAGES:]
+
+
+def _plot_confusion(confusion: np.ndarray, classes: ClassSpec, path: Path) -> None:
+    """Rows (truth) normalised to 1, with the pixel counts written in."""
+    from seglab.report.curves import plt
+
+    rows = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    k = len(classes.names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1 + 0.55 * k), constrained_layout=True)
+    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), classes.names, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes.names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if k <= 20:
+        for (t, p), value in np.ndenumerate(normalised):
+            ax.text(p, t, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.5 else "black")
+    ax.set_title("confusion matrix (rows sum to 1)")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
+    plt.close(fig)
