@@ -175,6 +175,32 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    run: Path = typer.Argument(..., help="Run folder written by `seglab train`."),
+    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for masks/, overlays/ and predictions.json."),
+    threshold: float = typer.Option(0.5, help="Binary models: foreground where its probability is above this."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per model call."),
+):
+    """Predict masks at each image's original resolution, with overlays and predictions.json.
+
+    Example: seglab predict runs/pets photos/ --out predictions/
+    """
+    from seglab.predict import predict as run_predict
+
+    try:
+        summary = run_predict(run, inputs, out, threshold, batch_size)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    for failure in summary["failed"]:
+        err.print(f"[yellow]skipped[/] {failure['file']}: {failure['message']}", highlight=False, soft_wrap=True)
+    skipped = len(summary["skipped_non_images"])
+    console.print(f"Predicted {summary['predicted']} image(s) into {out}; {len(summary['failed'])} unreadable skipped"
+                  + (f"; {skipped} non-image file(s) ignored" if skipped else "") + ".", soft_wrap=True)
+    raise typer.Exit(0 if summary["predicted"] else 1)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder (replaced if it holds a finished demo)."),
     epochs: int = typer.Option(60, help="Training epochs (fewer for a quick look)."),

@@ -13,14 +13,17 @@ _console = Console(stderr=True)
 def progress_map(pool, fn: Callable, items: Iterable, description: str) -> list:
     """`pool.map(fn, items)` in order, with a progress bar when stderr is a terminal."""
     items = list(items)
-    results = pool.map(fn, items)
-    if not sys.stderr.isatty() or len(items) < 50:
-        return list(results)
+    return list(progress(pool.map(fn, items), len(items), description, min_items=50))
+
+
+def progress(results: Iterable, total: int, description: str, min_items: int = 1, size: Callable = lambda r: 1):
+    """Yield from `results`, advancing a bar by `size(result)` of `total` items (on a terminal only)."""
+    if not sys.stderr.isatty() or total < min_items:
+        yield from results
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=_console, transient=True) as bar:
-        task = bar.add_task(description, total=len(items))
-        out = []
+        task = bar.add_task(description, total=total)
         for r in results:
-            out.append(r)
-            bar.advance(task)
-        return out
+            yield r
+            bar.advance(task, size(r))

@@ -1,0 +1,66 @@
+"""`seglab predict` on odd inputs: every readable image gets a full-size mask, unreadable ones a report."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seglab.predict import predict
+from seglab.train import train
+
+TINY = {"model": "unet", "size": 32, "batch_size": 16, "model_options": {"filters": (4, 8)}, "previews": 2}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return train("synthetic", tmp_path_factory.mktemp("runs") / "tiny", epochs=1, verbose=0, **TINY)
+
+
+def odd_images(folder):
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(folder / "rgb.jpg")
+    Image.fromarray(rng.integers(0, 256, (40, 30), dtype=np.uint8)).save(folder / "gray.png")
+    Image.fromarray(rng.integers(0, 256, (20, 25, 4), dtype=np.uint8)).save(folder / "rgba.png")
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(folder / "tiny.png")
+    rotated = Image.fromarray(rng.integers(0, 256, (30, 60, 3), dtype=np.uint8))  # stored 60 wide, 30 high
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": shown 30 wide, 60 high
+    rotated.save(folder / "exif.jpg", exif=exif)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    (folder / "truncated.jpg").write_bytes(buffer.getvalue()[:200])
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_predict_writes_full_size_masks_and_reports_bad_files(tiny_run, tmp_path):
+    folder = odd_images(tmp_path / "in")
+    summary = predict(tiny_run.path, [folder], tmp_path / "out", batch_size=4)
+    sizes = {entry["file"].split("/")[-1]: (entry["width"], entry["height"]) for entry in summary["images"]}
+    assert sizes == {"rgb.jpg": (70, 50), "gray.png": (30, 40), "rgba.png": (25, 20), "tiny.png": (1, 1), "exif.jpg": (30, 60)}
+    assert [f["file"].split("/")[-1] for f in summary["failed"]] == ["truncated.jpg"]
+    assert summary["skipped_non_images"][0].endswith("notes.txt")
+    for entry in summary["images"]:
+        mask = Image.open(tmp_path / "out" / entry["mask"])
+        assert mask.mode == "P" and mask.size == (entry["width"], entry["height"])
+        assert np.asarray(mask).max() < 4
+        assert Image.open(tmp_path / "out" / entry["overlay"]).size == mask.size
+        assert sum(entry["class_fraction"].values()) == pytest.approx(1.0, abs=1e-5)
+    saved = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert saved["predicted"] == 5 and len(saved["failed"]) == 1
+
+
+def test_the_command_line_counts_what_it_skipped(tiny_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from seglab.cli import app
+
+    folder = odd_images(tmp_path / "in")
+    result = CliRunner().invoke(app, ["predict", str(tiny_run.path), str(folder), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Predicted 5 image(s)" in result.output and "1 unreadable skipped" in result.output
+    assert "1 non-image file(s) ignored" in result.output and "truncated.jpg" in result.output
