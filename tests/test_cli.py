@@ -36,6 +36,7 @@ def test_demo_trains_on_the_builtin_dataset(tmp_path):
     assert out.returncode == 0, out.stderr
     assert f"Demo run: {tmp_path / 'demo'}" in out.stdout and "validation mIoU" in out.stdout
     assert json.loads((tmp_path / "demo" / "state.json").read_text())["status"] == "complete"
+    assert (tmp_path / "demo" / "report.html").is_file() and (tmp_path / "demo" / "metrics.json").is_file()
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):

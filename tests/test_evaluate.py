@@ -60,3 +60,14 @@ def test_the_command_line_prints_the_scores(tiny_run):
     assert "mIoU" in result.output and "(dataset-level)" in result.output and "IoU triangle" in result.output
     result = CliRunner().invoke(app, ["evaluate", str(tiny_run.path), "--split", "test"])
     assert result.exit_code == 2 and "no pairs in split 'test'" in result.output
+
+
+def test_report_is_one_offline_file_with_the_runs_figures(tiny_run):
+    from seglab.report.html import write_report
+
+    metrics = evaluate(tiny_run.path)
+    page = write_report(tiny_run.path).read_text()
+    assert "http://" not in page and "https://" not in page and "<script" not in page and "<link" not in page
+    # confusion matrix, worst, best, curves and both previews, all embedded
+    assert page.count('src="data:image/png;base64,') == 6
+    assert f"{metrics['miou']:.4f}" in page and "triangle" in page and "model: unet" in page

@@ -201,6 +201,21 @@ def predict(
 
 
 @app.command()
+def report(run: Path = typer.Argument(..., help="Run folder written by `seglab train`.")):
+    """Write RUN/report.html: configuration, curves, metrics, confusion matrix and previews, in one offline file.
+
+    Example: seglab report runs/pets
+    """
+    from seglab.report.html import write_report
+
+    try:
+        path = write_report(run)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    console.print(f"Report: {path} ({path.stat().st_size / 1024:.0f} KB)")
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder (replaced if it holds a finished demo)."),
     epochs: int = typer.Option(60, help="Training epochs (fewer for a quick look)."),
@@ -213,6 +228,7 @@ def demo(
     import time
 
     from seglab.evaluate import evaluate as run_evaluate
+    from seglab.report.html import write_report
     from seglab.runs import Run
     from seglab.train import train as run_train
 
@@ -224,9 +240,10 @@ def demo(
     except (ValueError, FileExistsError) as e:
         _fail(str(e))
     metrics = run_evaluate(run.path)
+    page = write_report(run.path)
     console.print(f"Demo run: {run.path}  validation mIoU {metrics['miou']:.3f} (dataset-level; per-image "
                   f"{metrics['image_miou']:.3f}), pixel accuracy {metrics['pixel_accuracy']:.3f}, "
-                  f"{time.perf_counter() - start:.0f} s. See {run.path / 'metrics.json'} and {run.previews}/.")
+                  f"{time.perf_counter() - start:.0f} s. Open {page}", soft_wrap=True)
 
 
 # Small enough for 2 CPU cores in a few minutes, enough to segment the shapes well. Without
