@@ -63,3 +63,14 @@ def shared_weights() -> Path:
 @pytest.fixture(scope="session")
 def shared_reference() -> Path:
     return _shared("reference", "reference implementations")
+
+
+# A real training run small enough to take seconds: for the tests of the verbs that read run folders.
+TINY_TRAINING = {"model": "unet", "size": 32, "batch_size": 16, "model_options": {"filters": (4, 8)}, "previews": 2}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    from seglab.train import train
+
+    return train("synthetic", tmp_path_factory.mktemp("runs") / "tiny", epochs=2, verbose=0, **TINY_TRAINING)

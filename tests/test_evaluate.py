@@ -9,14 +9,6 @@ from PIL import Image
 from seglab.data import open_source
 from seglab.evaluate import evaluate
 from seglab.runs import Run
-from seglab.train import train
-
-TINY = {"model": "unet", "size": 32, "batch_size": 16, "model_options": {"filters": (4, 8)}, "previews": 2}
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    return train("synthetic", tmp_path_factory.mktemp("runs") / "tiny", epochs=2, verbose=0, **TINY)
 
 
 def test_evaluate_at_model_size_reproduces_the_best_validation_miou(tiny_run):

@@ -9,14 +9,6 @@ import pytest
 from PIL import Image
 
 from seglab.predict import predict
-from seglab.train import train
-
-TINY = {"model": "unet", "size": 32, "batch_size": 16, "model_options": {"filters": (4, 8)}, "previews": 2}
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    return train("synthetic", tmp_path_factory.mktemp("runs") / "tiny", epochs=1, verbose=0, **TINY)
 
 
 def odd_images(folder):

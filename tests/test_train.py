@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import TINY_TRAINING as TINY
 from seglab.runs import Run
 from seglab.train import train
 
-TINY = {"model": "unet", "size": 32, "batch_size": 16, "model_options": {"filters": (4, 8)}, "previews": 2}
 TINY_CLI = ["--model", "unet", "--size", "32", "--batch-size", "16", "--option", "filters=4,8"]
 
 

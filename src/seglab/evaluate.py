@@ -14,7 +14,7 @@ import seglab.models  # noqa: F401  (registers seglab's layers, losses and metri
 from seglab.config import TrainConfig
 from seglab.data import open_source
 from seglab.data.classes import ClassSpec
-from seglab.data.pipeline import make_dataset, read_pair
+from seglab.data.pipeline import make_dataset, model_input, read_pair
 from seglab.metrics import confusion_matrix, mean_iou, predict_labels, summarize
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path, write_text
@@ -41,7 +41,7 @@ def _at_full_resolution(model, source, split, size):
     """Yield one image at a time at its original size, its logits resized bilinearly to it."""
     for pair in source.split(split):
         image, truth = read_pair(pair.image, pair.mask, source.encoding, pair.image_region, pair.mask_region)
-        logits = model.predict_on_batch(tf.image.resize(image[None].astype(np.float32), (size, size)))
+        logits = model.predict_on_batch(model_input(image[None], size))
         logits = tf.image.resize(logits, truth.shape).numpy()
         yield image[None], truth[None], np.asarray(predict_labels(logits))
 

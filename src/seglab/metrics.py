@@ -15,6 +15,7 @@ Conventions, the same in Keras `fit` and in plain evaluation:
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import keras
@@ -24,10 +25,10 @@ from keras import ops
 from seglab.data.classes import IGNORE_INDEX
 
 
-def predict_labels(logits):
-    """Logits [..., C] -> class indices int32 [...]; C == 1: 1 where the logit is > 0 (p > 0.5)."""
+def predict_labels(logits, threshold: float = 0.5):
+    """Logits [..., C] -> class indices int32 [...]; C == 1: 1 where sigmoid(logit) > threshold."""
     if logits.shape[-1] == 1:
-        return ops.cast(logits[..., 0] > 0, "int32")
+        return ops.cast(logits[..., 0] > math.log(threshold / (1 - threshold)), "int32")
     return ops.cast(ops.argmax(logits, axis=-1), "int32")
 
 

@@ -18,9 +18,11 @@ import seglab.models  # noqa: F401  (registers seglab's layers, losses and metri
 from seglab.config import TrainConfig
 from seglab.data.classes import ClassSpec
 from seglab.data.images import IMAGE_EXTENSIONS, read_image
+from seglab.data.pipeline import model_input
 from seglab.errors import DataError
+from seglab.metrics import predict_labels
 from seglab.progress import progress
-from seglab.report.mosaic import colorize
+from seglab.report.mosaic import colorize, palette
 from seglab.runs import Run, write_text
 
 OVERLAY_ALPHA = 0.5
@@ -36,12 +38,6 @@ def find_images(inputs) -> tuple[list[Path], list[Path]]:
         else:
             images.append(item)  # named explicitly: tried whatever its extension, reported if unreadable
     return images, skipped
-
-
-def _labels(logits: np.ndarray, threshold: float) -> np.ndarray:
-    if logits.shape[-1] == 1:
-        return (logits[..., 0] > np.log(threshold / (1 - threshold))).astype(np.uint8)  # sigmoid(z) > threshold
-    return np.argmax(logits, axis=-1).astype(np.uint8)
 
 
 def _read(path: Path):
@@ -76,9 +72,6 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8) 
     out = Path(out)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     (out / "overlays").mkdir(exist_ok=True)
-    palette = np.zeros((256, 3), np.uint8)
-    palette[: classes.num_classes] = classes.colors
-
     results, failed = [], []
     named = list(zip(paths, _unique_stems(paths)))
     chunks = [named[i:i + batch_size] for i in range(0, len(named), batch_size)]
@@ -89,10 +82,10 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8) 
             failed += [{"file": str(p), "message": image.problem.message} for p, _, image in chunk if isinstance(image, DataError)]
             if not good:
                 continue
-            batch = tf.round(tf.stack([tf.image.resize(image, (config.size, config.size)) for _, _, image in good]))
+            batch = tf.concat([model_input(image[None], config.size) for _, _, image in good], axis=0)
             for (path, stem, image), logits in zip(good, model.predict_on_batch(batch)):
-                labels = _labels(tf.image.resize(logits[None], image.shape[:2]).numpy()[0], threshold)
-                results.append(_write(path, stem, image, labels, palette, classes, out))
+                labels = np.asarray(predict_labels(tf.image.resize(logits[None], image.shape[:2])[0], threshold), np.uint8)
+                results.append(_write(path, stem, image, labels, classes, out))
     summary = {"run": str(run.path), "checkpoint": run.model.name, "size": config.size, "threshold": threshold,
                "predicted": len(results), "failed": failed, "skipped_non_images": [str(p) for p in skipped],
                "images": results}
@@ -100,9 +93,9 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8) 
     return summary
 
 
-def _write(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, palette, classes: ClassSpec, out: Path) -> dict:
+def _write(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes: ClassSpec, out: Path) -> dict:
     mask = Image.fromarray(labels)
-    mask.putpalette(palette.ravel().tolist())  # L -> P: an indexed PNG that shows in class colours
+    mask.putpalette(palette(classes).ravel().tolist())  # L -> P: an indexed PNG that shows in class colours
     mask.save(out / "masks" / f"{stem}.png")
     overlay = (image * (1 - OVERLAY_ALPHA) + colorize(labels, classes) * OVERLAY_ALPHA).astype(np.uint8)
     Image.fromarray(overlay).save(out / "overlays" / f"{stem}.png")

@@ -101,6 +101,12 @@ def read_pair(image_path, mask_path, encoding, image_region=None, mask_region=No
     return np.ascontiguousarray(image), decode_mask(mask_path, encoding, mask_region).labels
 
 
+def model_input(images, size: int):
+    """Images [B, h, w, 3] resized (bilinear) to the model's square input, rounded as the loader
+    rounds them: what evaluation at full resolution and prediction feed the model."""
+    return tf.round(tf.clip_by_value(tf.image.resize(tf.cast(images, tf.float32), (size, size)), 0.0, 255.0))
+
+
 def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draft_w, draft_h):
     """Pillow route of the tf.data loader (byte-string arguments from numpy_function)."""
     return read_pair(image_path.decode(), mask_path.decode(), encoding, image_region.decode() or None,

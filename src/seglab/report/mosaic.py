@@ -10,12 +10,17 @@ from seglab.data.classes import ClassSpec
 IGNORE_COLOR = (255, 255, 255)
 
 
+def palette(classes: ClassSpec) -> np.ndarray:
+    """uint8 [256, 3]: each class index's display colour; the ignore index white, the rest black."""
+    colors = np.zeros((256, 3), np.uint8)
+    colors[: classes.num_classes] = classes.colors
+    colors[classes.ignore_index] = IGNORE_COLOR
+    return colors
+
+
 def colorize(labels: np.ndarray, classes: ClassSpec) -> np.ndarray:
     """Class indices [H, W] -> RGB uint8 [H, W, 3]; ignore pixels white."""
-    palette = np.zeros((256, 3), np.uint8)
-    palette[: classes.num_classes] = classes.colors
-    palette[classes.ignore_index] = IGNORE_COLOR
-    return palette[labels]
+    return palette(classes)[labels]
 
 
 def legend(classes: ClassSpec, width: int) -> Image.Image:
