@@ -71,6 +71,6 @@ TINY_TRAINING = {"model": "unet", "size": 32, "batch_size": 16, "model_options":
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    from seglab.train import train
+    from seglab.training import train
 
     return train("synthetic", tmp_path_factory.mktemp("runs") / "tiny", epochs=2, verbose=0, **TINY_TRAINING)

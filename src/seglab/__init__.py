@@ -1,17 +1,32 @@
-"""seglab: train, evaluate and run image-segmentation models."""
+"""seglab: train, evaluate and run image-segmentation models.
+
+    import seglab
+    run = seglab.train("../shared/data/oxford-pets", "runs/pets", model="mobilenet_unet")
+    metrics = seglab.evaluate(run.path)
+    seglab.predict(run.path, ["photo.jpg"], "predictions/")
+"""
 from seglab.data import ClassSpec, check, open_source
 from seglab.errors import DataError, DatasetError, Problem
 
 __version__ = "0.1.0"
-__all__ = ["ClassSpec", "build_model", "check", "make_dataset", "open_source", "DataError", "DatasetError", "Problem", "__version__"]
+__all__ = ["ClassSpec", "build_model", "check", "evaluate", "make_dataset", "open_source", "predict", "train",
+           "write_report", "DataError", "DatasetError", "Problem", "__version__"]
+
+# These import TensorFlow / Keras, which takes seconds: only when asked for. The modules holding
+# them are named training/evaluation/prediction so that no submodule shadows these names.
+_LAZY = {
+    "make_dataset": "seglab.data.pipeline",
+    "build_model": "seglab.models",
+    "train": "seglab.training",
+    "evaluate": "seglab.evaluation",
+    "predict": "seglab.prediction",
+    "write_report": "seglab.report.html",
+}
 
 
 def __getattr__(name):
-    # These import TensorFlow / Keras, which takes seconds: only when asked for.
-    if name == "make_dataset":
-        from seglab.data.pipeline import make_dataset
-        return make_dataset
-    if name == "build_model":
-        from seglab.models import build_model
-        return build_model
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'seglab' has no attribute {name!r}")

@@ -125,8 +125,8 @@ def train(
 
     Killed or interrupted, `seglab train --resume runs/NAME` continues from the last finished epoch.
     """
-    from seglab.train import TrainingFailed
-    from seglab.train import train as run_train
+    from seglab.training import TrainingFailed
+    from seglab.training import train as run_train
 
     try:
         if resume is not None:
@@ -160,7 +160,7 @@ def evaluate(
 
     Example: seglab evaluate runs/pets --split test --full-res
     """
-    from seglab.evaluate import evaluate as run_evaluate
+    from seglab.evaluation import evaluate as run_evaluate
 
     try:
         metrics = run_evaluate(run, data, split, full_res, batch_size)
@@ -186,7 +186,7 @@ def predict(
 
     Example: seglab predict runs/pets photos/ --out predictions/
     """
-    from seglab.predict import predict as run_predict
+    from seglab.prediction import predict as run_predict
 
     try:
         summary = run_predict(run, inputs, out, threshold, batch_size)
@@ -227,10 +227,10 @@ def demo(
     import shutil
     import time
 
-    from seglab.evaluate import evaluate as run_evaluate
+    from seglab.evaluation import evaluate as run_evaluate
     from seglab.report.html import write_report
     from seglab.runs import Run
-    from seglab.train import train as run_train
+    from seglab.training import train as run_train
 
     if Run(out).exists() and Run(out).state.get("status") == "complete":
         shutil.rmtree(out)  # a finished demo is cheap to redo; anything else in the folder is kept

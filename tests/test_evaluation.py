@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from seglab.data import open_source
-from seglab.evaluate import evaluate
+from seglab.evaluation import evaluate
 from seglab.runs import Run
 
 

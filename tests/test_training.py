@@ -15,13 +15,15 @@ import yaml
 
 from conftest import TINY_TRAINING as TINY
 from seglab.runs import Run
-from seglab.train import train
+import seglab
 
 TINY_CLI = ["--model", "unet", "--size", "32", "--batch-size", "16", "--option", "filters=4,8"]
 
 
 def test_train_writes_a_complete_run_folder(tmp_path):
-    run = train("synthetic", tmp_path / "run", epochs=2, verbose=0, **TINY)
+    import seglab.training  # noqa: F401  (the function stays reachable once its module is imported)
+
+    run = seglab.train("synthetic", tmp_path / "run", epochs=2, verbose=0, **TINY)
     state = run.state
     assert state["status"] == "complete" and state["epochs_done"] == 2
     for name in ("config.yaml", "classes.json", "model.keras", "last.keras", "history.csv", "curves.png"):
@@ -42,7 +44,7 @@ def test_an_existing_run_folder_is_not_overwritten(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="--resume"):
-        train("synthetic", tmp_path / "run", epochs=1, verbose=0, **TINY)
+        seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **TINY)
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 
 
@@ -51,7 +53,7 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path):
                               ({"loss": "bce"}, "for two-class data"),
                               ({"size": 30}, "divisible by 4")]:
         with pytest.raises(ValueError, match=message):
-            train("synthetic", tmp_path / "run", epochs=1, verbose=0, **{**TINY, **options})
+            seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **{**TINY, **options})
 
 
 def _seglab(*args, **kwargs):
@@ -101,3 +103,21 @@ def test_the_command_line_trains_and_refuses_bad_options(tmp_path):
     result = runner.invoke(app, ["train", "synthetic", "--out", str(tmp_path / "other"), "--model", "segnet"])
     assert result.exit_code == 2 and "Available: fcn8s, mobilenet_unet, pix2pix_unet, unet" in result.output
     assert not (tmp_path / "other").exists()
+
+
+def test_the_plateau_schedule_takes_up_its_patience_count_on_resume():
+    from seglab.training import ResumablePlateau
+
+    scores = [0.5, 0.6, 0.6, 0.59, 0.6, 0.61, 0.61, 0.6, 0.6, 0.6]
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(1.0), "mse")
+    stock = keras.callbacks.ReduceLROnPlateau(monitor="val_miou", mode="max", factor=0.5, patience=3)
+    stock.set_model(model)
+    stock.on_train_begin()
+    for done, score in enumerate(scores, start=1):
+        stock.on_epoch_end(done - 1, {"val_miou": score})
+        resumed = ResumablePlateau([{"val_miou": s} for s in scores[:done]], monitor="val_miou", mode="max",
+                                   factor=0.5, patience=3)
+        resumed.on_train_begin()
+        assert (resumed.best, resumed.wait) == (stock.best, stock.wait), f"after epoch {done}"
+    assert float(model.optimizer.learning_rate) == 0.25  # the stock callback did halve it, twice

@@ -18,7 +18,7 @@ from seglab.data.pipeline import make_dataset, model_input, read_pair
 from seglab.metrics import confusion_matrix, mean_iou, predict_labels, summarize
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path, write_text
-from seglab.train import open_training_source
+from seglab.training import open_training_source
 
 MOSAIC_IMAGES = 6
 
