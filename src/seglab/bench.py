@@ -20,6 +20,8 @@ from seglab.losses import make_loss
 from seglab.metrics import segmentation_metrics
 from seglab.models import build_model
 from seglab.models.flops import forward_flops
+from seglab.precision import precision as policy
+from seglab.precision import resolve_precision
 
 MODES = ("train", "predict", "all")
 
@@ -46,19 +48,22 @@ def time_inference(model, images, min_seconds: float = 5.0) -> float:
 
 
 def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: int = 10, jit: bool = False,
-          seed: int = 0, **model_options) -> dict:
-    """Time `model_name` on the dataset at `data` (any format `seglab check` reads)."""
+          seed: int = 0, precision: str = "auto", **model_options) -> dict:
+    """Time `model_name` on the dataset at `data` (any format `seglab check` reads), in the
+    precision `seglab train` would use (see seglab.precision)."""
     if mode not in MODES:
         raise ValueError(f"Unknown bench mode {mode!r}. Use one of: {', '.join(MODES)}.")
+    precision = resolve_precision(precision)
     keras.utils.set_random_seed(seed)
     source = open_source(data)
     num_classes = source.classes.num_classes
-    model = build_model(model_name, num_classes, size, **model_options)
-    model.compile(optimizer="adam", loss=make_loss("ce", num_classes), metrics=segmentation_metrics(num_classes),
-                  jit_compile=jit)
+    with policy(precision):
+        model = build_model(model_name, num_classes, size, **model_options)
+        model.compile(optimizer="adam", loss=make_loss("ce", num_classes), metrics=segmentation_metrics(num_classes),
+                      jit_compile=jit)
     fwd = forward_flops(model)
     result = {"impl": "seglab", "mode": mode, "model": model_name, "size": size, "batch": batch_size, "jit": jit,
-              "fwd_gflop": round(fwd / 1e9, 3)}
+              "precision": precision, "fwd_gflop": round(fwd / 1e9, 3)}
     if mode in ("train", "all"):
         split = "train" if "train" in source.splits else next(iter(source.splits))
         dataset = make_dataset(source, split, size=size, batch_size=batch_size, repeat=True, seed=seed)

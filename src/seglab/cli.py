@@ -22,6 +22,8 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+PRECISION_HELP = ("auto (mixed_bfloat16 on CPUs with native bfloat16, else float32), float32, mixed_bfloat16 "
+                  "or mixed_float16.")
 FORMAT_HELP = "Dataset format: oxford-pets, camvid, cityscapes-pairs, folder, synthetic. Default: recognised from the folder."
 
 
@@ -117,6 +119,7 @@ def train(
     weights: Optional[str] = typer.Option(None, help="Encoder weights (mobilenet_unet, fcn8s): imagenet, none, or a .weights.h5 file."),
     fine_tune: Optional[str] = typer.Option(None, help="Encoder layers to train: none, all, or from a block (block_13, block4)."),
     option: list[str] = typer.Option([], "--option", help="Model option KEY=VALUE, repeatable: --option filters=16,32,64,128."),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     seed: int = typer.Option(0, help="Seed of the split, the initial weights, shuffling and augmentation."),
 ):
     """Train a model and write its run folder (config, best and last model, history, curves, previews).
@@ -137,6 +140,7 @@ def train(
                 loss=loss, weights=weights, fine_tune=fine_tune,
                 classes=tuple(c.strip() for c in classes.split(",")) if classes else None).items() if v is not None}
             run = run_train(data, out, model=model, optimizer=optimizer, schedule=schedule, augment=augment, seed=seed,
+                            precision=precision,
                             class_weights=class_weights, model_options=_parse_options(option), **options)
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         _fail(str(e))
@@ -262,6 +266,7 @@ def bench(
     steps: int = typer.Option(10, help="Timed training steps (after 2 warm-up steps)."),
     weights: str = typer.Option("none", help="Encoder weights for mobilenet_unet and fcn8s: imagenet, none or a file."),
     jit: bool = typer.Option(False, help="Compile with XLA."),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
 ):
     """Time training and inference of a model; prints one JSON line (images/s, GFLOP/s, peak memory).
 
@@ -274,7 +279,7 @@ def bench(
 
     options = {"weights": weights} if model in ("mobilenet_unet", "fcn8s") else {}
     try:
-        result = run_bench(mode, model, data, size, batch, steps=steps, jit=jit, **options)
+        result = run_bench(mode, model, data, size, batch, steps=steps, jit=jit, precision=precision, **options)
     except (ValueError, FileNotFoundError, DataError) as e:
         _fail(str(e))
     print(json.dumps(result), flush=True)

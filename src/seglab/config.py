@@ -17,9 +17,14 @@ SCHEDULES = ("cosine", "plateau", "constant")
 # Per-model defaults that train a good model on 2 CPU cores in minutes and on a GPU in seconds.
 # VGG16 (fcn8s) has no BatchNorm: it needs a smaller learning rate than the others.
 MODEL_DEFAULTS = {
-    "unet": {"size": 128, "batch_size": 16, "epochs": 30, "learning_rate": 1e-3},
+    # BatchNorm in the U-Net (the tutorial has none): on Oxford-IIIT Pet, 0.612 vs 0.489 val mIoU
+    # after 30 epochs from scratch.
+    "unet": {"size": 128, "batch_size": 16, "epochs": 30, "learning_rate": 1e-3, "model_options": {"batch_norm": True}},
     "pix2pix_unet": {"size": 128, "batch_size": 16, "epochs": 30, "learning_rate": 1e-3},
-    "mobilenet_unet": {"size": 128, "batch_size": 16, "epochs": 20, "learning_rate": 1e-3, "weights": "imagenet"},
+    # Training MobileNetV2 from block_6 on (BatchNorm kept frozen) beat the frozen encoder on
+    # Oxford-IIIT Pet: 0.734 vs 0.717 val mIoU in 20 epochs (benchmarks/train_vs_reference.py).
+    "mobilenet_unet": {"size": 128, "batch_size": 16, "epochs": 20, "learning_rate": 1e-3, "weights": "imagenet",
+                       "fine_tune": "block_6"},
     "fcn8s": {"size": 128, "batch_size": 8, "epochs": 20, "learning_rate": 1e-4, "weights": "imagenet", "fine_tune": "all"},
 }
 
@@ -44,6 +49,7 @@ class TrainConfig:
     augment: bool = True
     weights: str | None = None
     fine_tune: str | None = None
+    precision: str = "auto"
     cache: bool = True
     previews: int = 8
     seed: int = 0
@@ -78,14 +84,17 @@ class TrainConfig:
 def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     """Fill the model's defaults and check every value, with errors that say what is valid."""
     from seglab.models import MODELS
+    from seglab.precision import resolve_precision
 
     if config.model not in MODELS:
         raise ValueError(f"Unknown model {config.model!r}. Available: {', '.join(sorted(MODELS))}.")
     defaults = MODEL_DEFAULTS[config.model]
     filled = {key: defaults.get(key) for key in ("size", "batch_size", "epochs", "learning_rate", "weights", "fine_tune")
               if getattr(config, key) is None}
+    filled["model_options"] = {**defaults.get("model_options", {}), **config.model_options}  # the user's win
     if config.loss is None:
         filled["loss"] = "bce+dice" if num_classes == 2 else "ce+dice"
+    filled["precision"] = resolve_precision(config.precision)
     config = config.replace(**filled)
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {config.optimizer!r}. Use one of: {', '.join(OPTIMIZERS)}.")

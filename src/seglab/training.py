@@ -22,6 +22,7 @@ from seglab.data.pipeline import make_dataset
 from seglab.losses import make_loss, resolve_class_weights
 from seglab.metrics import predict_labels, segmentation_metrics
 from seglab.models import build_model
+from seglab.precision import precision
 from seglab.report.curves import plot_curves
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path
@@ -180,9 +181,10 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
 def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int):
     num_logits = 1 if binary_head(config) else num_classes
     weights = None if config.class_weights == "none" else list(config.class_weights)
-    model = build_model(config.model, num_logits, config.size, **_model_options(config), **config.model_options)
-    model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=make_loss(config.loss, num_logits, weights),
-                  metrics=segmentation_metrics(num_classes))
+    with precision(config.precision):
+        model = build_model(config.model, num_logits, config.size, **_model_options(config), **config.model_options)
+        model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=make_loss(config.loss, num_logits, weights),
+                      metrics=segmentation_metrics(num_classes))
     return model
 
 

@@ -1,0 +1,46 @@
+"""Precision: `auto` follows the CPU's bfloat16 support; a run records and keeps what it used."""
+from __future__ import annotations
+
+import keras
+import pytest
+
+from seglab.precision import cpu_has_bfloat16, precision, resolve_precision
+
+
+def test_bfloat16_support_is_read_from_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n\nprocessor\t: 1\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu_has_bfloat16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert not cpu_has_bfloat16(cpuinfo)
+    assert not cpu_has_bfloat16(tmp_path / "missing")
+
+
+def test_named_precisions_are_checked_and_auto_resolves_to_one_of_them():
+    assert resolve_precision("float32") == "float32"
+    assert resolve_precision("auto") in ("float32", "mixed_bfloat16")
+    with pytest.raises(ValueError, match="Use one of: auto, float32, mixed_bfloat16, mixed_float16"):
+        resolve_precision("fp8")
+
+
+def test_the_global_policy_comes_back_after_building():
+    before = keras.mixed_precision.global_policy().name
+    with precision("mixed_bfloat16"):
+        layer = keras.layers.Dense(2)
+    assert layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == before
+
+
+@pytest.mark.parametrize("name", ["float32", "mixed_bfloat16"])
+def test_a_run_records_its_precision_and_its_model_keeps_it(tmp_path, name):
+    import yaml
+
+    import seglab
+    from conftest import TINY_TRAINING
+
+    run = seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, precision=name, **TINY_TRAINING)
+    assert yaml.safe_load(run.config.read_text())["precision"] == name
+    model = keras.models.load_model(run.model)
+    assert model.get_layer("logits").compute_dtype == "float32"  # the losses always see float32 logits
+    expected = "bfloat16" if name == "mixed_bfloat16" else "float32"
+    assert {layer.compute_dtype for layer in model.layers if layer.name != "logits" and layer.weights} == {expected}
