@@ -12,35 +12,25 @@ Prints every measurement as a JSON line, then a summary line per model with rati
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench_models import CONFIGS, SHARED, commands, run
+from train_vs_reference import seglab_train
 
 
-def seglab_train(model: str, data: str, size: int, batch: int, epochs: int, weights: str | None) -> dict:
+def seglab_img_s(model: str, data: str, size: int, batch: int, epochs: int) -> dict:
     from seglab.data import open_source
 
     steps = math.ceil(len(open_source(data).split("train")) / batch)
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "seglab", "train", data, "--model", model, "--size", str(size),
-                   "--batch-size", str(batch), "--epochs", str(epochs), "--out", f"{tmp}/run"]
-        if weights:
-            command += ["--weights", weights]
-        start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if result.returncode != 0:
-            sys.exit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
-        with open(f"{tmp}/run/history.csv") as f:
-            seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
+        history, wall = seglab_train(model, data, Path(tmp) / "run", "--size", str(size), "--batch-size", str(batch),
+                                     "--epochs", str(epochs))
+    seconds = [row["seconds"] for row in history]
     images = steps * batch  # the training stream repeats, so every step is a full batch
     return {"impl": "seglab-train", "model": model, "size": size, "batch": batch, "epochs": epochs,
             "train_img_s": round(images * (epochs - 1) / sum(seconds[1:]), 2),
@@ -66,7 +56,7 @@ def main():
         for _ in range(args.rounds):
             results["seed"].append(run(reference_cmd))
             print(json.dumps(results["seed"][-1]), flush=True)
-            results["seglab"].append(seglab_train(model, args.data, size, batch, args.epochs, weights))
+            results["seglab"].append(seglab_img_s(model, args.data, size, batch, args.epochs))
             print(json.dumps(results["seglab"][-1]), flush=True)
         seed = statistics.median(r["train_img_s"] for r in results["seed"])
         ours = statistics.median(r["train_img_s"] for r in results["seglab"])

@@ -16,7 +16,6 @@ like the reference); `val_miou_best` is the best epoch's, the one model.keras ke
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -48,6 +47,7 @@ def split_folders(data: Path, out: Path) -> dict[str, Path]:
 
 
 def run_json(command: list[str]) -> tuple[dict, float]:
+    """Run a command; return its last JSON output line ({} if none) and its wall seconds."""
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     wall = time.perf_counter() - start
@@ -55,6 +55,16 @@ def run_json(command: list[str]) -> tuple[dict, float]:
         sys.exit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     return (json.loads(lines[-1]) if lines else {}), wall
+
+
+def seglab_train(model: str, data, out: Path, *options: str) -> tuple[list[dict], float]:
+    """Run `seglab train` in a fresh process; return the run's history rows and the wall seconds."""
+    from seglab.runs import Run
+
+    if model in WEIGHTS:
+        options += ("--weights", str(SHARED / "weights" / WEIGHTS[model]))
+    _, wall = run_json([sys.executable, "-m", "seglab", "train", str(data), "--model", model, "--out", str(out), *options])
+    return Run(out).history(), wall
 
 
 def reference(model: str, folders: dict, epochs: int, size: int) -> dict:
@@ -67,19 +77,13 @@ def reference(model: str, folders: dict, epochs: int, size: int) -> dict:
 
 
 def seglab(model: str, data: Path, epochs: int, size: int, out: Path) -> dict:
-    command = [sys.executable, "-m", "seglab", "train", str(data), "--model", model, "--epochs", str(epochs),
-               "--size", str(size), "--out", str(out)]
-    if model in WEIGHTS:
-        command += ["--weights", str(SHARED / "weights" / WEIGHTS[model])]
-    _, wall = run_json(command)
-    with open(out / "history.csv") as f:
-        history = list(csv.DictReader(f))
-    best = max(history, key=lambda row: float(row["val_miou"]))
+    history, wall = seglab_train(model, data, out, "--epochs", str(epochs), "--size", str(size))
+    best = max(history, key=lambda row: row["val_miou"])
     return {"impl": "seglab", "model": model, "size": size, "epochs": epochs,
-            "fit_s": round(sum(float(row["seconds"]) for row in history)), "wall_s": round(wall),
-            "val_pixel_accuracy_last": round(float(history[-1]["val_pixel_accuracy"]), 4),
-            "val_miou_last": round(float(history[-1]["val_miou"]), 4),
-            "val_miou_best": round(float(best["val_miou"]), 4), "best_epoch": int(best["epoch"])}
+            "fit_s": round(sum(row["seconds"] for row in history)), "wall_s": round(wall),
+            "val_pixel_accuracy_last": round(history[-1]["val_pixel_accuracy"], 4),
+            "val_miou_last": round(history[-1]["val_miou"], 4),
+            "val_miou_best": round(best["val_miou"], 4), "best_epoch": best["epoch"]}
 
 
 def main():
