@@ -220,6 +220,29 @@ def report(run: Path = typer.Argument(..., help="Run folder written by `seglab t
 
 
 @app.command()
+def view(
+    run: Path = typer.Argument(..., help="Run folder written by `seglab train`."),
+    open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the viewer in the default browser."),
+):
+    """Write RUN/viewer.html, the interactive mask viewer, and open it: each validation sample with its
+    predicted and true masks as layers, every class switchable, epoch by epoch. Works offline, from disk.
+
+    Example: seglab view runs/pets
+    """
+    import webbrowser
+
+    from seglab.report.viewer import write_viewer
+
+    try:
+        path = write_viewer(run)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    console.print(f"Viewer: {path} ({path.stat().st_size / 1024:.0f} KB)", soft_wrap=True)
+    if open_browser and not webbrowser.open(path.resolve().as_uri()):
+        console.print("No browser found here: open that file in any browser (it needs no server and no network).")
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder (replaced if it holds a finished demo)."),
     epochs: int = typer.Option(60, help="Training epochs (fewer for a quick look)."),

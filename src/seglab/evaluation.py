@@ -108,12 +108,13 @@ def _keep_extremes(scored):
 
 def _plot_confusion(confusion: np.ndarray, classes: ClassSpec, path: Path) -> None:
     """Rows (truth) normalised to 1, with the pixel counts written in."""
-    from seglab.report.curves import plt
+    from matplotlib.figure import Figure
 
     rows = confusion.sum(axis=1, keepdims=True)
     normalised = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
     k = len(classes.names)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1 + 0.55 * k), constrained_layout=True)
+    fig = Figure(figsize=(1.2 + 0.6 * k, 1 + 0.55 * k), layout="constrained")
+    ax = fig.subplots()
     ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), classes.names, rotation=45, ha="right")
     ax.set_yticks(range(k), classes.names)
@@ -125,4 +126,3 @@ def _plot_confusion(confusion: np.ndarray, classes: ClassSpec, path: Path) -> No
     ax.set_title("confusion matrix (rows sum to 1)")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90)
-    plt.close(fig)

@@ -22,7 +22,7 @@ from seglab.data.pipeline import model_input
 from seglab.errors import DataError
 from seglab.metrics import predict_labels
 from seglab.progress import progress
-from seglab.report.mosaic import colorize, palette
+from seglab.report.mosaic import blend, indexed_png
 from seglab.runs import Run, write_text
 
 OVERLAY_ALPHA = 0.5
@@ -94,11 +94,8 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8) 
 
 
 def _write(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes: ClassSpec, out: Path) -> dict:
-    mask = Image.fromarray(labels)
-    mask.putpalette(palette(classes).ravel().tolist())  # L -> P: an indexed PNG that shows in class colours
-    mask.save(out / "masks" / f"{stem}.png")
-    overlay = (image * (1 - OVERLAY_ALPHA) + colorize(labels, classes) * OVERLAY_ALPHA).astype(np.uint8)
-    Image.fromarray(overlay).save(out / "overlays" / f"{stem}.png")
+    indexed_png(labels, classes).save(out / "masks" / f"{stem}.png")
+    Image.fromarray(blend(image, labels, classes, OVERLAY_ALPHA)).save(out / "overlays" / f"{stem}.png")
     counts = np.bincount(labels.ravel(), minlength=classes.num_classes)[: classes.num_classes]
     return {"file": str(path), "width": int(labels.shape[1]), "height": int(labels.shape[0]),
             "mask": f"masks/{stem}.png", "overlay": f"overlays/{stem}.png",

@@ -6,26 +6,24 @@ state (its step count says how many epochs are done) and the random-generator st
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-import shutil
 import sys
-import time
 from pathlib import Path
 
 import keras
-import numpy as np
 
+from seglab.checkpoint import RunCheckpoint, Samples
 from seglab.config import TrainConfig, binary_head, resolve
 from seglab.data import open_source
 from seglab.data.check import CheckReport, validate
 from seglab.data.pipeline import make_dataset
 from seglab.losses import make_loss, resolve_class_weights
-from seglab.metrics import predict_labels, segmentation_metrics
+from seglab.metrics import segmentation_metrics
 from seglab.models import build_model
 from seglab.precision import precision
-from seglab.report.curves import plot_curves
-from seglab.report.mosaic import mosaic
-from seglab.runs import Run, atomic_path
+from seglab.runs import Run
+from seglab.samples import choose
 
 
 class TrainingFailed(RuntimeError):
@@ -44,54 +42,6 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
     if config.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.01)
     return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config.optimizer](rate)
-
-
-class RunCheckpoint(keras.callbacks.Callback):
-    """After each epoch, in this order: history.csv, model.keras (when val_miou improves),
-    last.keras, curves.png, the preview mosaic, then state.json. A NaN loss stops training before
-    anything of that epoch is written."""
-
-    def __init__(self, run: Run, classes, preview_batch, history: list[dict]):
-        super().__init__()
-        self.run, self.classes, self.preview_batch, self.history = run, classes, preview_batch, history
-        self.best = max((row.get("val_miou", -1.0) for row in history), default=-1.0)
-        self.started = time.perf_counter()
-        self.failure: str | None = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        bad = [k for k, v in logs.items() if not math.isfinite(v)]
-        if bad:
-            self.failure = (f"epoch {epoch + 1}: {', '.join(bad)} became NaN or infinite. The run keeps epoch {epoch} "
-                            "(last.keras). Lower --learning-rate, or check the data with `seglab check`.")
-            self.model.stop_training = True
-            return
-        row = {"epoch": epoch + 1, **{k: round(float(v), 6) for k, v in logs.items()},
-               "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-               "seconds": round(time.perf_counter() - self.started, 2)}
-        self.started = time.perf_counter()
-        self.history.append(row)
-        self.run.write_history(self.history)
-        with atomic_path(self.run.last) as last:
-            self.model.save(last)
-            if row.get("val_miou", -1.0) > self.best:  # model.keras goes first: it must never lag last.keras
-                self.best = row["val_miou"]
-                with atomic_path(self.run.model) as best:
-                    shutil.copyfile(last, best)  # a copy is ten times faster than saving twice
-        with atomic_path(self.run.curves) as tmp:
-            plot_curves(self.history, tmp)
-        self._preview(epoch + 1)
-        best = max(self.history, key=lambda r: r.get("val_miou", -1.0))
-        self.run.write_state(status="running", epochs_done=epoch + 1, best_epoch=best["epoch"],
-                             best_val_miou=best.get("val_miou"))
-
-    def _preview(self, epoch: int) -> None:
-        images, truths = self.preview_batch
-        predictions = np.asarray(predict_labels(self.model.predict_on_batch(images)))
-        self.run.previews.mkdir(exist_ok=True)
-        picture = mosaic(images, truths, predictions, self.classes, title=f"epoch {epoch}: image | truth | prediction")
-        with atomic_path(self.run.previews / f"epoch_{epoch:03d}.png") as tmp:
-            picture.save(tmp)
 
 
 class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
@@ -157,7 +107,7 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
                             cache=config.cache, repeat=True, seed=config.seed, validate_first=False)
     val_ds = make_dataset(source, "val", size=config.size, batch_size=config.batch_size, cache=config.cache,
                           validate_first=False)
-    checkpoint = RunCheckpoint(run, source.classes, _preview_batch(source, config), history)
+    checkpoint = RunCheckpoint(run, source.classes, _samples(source, config), history)
     callbacks = [checkpoint]
     if config.schedule == "plateau":
         callbacks.append(ResumablePlateau(history, monitor="val_miou", mode="max", factor=0.5, patience=3))
@@ -169,6 +119,7 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
                   steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks, shuffle=False,
                   verbose=(1 if sys.stderr.isatty() else 2) if verbose is None else verbose)
     except KeyboardInterrupt:
+        checkpoint.wait()  # the epoch being written is finished, not lost
         run.write_state(**{**run.state, "status": "interrupted"})
         raise
     if checkpoint.failure:
@@ -194,8 +145,12 @@ def _model_options(config: TrainConfig) -> dict:
     return {}
 
 
-def _preview_batch(source, config: TrainConfig):
-    """The first `config.previews` validation samples, in file order: the same ones every epoch."""
-    ds = make_dataset(source, "val", size=config.size, batch_size=max(1, config.previews), validate_first=False)
+def _samples(source, config: TrainConfig) -> Samples:
+    """The validation samples shown after every epoch: a draw seeded by the run's seed, so the
+    same ones every epoch and after a resume."""
+    pairs = source.split("val")
+    chosen = [pairs[i] for i in choose(max(1, config.previews), len(pairs), config.seed)]
+    subset = dataclasses.replace(source, pairs=chosen)
+    ds = make_dataset(subset, "val", size=config.size, batch_size=len(chosen), validate_first=False)
     images, truths = next(iter(ds))
-    return images.numpy(), truths.numpy()
+    return Samples([p.name for p in chosen], images.numpy(), truths.numpy())

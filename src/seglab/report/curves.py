@@ -3,17 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 PANELS = (("loss", "loss"), ("pixel_accuracy", "pixel accuracy"), ("miou", "mIoU (dataset-level)"))
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
     epochs = [row["epoch"] for row in history]
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.2), constrained_layout=True)
+    # A bare Figure, not pyplot: pyplot keeps global state, and training draws from a background thread.
+    fig = Figure(figsize=(4 * len(PANELS), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(PANELS))
     for ax, (key, label) in zip(axes, PANELS):
         for prefix, style in (("", "-"), ("val_", "--")):
             values = [row.get(prefix + key) for row in history]
@@ -24,4 +23,3 @@ def plot_curves(history: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.savefig(path, dpi=90)
-    plt.close(fig)

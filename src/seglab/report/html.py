@@ -1,5 +1,6 @@
-"""`seglab report`: one self-contained report.html for a run. Images are embedded as data URIs and
-there are no scripts or external links, so the file opens offline and can be mailed around."""
+"""`seglab report`: one self-contained report.html for a run. Images are embedded as data URIs, the
+mask viewer's script is inline and nothing links outside the file, so it opens offline and can be
+mailed around."""
 from __future__ import annotations
 
 import base64
@@ -7,7 +8,9 @@ import html
 import json
 from pathlib import Path
 
+from seglab.report.viewer import viewer_fragment
 from seglab.runs import Run, write_text
+from seglab.samples import SampleLog
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -58,6 +61,9 @@ def write_report(run_path) -> Path:
                 parts.append(f"<h3>{name.capitalize()} images</h3>" + _image(run.path / f"{name}.png", f"{name} images"))
     else:
         parts.append(f"<p class=muted>Not evaluated yet: run <code>seglab evaluate {html.escape(str(run.path))}</code>.</p>")
+    if SampleLog(run.path).exists():
+        parts.append("<h2>Validation samples, epoch by epoch</h2><p class=muted>Switch the prediction and ground-truth "
+                     "layers and each class; step through the epochs; worst images first.</p>" + viewer_fragment(run.path))
     parts.append("<h2>Training curves</h2>")
     parts.append(_image(run.curves, "training curves") if run.curves.is_file() else "<p class=muted>No finished epoch yet.</p>")
     previews = sorted(run.previews.glob("epoch_*.png")) if run.previews.is_dir() else []

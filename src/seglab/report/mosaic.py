@@ -23,6 +23,19 @@ def colorize(labels: np.ndarray, classes: ClassSpec) -> np.ndarray:
     return palette(classes)[labels]
 
 
+def indexed_png(labels: np.ndarray, classes: ClassSpec) -> Image.Image:
+    """Class indices [H, W] -> an indexed ('P') image whose palette shows the class colours, so
+    the saved PNG keeps the indices and still looks right in any image viewer."""
+    image = Image.fromarray(np.asarray(labels, np.uint8))
+    image.putpalette(palette(classes).ravel().tolist())  # L -> P, the pixel values unchanged
+    return image
+
+
+def blend(image: np.ndarray, labels: np.ndarray, classes: ClassSpec, alpha: float = 0.5) -> np.ndarray:
+    """The class colours of `labels` [H, W] laid over `image` [H, W, 3] at `alpha`: RGB uint8."""
+    return (np.asarray(image, np.float32) * (1 - alpha) + colorize(labels, classes) * alpha).astype(np.uint8)
+
+
 def legend(classes: ClassSpec, width: int) -> Image.Image:
     row, swatch = 16, 12
     per_line = max(1, width // 150)

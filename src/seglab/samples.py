@@ -1,0 +1,98 @@
+"""The validation samples a run predicts after every epoch, kept compactly in RUN/samples/ for the
+viewer, the preview mosaics and the experiment trackers:
+
+    samples/samples.json     names, classes and, per epoch, each sample's per-class IoU
+    samples/images/00.jpg    the sample as the model sees it (model size)
+    samples/truth/00.png     its true mask: an indexed PNG in the class palette
+    samples/epoch_001/00.png the prediction after epoch 1, likewise
+
+The samples are a seeded draw from the validation split, the same every epoch and on resume.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from seglab.data.classes import ClassSpec
+from seglab.metrics import confusion_matrix, iou
+from seglab.report.mosaic import indexed_png
+from seglab.runs import write_text
+
+
+def choose(count: int, population: int, seed: int) -> list[int]:
+    """`count` indices of `population` validation samples, drawn with `seed`, in file order."""
+    count = min(count, population)
+    return sorted(np.random.default_rng(seed).choice(population, size=count, replace=False).tolist())
+
+
+def per_class_iou(truths: np.ndarray, predictions: np.ndarray, classes: ClassSpec) -> list[list[float | None]]:
+    """Each sample's IoU per class, [N][K]; None where a class is in neither its truth nor its prediction."""
+    scores = iou(confusion_matrix(truths, predictions, classes.num_classes, classes.ignore_index, per_image=True))
+    return [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in scores]
+
+
+@dataclass
+class Epoch:
+    """One epoch's predictions of the samples, with what they score."""
+    epoch: int
+    predictions: np.ndarray  # int [N, H, W]
+    iou: list[list[float | None]]
+
+
+class SampleLog:
+    """RUN/samples/: written as training goes, read back by the viewer."""
+
+    def __init__(self, run_path):
+        self.path = Path(run_path) / "samples"
+        self.index = self.path / "samples.json"
+
+    def exists(self) -> bool:
+        return self.index.is_file()
+
+    def start(self, names: list[str], images: np.ndarray, truths: np.ndarray, classes: ClassSpec) -> None:
+        """Write the samples' images and true masks (once; a resumed run keeps them)."""
+        if self.exists():
+            return
+        for folder in ("images", "truth"):
+            (self.path / folder).mkdir(parents=True, exist_ok=True)
+        for i, (image, truth) in enumerate(zip(images, truths)):
+            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(self.path / "images" / f"{i:02d}.jpg", quality=90)
+            indexed_png(truth, classes).save(self.path / "truth" / f"{i:02d}.png")
+        self._write({"names": list(names), "classes": classes.to_json(), "size": int(truths.shape[1]), "epochs": []})
+
+    def add(self, epoch: Epoch, classes: ClassSpec) -> None:
+        """Write one epoch's prediction masks, then record the epoch in samples.json (so the index
+        never names masks that are not there)."""
+        folder = self.path / f"epoch_{epoch.epoch:03d}"
+        folder.mkdir(exist_ok=True)
+        for i, labels in enumerate(epoch.predictions):
+            indexed_png(labels, classes).save(folder / f"{i:02d}.png")
+        data = self.read()
+        data["epochs"] = [e for e in data["epochs"] if e["epoch"] < epoch.epoch] + [{"epoch": epoch.epoch, "iou": epoch.iou}]
+        self._write(data)
+
+    def keep_epochs(self, epochs_done: int) -> None:
+        """On resume: forget epochs after the last finished one (their masks are overwritten later)."""
+        if self.exists():
+            data = self.read()
+            data["epochs"] = [e for e in data["epochs"] if e["epoch"] <= epochs_done]
+            self._write(data)
+
+    def read(self) -> dict:
+        return json.loads(self.index.read_text())
+
+    def image(self, i: int) -> Path:
+        return self.path / "images" / f"{i:02d}.jpg"
+
+    def truth(self, i: int) -> Path:
+        return self.path / "truth" / f"{i:02d}.png"
+
+    def prediction(self, epoch: int, i: int) -> Path:
+        return self.path / f"epoch_{epoch:03d}" / f"{i:02d}.png"
+
+    def _write(self, data: dict) -> None:
+        write_text(self.index, json.dumps(data) + "\n")
