@@ -93,6 +93,7 @@ def main():
     parser.add_argument("--epochs", nargs="+", type=int, default=None,
                         help="epochs per model, in --models order (default: seglab's default for each)")
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--keep", type=Path, default=None, help="keep seglab's run folders here (default: deleted)")
     args = parser.parse_args()
     if not (SHARED / "reference" / "train_seed.py").is_file():
         sys.exit(f"reference trainer not found under {SHARED}: set SEGLAB_SHARED")
@@ -104,7 +105,7 @@ def main():
         for model, n in zip(args.models, epochs):
             seed = reference(model, folders, n, args.size)
             print(json.dumps(seed), flush=True)
-            ours = seglab(model, Path(args.data), n, args.size, Path(tmp) / f"run-{model}")
+            ours = seglab(model, Path(args.data), n, args.size, (args.keep or Path(tmp)) / f"run-{model}")
             print(json.dumps(ours), flush=True)
             print(json.dumps({"summary": model, "epochs": n, "size": args.size,
                               "seed_miou": seed["miou"], "seglab_miou_last": ours["val_miou_last"],

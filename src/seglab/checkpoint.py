@@ -1,9 +1,10 @@
 """What `seglab train` writes after each epoch, written off the training thread.
 
-The training thread only checks the epoch's numbers, predicts the fixed validation samples and
-copies the weights (tens of milliseconds). A background thread then writes the epoch's files while
-the next epoch trains: saving a model, drawing curves and mosaics and logging to trackers cost
-about a second per epoch, a fifth of a small model's epoch on 2 CPU cores. One epoch is written at
+The training thread only checks the epoch's numbers and copies the weights and optimizer state
+(tens of milliseconds). A background thread loads them into a shadow copy of the model and, while
+the next epoch trains, predicts the fixed validation samples with it and writes the epoch's files:
+saving a model, drawing curves and mosaics and logging to trackers cost about a second per epoch,
+a fifth of a small model's epoch on 2 CPU cores. One epoch is written at
 a time, in a fixed order, so a run killed at any moment is consistent (see `RunCheckpoint`).
 """
 from __future__ import annotations
@@ -33,38 +34,44 @@ class Samples:
     truths: np.ndarray  # uint8 [N, H, W]
 
 
-class ModelWriter:
-    """Saves the model as it was at an epoch's end, from a copy of its variables, while training
-    goes on. It saves through a second model loaded from the first checkpoint, which therefore
-    has exactly the live model's structure, compile settings and optimizer variables."""
+class ShadowModel:
+    """A second copy of the model, built from its config with the same compile settings, into
+    which an epoch's weights and optimizer state are copied so they can be saved and used for the
+    sample predictions while the live model trains on."""
 
     def __init__(self, model: keras.Model):
-        self.model = model
-        self.shadow: keras.Model | None = None
+        shadow = keras.models.clone_model(model)
+        shadow.compile_from_config(model.get_compile_config())
+        shadow.optimizer.build(shadow.trainable_variables)
+        self.model = shadow
 
-    def snapshot(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        return ([v.numpy() for v in self.model.weights],
-                [np.array(keras.ops.convert_to_numpy(v)) for v in self.model.optimizer.variables])
+    def matches(self, live: keras.Model) -> bool:
+        """Whether the variables line up one to one (same paths and shapes, same order) with `live`'s."""
+        def layout(model):
+            return [(v.path, tuple(v.shape)) for v in [*model.weights, *model.optimizer.variables]]
+        return layout(self.model) == layout(live)
 
-    def save(self, path, snapshot) -> None:
+    def load(self, snapshot) -> keras.Model:
         weights, slots = snapshot
-        if self.shadow is None:  # the first save: training waits for it, so the live model is still as snapshot
-            self.model.save(path)
-            self.shadow = keras.models.load_model(path)
-            return
-        for variable, value in zip(self.shadow.weights, weights):
+        for variable, value in zip(self.model.weights, weights):
             variable.assign(value)
-        for variable, value in zip(self.shadow.optimizer.variables, slots):
+        for variable, value in zip(self.model.optimizer.variables, slots):
             variable.assign(value)
-        self.shadow.save(path)
+        return self.model
+
+
+def snapshot(model: keras.Model) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Copies of the model's weights and optimizer variables (tens of milliseconds)."""
+    return ([np.array(keras.ops.convert_to_numpy(v)) for v in model.weights],
+            [np.array(keras.ops.convert_to_numpy(v)) for v in model.optimizer.variables])
 
 
 class RunCheckpoint(keras.callbacks.Callback):
     """After each epoch, in this order: history.csv, model.keras (when val_miou improves),
     last.keras, curves.png, the samples and preview mosaic, the trackers, then state.json. A NaN
-    loss stops training before anything of that epoch is written. The first epoch is written
-    before the second starts (it creates the model used for later saves); later epochs are
-    written while the next one trains, and training waits for the previous write to finish."""
+    loss stops training before anything of that epoch is written. Each epoch is written while the
+    next one trains, and training waits for the previous write to finish before it hands over
+    the next. A model that cannot be cloned is written from the live model, in the training thread."""
 
     def __init__(self, run: Run, classes: ClassSpec, samples: Samples, history: list[dict], trackers=()):
         super().__init__()
@@ -74,12 +81,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.best = max((row.get("val_miou", -1.0) for row in history), default=-1.0)
         self.started = time.perf_counter()
         self.failure: str | None = None
-        self._writer: ModelWriter | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-checkpoint")
         self._pending: Future | None = None
+        self._shadow: Future | ShadowModel | None = None  # None: write from the live model, in this thread
 
     def on_train_begin(self, logs=None):
-        self._writer = ModelWriter(self.model)
+        self._shadow = self._pool.submit(ShadowModel, self.model)  # built while the first epoch traces and trains
         self.sample_log.start(self.samples.names, self.samples.images, self.samples.truths, self.classes)
         self.sample_log.keep_epochs(len(self.history))
 
@@ -97,15 +104,29 @@ class RunCheckpoint(keras.callbacks.Callback):
                "seconds": round(time.perf_counter() - self.started, 2)}
         self.started = time.perf_counter()  # so waits for writing count in the next epoch's seconds
         self.history.append(row)
-        predictions = np.asarray(predict_labels(self.model.predict_on_batch(self.samples.images)))
-        sampled = Epoch(epoch + 1, predictions, per_class_iou(self.samples.truths, predictions, self.classes))
-        first = self._writer.shadow is None
-        self._pending = self._pool.submit(self._write_epoch, row, list(self.history), self._writer.snapshot(), sampled)
-        if first:
-            self.wait()
+        state = snapshot(self.model)
+        if isinstance(self._shadow, Future):  # the first epoch: use the shadow if it was built and fits
+            try:
+                shadow = self._shadow.result()
+                self._shadow = shadow if shadow.matches(self.model) else None
+            except Exception:  # noqa: BLE001  (a model that cannot be cloned is written from the live copy)
+                self._shadow = None
+        if self._shadow is None:
+            self._write_epoch(row, list(self.history), self.model)
+        else:
+            self._pending = self._pool.submit(self._write_epoch, row, list(self.history), state)
 
     def on_train_end(self, logs=None):
         self.wait()
+
+    def close(self) -> None:
+        """Finish writing, then close the trackers (also after an interruption or a failure)."""
+        try:
+            self.wait()
+        finally:
+            for tracker in self.trackers:
+                tracker.close()
+            self._pool.shutdown()
 
     def wait(self) -> None:
         """Block until the epoch being written is on disk; re-raise what went wrong writing it."""
@@ -113,10 +134,14 @@ class RunCheckpoint(keras.callbacks.Callback):
         if pending is not None:
             pending.result()
 
-    def _write_epoch(self, row: dict, history: list[dict], snapshot, sampled: Epoch) -> None:
+    def _write_epoch(self, row: dict, history: list[dict], state) -> None:
+        """`state`: a snapshot to load into the shadow model, or the live model itself."""
+        model = state if isinstance(state, keras.Model) else self._shadow.load(state)
+        predictions = np.asarray(predict_labels(model.predict_on_batch(self.samples.images)))
+        sampled = Epoch(row["epoch"], predictions, per_class_iou(self.samples.truths, predictions, self.classes))
         self.run.write_history(history)
         with atomic_path(self.run.last) as last:
-            self._writer.save(last, snapshot)
+            model.save(last)
             if row.get("val_miou", -1.0) > self.best:  # model.keras goes first: it must never lag last.keras
                 self.best = row["val_miou"]
                 with atomic_path(self.run.model) as best:

@@ -120,6 +120,10 @@ def train(
     fine_tune: Optional[str] = typer.Option(None, help="Encoder layers to train: none, all, or from a block (block_13, block4)."),
     option: list[str] = typer.Option([], "--option", help="Model option KEY=VALUE, repeatable: --option filters=16,32,64,128."),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
+    previews: int = typer.Option(8, help="Validation samples predicted after every epoch, for the previews and `seglab view`."),
+    wandb: bool = typer.Option(False, "--wandb", help="Also log to Weights & Biases (pip install 'seglab[wandb]'; WANDB_MODE=offline works)."),
+    wandb_project: Optional[str] = typer.Option(None, help="W&B project (implies --wandb). Default: seglab."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars and overlay images to RUN/tensorboard."),
     seed: int = typer.Option(0, help="Seed of the split, the initial weights, shuffling and augmentation."),
 ):
     """Train a model and write its run folder (config, best and last model, history, curves, previews).
@@ -140,7 +144,8 @@ def train(
                 loss=loss, weights=weights, fine_tune=fine_tune,
                 classes=tuple(c.strip() for c in classes.split(",")) if classes else None).items() if v is not None}
             run = run_train(data, out, model=model, optimizer=optimizer, schedule=schedule, augment=augment, seed=seed,
-                            precision=precision,
+                            precision=precision, previews=previews, wandb=wandb, wandb_project=wandb_project,
+                            tensorboard=tensorboard,
                             class_weights=class_weights, model_options=_parse_options(option), **options)
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         _fail(str(e))

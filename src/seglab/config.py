@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +52,10 @@ class TrainConfig:
     fine_tune: str | None = None
     precision: str = "auto"
     cache: bool = True
-    previews: int = 8
+    previews: int = 8  # validation samples predicted, shown and logged after every epoch
+    wandb: bool = False
+    wandb_project: str | None = None
+    tensorboard: bool = False
     seed: int = 0
 
     def replace(self, **changes) -> "TrainConfig":
@@ -95,16 +99,20 @@ def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     if config.loss is None:
         filled["loss"] = "bce+dice" if num_classes == 2 else "ce+dice"
     filled["precision"] = resolve_precision(config.precision)
+    if config.wandb or config.wandb_project:  # naming a project asks for W&B
+        filled.update(wandb=True, wandb_project=config.wandb_project or "seglab")
     config = config.replace(**filled)
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {config.optimizer!r}. Use one of: {', '.join(OPTIMIZERS)}.")
     if config.schedule not in SCHEDULES:
         raise ValueError(f"Unknown schedule {config.schedule!r}. Use one of: {', '.join(SCHEDULES)}.")
-    for key in ("size", "batch_size", "epochs"):
+    for key in ("size", "batch_size", "epochs", "previews"):
         if int(getattr(config, key)) < 1:
             raise ValueError(f"{key} must be at least 1; got {getattr(config, key)}.")
     if not config.learning_rate > 0:
         raise ValueError(f"learning_rate must be positive; got {config.learning_rate}.")
+    if config.wandb and importlib.util.find_spec("wandb") is None:
+        raise ValueError("--wandb needs the wandb package: pip install 'seglab[wandb]'.")
     if binary_head(config) and num_classes != 2:
         raise ValueError(f"Loss {config.loss!r} is for two-class data; this dataset has {num_classes} classes. "
                          "Use 'ce' or 'ce+dice'.")

@@ -24,6 +24,7 @@ from seglab.models import build_model
 from seglab.precision import precision
 from seglab.runs import Run
 from seglab.samples import choose
+from seglab.trackers import make_trackers
 
 
 class TrainingFailed(RuntimeError):
@@ -107,21 +108,23 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
                             cache=config.cache, repeat=True, seed=config.seed, validate_first=False)
     val_ds = make_dataset(source, "val", size=config.size, batch_size=config.batch_size, cache=config.cache,
                           validate_first=False)
-    checkpoint = RunCheckpoint(run, source.classes, _samples(source, config), history)
-    callbacks = [checkpoint]
-    if config.schedule == "plateau":
-        callbacks.append(ResumablePlateau(history, monitor="val_miou", mode="max", factor=0.5, patience=3))
     if initial_epoch >= config.epochs:
         run.write_state(**{**run.state, "status": "complete"})
         return run
+    checkpoint = RunCheckpoint(run, source.classes, _samples(source, config), history,
+                               make_trackers(config, run, source.classes))
+    callbacks = [checkpoint]
+    if config.schedule == "plateau":
+        callbacks.append(ResumablePlateau(history, monitor="val_miou", mode="max", factor=0.5, patience=3))
     try:
         model.fit(train_ds.skip(initial_epoch * steps), epochs=config.epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks, shuffle=False,
                   verbose=(1 if sys.stderr.isatty() else 2) if verbose is None else verbose)
     except KeyboardInterrupt:
-        checkpoint.wait()  # the epoch being written is finished, not lost
+        checkpoint.close()  # the epoch being written is finished, not lost
         run.write_state(**{**run.state, "status": "interrupted"})
         raise
+    checkpoint.close()
     if checkpoint.failure:
         run.write_state(**{**run.state, "status": "failed", "error": checkpoint.failure})
         raise TrainingFailed(checkpoint.failure)
