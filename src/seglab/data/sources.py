@@ -322,6 +322,42 @@ def _detect_encoding(pairs: list[Pair], classes: ClassSpec | None, has_colors: b
     return classes, ValueMap(mapping, kind=kind)
 
 
+def coco(root: Path, *, val_fraction: float = 0.2, seed: int = 0, **_) -> Source:
+    """COCO instance annotations (annotations/instances_<split>.json) read as semantic masks: class 0
+    background, then the categories in id order; crowd regions ignored. See `seglab.data.coco`."""
+    from seglab.data import coco as cc
+
+    files = cc.annotation_files(root)
+    if not files:
+        raise ValueError(f"{root}: no annotations/instances_*.json found (the COCO layout).")
+    pairs, problems, notes = [], [], []
+    classes = index_of = first = None
+    for split, path in files.items():
+        data = cc.read_coco(path)
+        spec, index = cc.coco_classes(data)
+        if classes is None:
+            classes, index_of, first = spec, index, path
+        elif spec.names != classes.names:
+            raise ValueError(f"{path}: its categories differ from those of {first}; give one dataset per category set.")
+        images = cc.image_folder(root, path, data)
+        if images is None:
+            example = data.images[0]["file_name"] if data.images else "?"
+            raise ValueError(f"{path}: cannot find the images it names (e.g. {example}) in {root}/<split>/, "
+                             f"{root}/images/<split>/ or {root}/images/.")
+        problems += cc.check_images(data, images)
+        masks = cc.mask_cache(path)
+        cc.draw_masks(data, masks, index_of)
+        for image in data.images:
+            stem = Path(image["file_name"]).stem
+            if (images / image["file_name"]).is_file():
+                pair_split = hash_split(stem, val_fraction, seed) if len(files) == 1 else split
+                pairs.append(Pair(images / image["file_name"], masks / f"{stem}.png", pair_split))
+        notes.append(cc.describe(data))
+    if len(files) == 1:
+        notes.append(f"one annotation file: val is a seeded {val_fraction:.0%} split of its images by name (seed {seed})")
+    return Source("coco", root, classes, cc.identity_encoding(classes.num_classes), pairs, [], problems, notes)
+
+
 def synthetic_source(root: Path | None = None, **kwargs) -> Source:
     """The built-in shapes dataset, generated once into a cache folder (or `root`) and read as a folder."""
     path = synthetic.ensure(root)
@@ -335,6 +371,7 @@ FORMATS: dict[str, Callable[..., Source]] = {
     "camvid": camvid,
     "cityscapes-pairs": cityscapes_pairs,
     "folder": folder,
+    "coco": coco,
     "synthetic": synthetic_source,
 }
 
@@ -343,6 +380,8 @@ def detect_format(root: Path) -> str:
     """The format of the folder `root`, from its layout."""
     if (root / "annotations" / "trimaps").is_dir() and (root / "images").is_dir():
         return "oxford-pets"
+    if any((root / "annotations").glob("instances_*.json")):
+        return "coco"
     if (root / "train").is_dir() and (root / "trainannot").is_dir():
         return "camvid"
     if _find_dir(root, _IMAGE_DIRS) and _find_dir(root, _MASK_DIRS):
@@ -354,7 +393,7 @@ def detect_format(root: Path) -> str:
                 return "cityscapes-pairs"
     raise ValueError(f"{root}: cannot tell the dataset format from its layout. Expected one of: "
                      "oxford-pets (images/ + annotations/trimaps/), camvid (train/ + trainannot/), "
-                     "folder (images/ + masks/), cityscapes-pairs (side-by-side JPEGs). "
+                     "folder (images/ + masks/), coco (annotations/instances_*.json), cityscapes-pairs (side-by-side JPEGs). "
                      f"Name it with --format ({', '.join(FORMATS)}).")
 
 
