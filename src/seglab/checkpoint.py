@@ -104,7 +104,6 @@ class RunCheckpoint(keras.callbacks.Callback):
                "seconds": round(time.perf_counter() - self.started, 2)}
         self.started = time.perf_counter()  # so waits for writing count in the next epoch's seconds
         self.history.append(row)
-        state = snapshot(self.model)
         if isinstance(self._shadow, Future):  # the first epoch: use the shadow if it was built and fits
             try:
                 shadow = self._shadow.result()
@@ -114,7 +113,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self._shadow is None:
             self._write_epoch(row, list(self.history), self.model)
         else:
-            self._pending = self._pool.submit(self._write_epoch, row, list(self.history), state)
+            self._pending = self._pool.submit(self._write_epoch, row, list(self.history), snapshot(self.model))
 
     def on_train_end(self, logs=None):
         self.wait()

@@ -141,7 +141,7 @@ def test_synthetic_is_deterministic(tmp_path):
 
 
 def test_unknown_format_and_view_list_choices(tmp_path):
-    with pytest.raises(ValueError, match="Available: camvid, cityscapes-pairs, folder, oxford-pets, synthetic"):
+    with pytest.raises(ValueError, match="Available: camvid, cityscapes-pairs, coco, folder, oxford-pets, synthetic"):
         open_source(tmp_path, format="voc")
     with pytest.raises(ValueError, match="cannot tell the dataset format"):
         open_source(tmp_path)
