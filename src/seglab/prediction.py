@@ -47,7 +47,7 @@ def _read(path: Path):
         return e
 
 
-def _unique_stems(paths: list[Path]) -> list[str]:
+def unique_stems(paths: list[Path]) -> list[str]:
     seen, stems = {}, []
     for path in paths:
         count = seen.get(path.stem, 0)
@@ -73,7 +73,7 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8) 
     (out / "masks").mkdir(parents=True, exist_ok=True)
     (out / "overlays").mkdir(exist_ok=True)
     results, failed = [], []
-    named = list(zip(paths, _unique_stems(paths)))
+    named = list(zip(paths, unique_stems(paths)))
     chunks = [named[i:i + batch_size] for i in range(0, len(named), batch_size)]
     with ThreadPoolExecutor() as pool:
         decoded = pool.map(lambda chunk: [(p, s, _read(p)) for p, s in chunk], chunks)

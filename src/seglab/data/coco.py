@@ -20,7 +20,6 @@ import numpy as np
 from PIL import Image
 
 from seglab.data.classes import IGNORE_INDEX, ClassSpec
-from seglab.data.masks import ValueMap
 from seglab.data.rle import segmentation_to_mask
 from seglab.errors import Problem
 
@@ -142,9 +141,3 @@ def describe(coco: CocoFile) -> str:
 def check_images(coco: CocoFile, folder: Path) -> list[Problem]:
     return [Problem(str(folder / image["file_name"]), "listed in the annotations but not found")
             for image in coco.images if not (folder / image["file_name"]).is_file()]
-
-
-def identity_encoding(num_classes: int) -> ValueMap:
-    mapping = {i: i for i in range(num_classes)}
-    mapping[IGNORE_INDEX] = IGNORE_INDEX
-    return ValueMap(mapping, kind="index")

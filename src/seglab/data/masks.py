@@ -67,6 +67,13 @@ class ValueMap:
     values: dict[int, int]
     kind: str = "index"  # how to describe it: index, palette, binary, trimap
 
+    @classmethod
+    def identity(cls, classes, kind: str = "index") -> "ValueMap":
+        """Masks that already hold class indices (and the ClassSpec's ignore index)."""
+        values = {i: i for i in range(classes.num_classes)}
+        values[classes.ignore_index] = IGNORE_INDEX
+        return cls(values, kind=kind)
+
     def lookup_table(self, size: int = 256) -> np.ndarray:
         """int32 [size] table: raw value -> class index, -1 for values outside the map."""
         lut = np.full(size, _INVALID, dtype=np.int32)

@@ -317,9 +317,7 @@ def _detect_encoding(pairs: list[Pair], classes: ClassSpec | None, has_colors: b
     elif mode == "P" and not has_colors:
         colors = palette_colors(sample[0], classes.num_classes)
         classes = ClassSpec(classes.names, tuple(colors or ()), classes.ignore_index)
-    mapping = {i: i for i in range(classes.num_classes)}
-    mapping[classes.ignore_index] = IGNORE_INDEX
-    return classes, ValueMap(mapping, kind=kind)
+    return classes, ValueMap.identity(classes, kind)
 
 
 def coco(root: Path, *, val_fraction: float = 0.2, seed: int = 0, **_) -> Source:
@@ -355,7 +353,7 @@ def coco(root: Path, *, val_fraction: float = 0.2, seed: int = 0, **_) -> Source
         notes.append(cc.describe(data))
     if len(files) == 1:
         notes.append(f"one annotation file: val is a seeded {val_fraction:.0%} split of its images by name (seed {seed})")
-    return Source("coco", root, classes, cc.identity_encoding(classes.num_classes), pairs, [], problems, notes)
+    return Source("coco", root, classes, ValueMap.identity(classes), pairs, [], problems, notes)
 
 
 def synthetic_source(root: Path | None = None, **kwargs) -> Source:

@@ -15,7 +15,7 @@ from seglab.instances.detector import Detector
 from seglab.instances.draw import draw_instances
 from seglab.instances.labels import label_name
 from seglab.instances.reframe import binary_masks
-from seglab.prediction import _unique_stems, find_images
+from seglab.prediction import unique_stems, find_images
 from seglab.progress import progress
 from seglab.runs import write_text
 
@@ -49,7 +49,7 @@ def segment_instances(inputs, out, model: str | None = None, *, min_score: float
     if save_masks:
         (out / "masks").mkdir(exist_ok=True)
     results, images, failed = [], [], []
-    for number, (path, stem) in enumerate(progress(zip(paths, _unique_stems(paths)), len(paths), "instances"), 1):
+    for number, (path, stem) in enumerate(progress(zip(paths, unique_stems(paths)), len(paths), "instances"), 1):
         try:
             image = read_image(path)
         except DataError as e:

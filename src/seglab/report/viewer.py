@@ -55,7 +55,7 @@ def viewer_data(run_path) -> dict:
             "iou": [e["iou"][i] for e in index["epochs"]],
         })
     size = np.asarray(Image.open(log.truth(0))).shape if index["names"] else (0, 0)
-    return {"run": Path(run_path).name, "size": list(size), "epochs": epochs, "ignore_index": classes.ignore_index,
+    return {"run": Path(run_path).name, "size": list(size), "epochs": epochs,
             "classes": [{"name": n, "color": list(c)} for n, c in zip(classes.names, classes.colors)],
             "samples": samples}
 
