@@ -11,7 +11,10 @@ PANELS = (("loss", "loss"), ("pixel_accuracy", "pixel accuracy"), ("miou", "mIoU
 def plot_curves(history: list[dict], path: Path) -> None:
     epochs = [row["epoch"] for row in history]
     # A bare Figure, not pyplot: pyplot keeps global state, and training draws from a background thread.
-    fig = Figure(figsize=(4 * len(PANELS), 3.2), layout="constrained")
+    # Fixed margins, not layout="constrained": the constrained solver doubles the drawing time
+    # (0.2 vs 0.1 s CPU), paid every epoch while training runs.
+    fig = Figure(figsize=(4 * len(PANELS), 3.2))
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.9, wspace=0.2)
     axes = fig.subplots(1, len(PANELS))
     for ax, (key, label) in zip(axes, PANELS):
         for prefix, style in (("", "-"), ("val_", "--")):
