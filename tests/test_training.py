@@ -56,6 +56,18 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path):
             seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **{**TINY, **options})
 
 
+def test_model_option_defaults_merge_with_the_users_key_by_key():
+    from seglab.config import TrainConfig, resolve
+
+    default = resolve(TrainConfig(model="mobilenet_unet", weights="none"), 3)
+    assert default.model_options == {"decoder_filters": (256, 128, 64, 32)}
+    mine = resolve(TrainConfig(model="mobilenet_unet", weights="none", model_options={"alpha": 0.35}), 3)
+    assert mine.model_options == {"decoder_filters": (256, 128, 64, 32), "alpha": 0.35}
+    wide = resolve(TrainConfig(model="mobilenet_unet", weights="none",
+                               model_options={"decoder_filters": (512, 256, 128, 64)}), 3)
+    assert wide.model_options == {"decoder_filters": (512, 256, 128, 64)}
+
+
 def _seglab(*args, **kwargs):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.Popen([sys.executable, "-m", "seglab", *args], env=env, stdout=subprocess.PIPE,
