@@ -133,3 +133,18 @@ def test_the_plateau_schedule_takes_up_its_patience_count_on_resume():
         resumed.on_train_begin()
         assert (resumed.best, resumed.wait) == (stock.best, stock.wait), f"after epoch {done}"
     assert float(model.optimizer.learning_rate) == 0.25  # the stock callback did halve it, twice
+
+
+def test_the_best_model_keeps_its_bytes_when_last_is_replaced(tmp_path):
+    from seglab.checkpoint import _link_or_copy
+    from seglab.runs import atomic_path
+
+    last, best = tmp_path / "last.keras", tmp_path / "model.keras"
+    with atomic_path(last) as tmp:
+        tmp.write_bytes(b"epoch 1")
+        with atomic_path(best) as tmp_best:
+            _link_or_copy(tmp, tmp_best)
+    with atomic_path(last) as tmp:
+        tmp.write_bytes(b"epoch 2")
+    assert (best.read_bytes(), last.read_bytes()) == (b"epoch 1", b"epoch 2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.keras", "model.keras"]

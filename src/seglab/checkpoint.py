@@ -10,6 +10,7 @@ a time, in a fixed order, so a run killed at any moment is consistent (see `RunC
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -90,7 +91,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._shadow: Future | ShadowModel | None = None  # None: write from the live model, in this thread
 
     def on_train_begin(self, logs=None):
-        self._shadow = self._pool.submit(ShadowModel, self.model, self.samples.images)  # built while the first epoch traces and trains
+        # Built (and its prediction traced) while the first epoch traces and trains.
+        self._shadow = self._pool.submit(ShadowModel, self.model, self.samples.images)
         self.sample_log.start(self.samples.names, self.samples.images, self.samples.truths, self.classes)
         self.sample_log.keep_epochs(len(self.history))
 
@@ -148,7 +150,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             if row.get("val_miou", -1.0) > self.best:  # model.keras goes first: it must never lag last.keras
                 self.best = row["val_miou"]
                 with atomic_path(self.run.model) as best:
-                    shutil.copyfile(last, best)  # a copy is ten times faster than saving twice
+                    _link_or_copy(last, best)
         with atomic_path(self.run.curves) as tmp:
             plot_curves(history, tmp)
         self.sample_log.add(sampled, self.classes)
@@ -166,6 +168,16 @@ class RunCheckpoint(keras.callbacks.Callback):
                          title=f"epoch {sampled.epoch}: image | truth | prediction", captions=captions)
         with atomic_path(self.run.previews / f"epoch_{sampled.epoch:03d}.png") as tmp:
             picture.save(tmp)
+
+
+def _link_or_copy(source, target) -> None:
+    """A hard link where the file system has them, else a copy (either beats saving twice). A
+    link is safe because run files are only ever replaced by a rename, never rewritten in place:
+    when the next epoch replaces last.keras, model.keras keeps this epoch's bytes."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _fill_keras_saving_cache() -> None:

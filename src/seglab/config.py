@@ -27,7 +27,8 @@ MODEL_DEFAULTS = {
     # half-width decoder (3.8M instead of 6.5M parameters, half the FLOPs) gave 0.726 vs 0.728 and
     # brings the run under the tutorial recipe's time on 2 CPU cores (the full one took 1.04-1.23x).
     "mobilenet_unet": {"size": 128, "batch_size": 16, "epochs": 20, "learning_rate": 1e-3, "weights": "imagenet",
-                       "fine_tune": "block_6", "model_options": {"decoder_filters": (256, 128, 64, 32)}},
+                       "fine_tune": "block_6",
+                       "model_options": {"decoder_filters": (256, 128, 64, 32)}},
     "fcn8s": {"size": 128, "batch_size": 8, "epochs": 20, "learning_rate": 1e-4, "weights": "imagenet", "fine_tune": "all"},
 }
 
