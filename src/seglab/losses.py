@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from seglab.data.classes import IGNORE_INDEX
+from seglab.xla import compiled
 
 _EPSILON = 1e-7
 
@@ -49,7 +50,19 @@ def _probabilities(labels, logits):
     return ops.softmax(logits, axis=-1), ops.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
 
 
-class _SegmentationLoss(keras.losses.Loss):
+class _CompiledLoss(keras.losses.Loss):
+    """A loss whose `loss_value` runs compiled with XLA (see `seglab.xla`), built on first use."""
+
+    def call(self, y_true, y_pred):
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = compiled(self.loss_value)
+        return self._compiled(y_true, y_pred)
+
+    def loss_value(self, y_true, y_pred):
+        raise NotImplementedError
+
+
+class _SegmentationLoss(_CompiledLoss):
     def __init__(self, ignore_index: int = IGNORE_INDEX, class_weights: Sequence[float] | None = None,
                  name: str | None = None, reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -59,7 +72,7 @@ class _SegmentationLoss(keras.losses.Loss):
     def get_config(self):
         return {**super().get_config(), "ignore_index": self.ignore_index, "class_weights": self.class_weights}
 
-    def call(self, y_true, y_pred):
+    def loss_value(self, y_true, y_pred):
         labels, valid = _labels(y_true, y_pred, self.ignore_index)
         return self.pixel_loss(labels, valid, y_pred)
 
@@ -143,7 +156,7 @@ class DiceLoss(_SegmentationLoss):
 
 
 @keras.saving.register_keras_serializable(package="seglab")
-class SumLoss(keras.losses.Loss):
+class SumLoss(_CompiledLoss):
     """A weighted sum of losses, e.g. SumLoss([CrossEntropy(), DiceLoss()]) for 'ce+dice'."""
 
     def __init__(self, losses, weights: Sequence[float] | None = None, name=None, reduction="sum_over_batch_size", dtype=None):
@@ -153,7 +166,7 @@ class SumLoss(keras.losses.Loss):
             raise ValueError(f"SumLoss got {len(self.losses)} losses but {len(self.weights)} weights.")
         super().__init__(name=name or "_".join(l.name for l in self.losses), reduction=reduction, dtype=dtype)
 
-    def call(self, y_true, y_pred):
+    def loss_value(self, y_true, y_pred):  # one XLA computation: each part's own compiles into it
         return sum(w * loss(y_true, y_pred) for w, loss in zip(self.weights, self.losses))
 
     def get_config(self):

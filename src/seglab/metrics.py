@@ -23,6 +23,7 @@ import numpy as np
 from keras import ops
 
 from seglab.data.classes import IGNORE_INDEX
+from seglab.xla import compiled
 
 
 def predict_labels(logits, threshold: float = 0.5):
@@ -127,6 +128,24 @@ def summarize(confusion, class_names: Sequence[str], image_confusions=None) -> d
     return result
 
 
+def _squeezed(y_true, logits):
+    return ops.squeeze(y_true, axis=-1) if len(y_true.shape) == len(logits.shape) else y_true
+
+
+@compiled
+def _batch_confusion(y_true, logits, num_classes: int, ignore_index: int):
+    """The metrics' per-batch update: truth [B, H, W(, 1)] and logits -> int64 [K, K]."""
+    return _confusion(_squeezed(y_true, logits), predict_labels(logits), num_classes, ignore_index)
+
+
+@compiled
+def _batch_image_miou(y_true, logits, num_classes: int, ignore_index: int):
+    """-> (sum of the batch's per-image mIoUs float64, number of images with labelled pixels int64)."""
+    confusions = _confusion(_squeezed(y_true, logits), predict_labels(logits), num_classes, ignore_index, per_image=True)
+    per_image = _nanmean(_scores(confusions)[1])
+    labelled = ops.logical_not(ops.isnan(per_image))
+    return ops.sum(ops.where(labelled, per_image, 0)), ops.sum(ops.cast(labelled, "int64"))
+
 class ConfusionMatrixMetric(keras.metrics.Metric):
     """Streams an int64 confusion matrix over batches of (truth [B, H, W] or [B, H, W, 1], logits
     [B, H, W, C]); subclasses read one score from it. `num_classes` counts the ClassSpec's
@@ -141,9 +160,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
                                            dtype="int64", name="confusion")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        if len(y_true.shape) == len(y_pred.shape):
-            y_true = ops.squeeze(y_true, axis=-1)
-        self.confusion.assign_add(_confusion(y_true, predict_labels(y_pred), self.num_classes, self.ignore_index))
+        self.confusion.assign_add(_batch_confusion(y_true, y_pred, self.num_classes, self.ignore_index))
 
     def reset_state(self):
         self.confusion.assign(ops.zeros_like(self.confusion))
@@ -193,13 +210,9 @@ class ImageMeanIoU(keras.metrics.Metric):
         self.count = self.add_variable((), initializer="zeros", dtype="int64", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        if len(y_true.shape) == len(y_pred.shape):
-            y_true = ops.squeeze(y_true, axis=-1)
-        confusions = _confusion(y_true, predict_labels(y_pred), self.num_classes, self.ignore_index, per_image=True)
-        per_image = _nanmean(_scores(confusions)[1])
-        labelled = ops.logical_not(ops.isnan(per_image))
-        self.total.assign_add(ops.sum(ops.where(labelled, per_image, 0)))
-        self.count.assign_add(ops.sum(ops.cast(labelled, "int64")))
+        total, count = _batch_image_miou(y_true, y_pred, self.num_classes, self.ignore_index)
+        self.total.assign_add(total)
+        self.count.assign_add(count)
 
     def result(self):
         return ops.cast(self.total / ops.maximum(ops.cast(self.count, "float64"), 1), "float32")
