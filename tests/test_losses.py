@@ -126,3 +126,29 @@ def test_explicit_and_absent_class_weights():
             resolve_class_weights(bad, 3)
     with pytest.raises(ValueError, match="needs the training set"):
         resolve_class_weights("auto", 3)
+
+
+@pytest.mark.parametrize("name, num_logits", [("ce+dice", 3), ("bce+dice", 1), ("focal", 4)])
+def test_the_xla_compiled_loss_and_its_gradient_match_the_plain_ops(name, num_logits):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, max(num_logits, 2), (4, 16, 16)).astype(np.uint8)
+    labels[0, :3] = 255
+    logits = tf.constant(rng.normal(size=(4, 16, 16, num_logits)).astype(np.float32))
+    loss = make_loss(name, num_logits, class_weights=[0.5, 2.0, 1.0, 1.5][: max(num_logits, 2)])
+
+    def value_and_gradient(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            value = fn(labels, logits)
+        return float(value), tape.gradient(value, logits).numpy()
+
+    parts, weights = (loss.losses, loss.weights) if isinstance(loss, SumLoss) else ([loss], [1.0])
+
+    def plain(y, p):  # each part's loss_value, run op by op
+        return sum(w * part.loss_value(y, p) for w, part in zip(weights, parts))
+
+    compiled, plain = value_and_gradient(loss), value_and_gradient(plain)
+    assert compiled[0] == pytest.approx(plain[0], rel=1e-5)
+    np.testing.assert_allclose(compiled[1], plain[1], rtol=1e-4, atol=1e-7)
