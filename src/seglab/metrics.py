@@ -146,6 +146,7 @@ def _batch_image_miou(y_true, logits, num_classes: int, ignore_index: int):
     labelled = ops.logical_not(ops.isnan(per_image))
     return ops.sum(ops.where(labelled, per_image, 0)), ops.sum(ops.cast(labelled, "int64"))
 
+
 class ConfusionMatrixMetric(keras.metrics.Metric):
     """Streams an int64 confusion matrix over batches of (truth [B, H, W] or [B, H, W, 1], logits
     [B, H, W, C]); subclasses read one score from it. `num_classes` counts the ClassSpec's
