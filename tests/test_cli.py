@@ -43,3 +43,23 @@ def test_missing_folder_is_a_clear_error(tmp_path):
     out = seglab("check", tmp_path / "nope")
     assert out.returncode == 2
     assert "nope: not a folder" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_imagenet_weights_offline_is_a_clear_error_and_leaves_no_run(tmp_path, monkeypatch):
+    # In-process, so the download itself can be cut off: tests never reach the internet.
+    from keras.src.applications import mobilenet_v2
+    from typer.testing import CliRunner
+
+    from seglab.cli import app
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(mobilenet_v2.file_utils, "get_file", offline)
+    assert seglab("synthetic", tmp_path / "shapes", "--count", 8, "--size", 32).returncode == 0
+    out = CliRunner().invoke(app, ["train", str(tmp_path / "shapes"), "--model", "mobilenet_unet", "--size", "32",
+                                   "--out", str(tmp_path / "run")])
+    assert out.exit_code == 2, out.output
+    assert "Could not get the ImageNet weights for MobileNetV2" in out.output and "need internet" in out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)
+    assert not (tmp_path / "run").exists()

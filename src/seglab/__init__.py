@@ -6,11 +6,11 @@
     seglab.predict(run.path, ["photo.jpg"], "predictions/")
 """
 from seglab.data import ClassSpec, check, open_source
-from seglab.errors import DataError, DatasetError, Problem
+from seglab.errors import DataError, DatasetError, Problem, WeightsUnavailable
 
 __version__ = "0.1.0"
 __all__ = ["ClassSpec", "build_model", "check", "evaluate", "make_dataset", "open_source", "predict", "train",
-           "write_report", "DataError", "DatasetError", "Problem", "__version__"]
+           "write_report", "DataError", "DatasetError", "Problem", "WeightsUnavailable", "__version__"]
 
 # These import TensorFlow / Keras, which takes seconds: only when asked for. The modules holding
 # them are named training/evaluation/prediction so that no submodule shadows these names.

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from seglab.errors import DataError, DatasetError
+from seglab.errors import DataError, DatasetError, WeightsUnavailable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -147,7 +147,7 @@ def train(
                             precision=precision, previews=previews, wandb=wandb, wandb_project=wandb_project,
                             tensorboard=tensorboard,
                             class_weights=class_weights, model_options=_parse_options(option), **options)
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
+    except (ValueError, FileExistsError, FileNotFoundError, WeightsUnavailable) as e:
         _fail(str(e))
     except TrainingFailed as e:
         _fail(str(e), 1)
@@ -372,7 +372,7 @@ def bench(
     options = {"weights": weights} if model in ("mobilenet_unet", "fcn8s") else {}
     try:
         result = run_bench(mode, model, data, size, batch, steps=steps, jit=jit, precision=precision, **options)
-    except (ValueError, FileNotFoundError, DataError) as e:
+    except (ValueError, FileNotFoundError, DataError, WeightsUnavailable) as e:
         _fail(str(e))
     print(json.dumps(result), flush=True)
 

@@ -36,3 +36,8 @@ class DatasetError(ValueError):
         if len(self.problems) > shown:
             lines.append(f"  ... and {len(self.problems) - shown} more")
         super().__init__("\n".join(lines))
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights could not be downloaded (offline, a proxy, a full disk): the message says how
+    to work without the download, and the command line prints it without a traceback."""

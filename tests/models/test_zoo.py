@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from seglab.errors import WeightsUnavailable
 from seglab.losses import make_loss
 from seglab.metrics import segmentation_metrics
 from seglab.models import MODELS, build_model
@@ -184,7 +185,7 @@ def test_imagenet_weights_that_cannot_download_say_how_to_work_offline(monkeypat
         raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(mobilenet_v2.file_utils, "get_file", offline)  # the network boundary: no download in tests
-    with pytest.raises(RuntimeError) as error:
+    with pytest.raises(WeightsUnavailable) as error:
         build_model("mobilenet_unet", 3, 128, weights="imagenet")
     message = str(error.value)
     assert "need internet" in message and "mobilenet_v2_1.0_notop.weights.h5" in message and "'none'" in message

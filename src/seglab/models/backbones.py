@@ -9,6 +9,8 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
+from seglab.errors import WeightsUnavailable
+
 # keras.applications.vgg16.preprocess_input ("caffe" mode): BGR channel order, ImageNet means.
 _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 _BLOCK = re.compile(r"block_?\d+")  # MobileNetV2 'block_13_expand', VGG16 'block4_conv1'
@@ -55,7 +57,7 @@ def load_application(factory, backbone: str, weights, example: str, **kwargs) ->
         return factory(include_top=False, weights=resolved, **kwargs)
     except Exception as e:  # the download, or a file made for another network
         if resolved == "imagenet":
-            raise RuntimeError(
+            raise WeightsUnavailable(
                 f"Could not get the ImageNet weights for {backbone} ({e}). They download once to "
                 f"~/.keras/models/ and need internet; offline, pass a weights file (e.g. {example}) or 'none'."
             ) from e
