@@ -75,6 +75,15 @@ def test_cache_and_repeat(folder):
     assert len(list(ds.take(20))) == 20
 
 
+def test_datasets_run_without_the_autotune_model_thread(folder):
+    # The model thread makes destroying an iterator that Keras consumed wait up to 60 s
+    # (see pipeline._without_autotune_model); parallel maps still use every core.
+    for split, options in (("train", dict(cache=True, repeat=True, augment=True)), ("val", {})):
+        ds = make_dataset(open_source(folder), split, size=16, batch_size=2, **options)
+        assert ds.options().autotune.enabled is False
+        assert len(list(ds.take(3))) >= 1
+
+
 def pattern(h, w):
     """An asymmetric pattern whose image encodes its mask: class = red channel // 80."""
     yy, xx = np.mgrid[0:h, 0:w]

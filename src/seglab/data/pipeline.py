@@ -232,7 +232,20 @@ def make_dataset(
         # One seed per batch, drawn after shuffle and repeat so every epoch draws anew.
         seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
         ds = tf.data.Dataset.zip((ds, seeds)).map(lambda batch, s: augment(*batch, s), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(_without_autotune_model())
+
+
+def _without_autotune_model() -> tf.data.Options:
+    """tf.data's autotuner runs a model thread that wakes after an optimization period which
+    doubles up to 60 s. An iterator consumed inside a tf.function, as Keras's fit, evaluate and
+    predict consume them, is not woken when the iterator is destroyed (TF 2.21): the destructor
+    waits out the period. Keras makes a validation iterator per epoch, and the training iterator
+    outlives every epoch: `fit` returned 8 s after 3 short epochs' last log line, and about a
+    minute late after long runs. Without the autotuner, AUTOTUNE map parallelism is
+    min(16, CPU cores) and prefetch still sizes its own buffer; epochs took as long as before."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def _to_uint8(image, mask):
