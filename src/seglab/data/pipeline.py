@@ -239,10 +239,10 @@ def _without_autotune_model() -> tf.data.Options:
     """tf.data's autotuner runs a model thread that wakes after an optimization period which
     doubles up to 60 s. An iterator consumed inside a tf.function, as Keras's fit, evaluate and
     predict consume them, is not woken when the iterator is destroyed (TF 2.21): the destructor
-    waits out the period. Keras makes a validation iterator per epoch, and the training iterator
-    outlives every epoch: `fit` returned 8 s after 3 short epochs' last log line, and about a
-    minute late after long runs. Without the autotuner, AUTOTUNE map parallelism is
-    min(16, CPU cores) and prefetch still sizes its own buffer; epochs took as long as before."""
+    waits out the period. The training iterator lives through every epoch, so its period grows
+    with the run: `fit` returned 8 s after the last log line of 3 short epochs, and about a minute
+    late after long runs. Without the autotuner, AUTOTUNE map parallelism is min(16, CPU cores)
+    and prefetch still sizes its own buffer; epochs on 2 cores took as long as before."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return options
