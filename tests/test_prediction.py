@@ -54,5 +54,5 @@ def test_the_command_line_counts_what_it_skipped(tiny_run, tmp_path):
     folder = odd_images(tmp_path / "in")
     result = CliRunner().invoke(app, ["predict", str(tiny_run.path), str(folder), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert "Predicted 5 image(s)" in result.output and "1 unreadable skipped" in result.output
+    assert "Predicted 5 image(s)" in result.output and "1 failed and skipped" in result.output
     assert "1 non-image file(s) ignored" in result.output and "truncated.jpg" in result.output

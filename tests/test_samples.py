@@ -7,7 +7,8 @@ import numpy as np
 from PIL import Image
 
 from seglab.data.classes import ClassSpec
-from seglab.samples import SampleLog, choose, per_class_iou
+from seglab.metrics import per_class_iou
+from seglab.samples import SampleLog, choose
 
 
 def test_choose_is_seeded_sorted_and_capped():

@@ -128,8 +128,7 @@ def test_the_plateau_schedule_takes_up_its_patience_count_on_resume():
     stock.on_train_begin()
     for done, score in enumerate(scores, start=1):
         stock.on_epoch_end(done - 1, {"val_miou": score})
-        resumed = ResumablePlateau([{"val_miou": s} for s in scores[:done]], monitor="val_miou", mode="max",
-                                   factor=0.5, patience=3)
+        resumed = ResumablePlateau([{"val_miou": s} for s in scores[:done]], monitor="val_miou", factor=0.5, patience=3)
         resumed.on_train_begin()
         assert (resumed.best, resumed.wait) == (stock.best, stock.wait), f"after epoch {done}"
     assert float(model.optimizer.learning_rate) == 0.25  # the stock callback did halve it, twice

@@ -14,25 +14,16 @@ import os
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 
 from seglab.data.classes import ClassSpec
-from seglab.metrics import predict_labels
+from seglab.metrics import per_class_iou, predict_labels
 from seglab.report.curves import plot_curves
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path
-from seglab.samples import Epoch, SampleLog, per_class_iou
-
-
-@dataclass
-class Samples:
-    """The fixed validation samples predicted after every epoch."""
-    names: list[str]
-    images: np.ndarray  # float32 [N, H, W, 3], 0..255
-    truths: np.ndarray  # uint8 [N, H, W]
+from seglab.samples import Epoch, SampleLog, Samples
 
 
 class ShadowModel:
@@ -71,8 +62,8 @@ def snapshot(model: keras.Model) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """After each epoch, in this order: history.csv, model.keras (when val_miou improves),
-    last.keras, curves.png, the samples and preview mosaic, the trackers, then state.json. A NaN
+    """After each epoch, in this order: history.csv, curves.png, the samples and preview mosaic, the
+    trackers, model.keras (when val_miou improves), last.keras, then state.json. A NaN
     loss stops training before anything of that epoch is written. Each epoch is written while the
     next one trains, and training waits for the previous write to finish before it hands over
     the next. A model that cannot be cloned is written from the live model, in the training thread."""
@@ -85,8 +76,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.best = max((row.get("val_miou", -1.0) for row in history), default=-1.0)
         self.started = time.perf_counter()
         self.failure: str | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-checkpoint",
-                                        initializer=_fill_keras_saving_cache)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-checkpoint")
         self._pending: Future | None = None
         self._shadow: Future | ShadowModel | None = None  # None: write from the live model, in this thread
 
@@ -100,8 +90,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         logs = dict(logs or {})
         bad = [k for k, v in logs.items() if not math.isfinite(v)]
         if bad:
-            self.failure = (f"epoch {epoch + 1}: {', '.join(bad)} became NaN or infinite. The run keeps epoch {epoch} "
-                            "(last.keras). Lower --learning-rate, or check the data with `seglab check`.")
+            kept = (f"The run keeps epoch {epoch} (last.keras)." if epoch else
+                    "No epoch finished, so the run holds no model.")
+            self.failure = (f"epoch {epoch + 1}: {', '.join(bad)} became NaN or infinite. {kept} "
+                            "Lower --learning-rate, or check the data with `seglab check`.")
             self.model.stop_training = True
             return
         self.wait()  # the previous epoch's files first
@@ -140,23 +132,27 @@ class RunCheckpoint(keras.callbacks.Callback):
             pending.result()
 
     def _write_epoch(self, row: dict, history: list[dict], state) -> None:
-        """`state`: a snapshot to load into the shadow model, or the live model itself."""
+        """`state`: a snapshot to load into the shadow model, or the live model itself.
+
+        The checkpoint lands last (then state.json): resume counts the epochs done from
+        last.keras, so an epoch killed while its files were written is trained and written again
+        in full, and the previews and samples never lag the checkpoint."""
         model = state if isinstance(state, keras.Model) else self._shadow.load(state)
         predictions = np.asarray(predict_labels(model.predict_on_batch(self.samples.images)))
         sampled = Epoch(row["epoch"], predictions, per_class_iou(self.samples.truths, predictions, self.classes))
         self.run.write_history(history)
-        with atomic_path(self.run.last) as last:
-            model.save(last)
-            if row.get("val_miou", -1.0) > self.best:  # model.keras goes first: it must never lag last.keras
-                self.best = row["val_miou"]
-                with atomic_path(self.run.model) as best:
-                    _link_or_copy(last, best)
         with atomic_path(self.run.curves) as tmp:
             plot_curves(history, tmp)
         self.sample_log.add(sampled, self.classes)
         self._preview(sampled)
         for tracker in self.trackers:
             tracker.log_epoch(row, self.samples, sampled)
+        with atomic_path(self.run.last) as last:
+            model.save(last)
+            if row.get("val_miou", -1.0) > self.best:  # model.keras goes first: it must never lag last.keras
+                self.best = row["val_miou"]
+                with atomic_path(self.run.model) as best:
+                    _link_or_copy(last, best)
         best = max(history, key=lambda r: r.get("val_miou", -1.0))
         self.run.write_state(status="running", epochs_done=row["epoch"], best_epoch=best["epoch"],
                              best_val_miou=best.get("val_miou"))
@@ -178,24 +174,6 @@ def _link_or_copy(source, target) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
-
-
-def _fill_keras_saving_cache() -> None:
-    """Fill the cache Keras's `.keras` saving means to keep of which attributes to skip per kind
-    of object. Keras 3.15 stores it under a different key (`saving_attr_skipset_`) than it reads
-    (`saving_attr_skiplist_`), so every save builds ~170 throwaway Layers to recompute it: about
-    0.15 s of a 0.4 s save of mobilenet_unet, each epoch. The cache is per thread (Keras's global
-    state is thread-local), so this runs in the writer thread. Harmless where Keras has changed."""
-    try:
-        from keras.src.backend.common import global_state
-        from keras.src.saving import saving_lib
-
-        for kind in ("Operation", "Layer", "Functional", "Sequential", "Metric", "Optimizer", "Loss"):
-            key = f"saving_attr_skiplist_{kind}"
-            if global_state.get_global_attribute(key) is None:
-                global_state.set_global_attribute(key, saving_lib.get_attr_skipset(kind))
-    except Exception:  # noqa: BLE001  (an optimisation only: saving works without it)
-        pass
 
 
 def _mean(values) -> str:

@@ -8,19 +8,54 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from seglab.errors import DataError, DatasetError, WeightsUnavailable
+from seglab.errors import DataError, DatasetError, OutputError, RunBusy, TrainingFailed, WeightsUnavailable
+from seglab.quiet import load_tensorflow
 
+# TensorFlow's C++ info and warning lines are noise for seglab's users (errors still show); the
+# commands that run a model load it through `load_tensorflow`, which drops its absl start-up lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+console = Console()
+err = Console(stderr=True)
+
+# Exit codes: 1 for bad data or a failed run, 2 for bad arguments or an unusable path, 130 for Ctrl-C.
+BAD_DATA = (DataError, DatasetError, TrainingFailed, RunBusy)
+BAD_ARGUMENTS = (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError, OutputError, WeightsUnavailable)
+
+
+class _Commands(typer.core.TyperGroup):
+    """seglab's one error handler: its own errors become one-line messages and exit codes."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BAD_DATA as e:
+            _fail(str(e), 1)
+        except BAD_ARGUMENTS as e:
+            _fail(str(e), 2)
+        except KeyboardInterrupt as e:
+            _fail(f"interrupted. {e}".strip(), 130)
+
+
+class _DefaultRun(_Commands):
+    """`seglab instances IMAGES...` runs the `run` sub-command; `seglab instances eval` its own."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Train, evaluate and run image-segmentation models.\n\nStart with `seglab demo`, or `seglab check PATH` on your data.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts hold literal brackets: pip install 'seglab[wandb]'
 )
-console = Console()
-err = Console(stderr=True)
 
 PRECISION_HELP = ("auto (mixed_bfloat16 on CPUs with native bfloat16, else float32), float32, mixed_bfloat16 "
                   "or mixed_float16.")
@@ -28,7 +63,7 @@ FORMAT_HELP = "Dataset format: oxford-pets, camvid, cityscapes-pairs, coco, fold
 
 
 def _fail(message: str, code: int = 2):
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # no breaks inside paths
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # no breaks inside paths
     raise typer.Exit(code)
 
 
@@ -52,11 +87,7 @@ def check(
     from seglab.data import open_source
     from seglab.report.check_tables import print_check
 
-    try:
-        source = open_source(path, format, view=view, val_fraction=val_fraction, seed=seed,
-                             **({"classes": [c.strip() for c in classes.split(",")]} if classes else {}))
-    except (ValueError, DataError) as e:
-        _fail(str(e))
+    source = open_source(path, format, view=view, val_fraction=val_fraction, seed=seed, classes=_class_names(classes))
     report = run_check(source)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
@@ -91,11 +122,31 @@ def _parse_options(pairs: list[str]) -> dict:
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             _fail(f"--option takes KEY=VALUE; got {pair!r}.")
-        parsed = [yaml.safe_load(v) for v in value.split(",")]
+        try:
+            parsed = [yaml.safe_load(v) for v in value.split(",")]
+        except yaml.YAMLError:
+            _fail(f"--option {pair}: the value is not a number, word or comma-separated list of them.")
         options[key.strip()] = tuple(parsed) if len(parsed) > 1 else parsed[0]
     return options
+
+
+def _class_names(classes: str | None):
+    """`--classes a,b,c` -> a ClassSpec (None when not given): the one type from here on."""
+    from seglab.data.classes import ClassSpec
+
+    return ClassSpec(tuple(c.strip() for c in classes.split(","))) if classes else None
+
+
+def _class_weights(value: str):
+    """`--class-weights auto|none|1,2,1` -> 'auto', None or a tuple of floats."""
+    if value.strip().lower() in ("auto", "none"):
+        return None if value.strip().lower() == "none" else "auto"
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        _fail(f"--class-weights takes auto, none or one number per class (1,2.5,1); got {value!r}.")
 
 
 @app.command()
@@ -107,6 +158,7 @@ def train(
     format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
     view: Optional[str] = typer.Option(None, help="Class view: 'binary' (oxford-pets), 'road' (camvid, cityscapes-pairs)."),
     classes: Optional[str] = typer.Option(None, help="Comma-separated class names, index order (folder format)."),
+    val_fraction: float = typer.Option(0.2, help="Share held out for validation where the dataset has no val split."),
     size: Optional[int] = typer.Option(None, help="Square input size in pixels. Default: the model's (128)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size. Default: the model's."),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs. Default: the model's."),
@@ -132,27 +184,25 @@ def train(
 
     Killed or interrupted, `seglab train --resume runs/NAME` continues from the last finished epoch.
     """
-    from seglab.training import TrainingFailed
+    load_tensorflow()
     from seglab.training import train as run_train
 
+    if resume is not None:
+        call = lambda: run_train(resume=resume)  # noqa: E731  (every other option comes from the run)
+    else:
+        names = _class_names(classes)
+        options = {k: v for k, v in dict(
+            format=format, view=view, size=size, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+            loss=loss, weights=weights, fine_tune=fine_tune, classes=names.names if names else None).items() if v is not None}
+        options.update(model=model, optimizer=optimizer, schedule=schedule, augment=augment, seed=seed, precision=precision,
+                       previews=previews, wandb=wandb, wandb_project=wandb_project, tensorboard=tensorboard,
+                       val_fraction=val_fraction, class_weights=_class_weights(class_weights),
+                       model_options=_parse_options(option))
+        call = lambda: run_train(data, out, **options)  # noqa: E731
     try:
-        if resume is not None:
-            run = run_train(resume=resume)
-        else:
-            options = {k: v for k, v in dict(
-                format=format, view=view, size=size, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
-                loss=loss, weights=weights, fine_tune=fine_tune,
-                classes=tuple(c.strip() for c in classes.split(",")) if classes else None).items() if v is not None}
-            run = run_train(data, out, model=model, optimizer=optimizer, schedule=schedule, augment=augment, seed=seed,
-                            precision=precision, previews=previews, wandb=wandb, wandb_project=wandb_project,
-                            tensorboard=tensorboard,
-                            class_weights=class_weights, model_options=_parse_options(option), **options)
-    except (ValueError, FileExistsError, FileNotFoundError, WeightsUnavailable) as e:
-        _fail(str(e))
-    except TrainingFailed as e:
-        _fail(str(e), 1)
+        run = call()
     except KeyboardInterrupt:
-        _fail(f"interrupted. Continue with: seglab train --resume {resume or out or 'runs/' + model}", 130)
+        raise KeyboardInterrupt(f"Continue with: seglab train --resume {resume or out or 'runs/' + model}") from None
     state = run.state
     console.print(f"Run complete: {run.path}  best val mIoU {state.get('best_val_miou')} at epoch {state.get('best_epoch')}")
 
@@ -161,20 +211,22 @@ def train(
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder written by `seglab train`."),
     data: Optional[str] = typer.Option(None, help="Score on another dataset with the run's classes. Default: the run's."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="With --data: its format. " + FORMAT_HELP),
+    view: Optional[str] = typer.Option(None, help="With --data: its class view ('binary', 'road')."),
     split: str = typer.Option("val", help="Split to score: train, val or test."),
     full_res: bool = typer.Option(False, "--full-res", help="Resize predictions to each image's original size and score there."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Default: the run's."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the outputs. Default: the run folder "
+                                       "(with --data, RUN/eval-DATANAME/)."),
 ):
     """Score a run's best model: metrics.json, confusion_matrix.png, best.png and worst.png in the run folder.
 
     Example: seglab evaluate runs/pets --split test --full-res
     """
+    load_tensorflow()
     from seglab.evaluation import evaluate as run_evaluate
 
-    try:
-        metrics = run_evaluate(run, data, split, full_res, batch_size)
-    except (ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+    metrics = run_evaluate(run, data, split, full_res, batch_size, format=format, view=view, out=out)
     where = "full resolution" if full_res else f"{metrics['size']}px"
     console.print(f"{metrics['images']} images, {metrics['pixels']:,} labelled pixels ({split}, {where})")
     console.print(f"pixel accuracy {metrics['pixel_accuracy']:.4f}   mIoU {metrics['miou']:.4f} (dataset-level)   "
@@ -190,23 +242,27 @@ def predict(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for masks/, overlays/ and predictions.json."),
     threshold: float = typer.Option(0.5, help="Binary models: foreground where its probability is above this."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per model call."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any file failed (default: 0 when at least one image was predicted)."),
 ):
     """Predict masks at each image's original resolution, with overlays and predictions.json.
 
+    A file that cannot be read or written is named on stderr, skipped and counted; the others are
+    all predicted. Exit code 0 when any image was predicted (1 with --strict when any failed).
+
     Example: seglab predict runs/pets photos/ --out predictions/
     """
+    load_tensorflow()
     from seglab.prediction import predict as run_predict
 
-    try:
-        summary = run_predict(run, inputs, out, threshold, batch_size)
-    except (ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+    summary = run_predict(run, inputs, out, threshold, batch_size)
     for failure in summary["failed"]:
-        err.print(f"[yellow]skipped[/] {failure['file']}: {failure['message']}", highlight=False, soft_wrap=True)
-    skipped = len(summary["skipped_non_images"])
-    console.print(f"Predicted {summary['predicted']} image(s) into {out}; {len(summary['failed'])} unreadable skipped"
-                  + (f"; {skipped} non-image file(s) ignored" if skipped else "") + ".", soft_wrap=True)
-    raise typer.Exit(0 if summary["predicted"] else 1)
+        err.print(f"[yellow]skipped[/] {escape(failure['file'])}: {escape(failure['message'])}", highlight=False, soft_wrap=True)
+    skipped, failed = len(summary["skipped_non_images"]), len(summary["failed"])
+    console.print(f"Predicted {summary['predicted']} image(s) into {out}; {failed} failed and skipped"
+                  + (f"; {skipped} non-image file(s) ignored" if skipped else "") + ".", soft_wrap=True, markup=False)
+    if failed:
+        err.print(f"{failed} file(s) failed; see predictions.json for each one's reason.", highlight=False, markup=False)
+    raise typer.Exit(1 if not summary["predicted"] or (strict and failed) else 0)
 
 
 @app.command()
@@ -217,75 +273,86 @@ def report(run: Path = typer.Argument(..., help="Run folder written by `seglab t
     """
     from seglab.report.html import write_report
 
-    try:
-        path = write_report(run)
-    except FileNotFoundError as e:
-        _fail(str(e))
+    path = write_report(run)
     console.print(f"Report: {path} ({path.stat().st_size / 1024:.0f} KB)")
 
 
-@app.command()
-def instances(
-    inputs: list[str] = typer.Argument(None, help="Images or folders; or `eval` to score against COCO annotations."),
+instances_app = typer.Typer(
+    cls=_DefaultRun, no_args_is_help=True, rich_markup_mode=None,
+    help="""Instance segmentation with a pretrained Mask R-CNN: each object's box, label, score and mask.
+
+    seglab instances photos/ --out instances/    overlays, results.json (COCO results), instances.json
+
+    seglab instances eval --annotations A.json --images DIR    COCO box and mask AP (AP, AP50, AP75)
+
+    The default model downloads from TF Hub on first use (pip install 'seglab[instances]').""")
+app.add_typer(instances_app, name="instances")
+
+MODEL_HELP = ("SavedModel folder or .tar.gz, or a TF Hub handle. Default: the cookbook's Mask R-CNN "
+              "(Inception-ResNet-v2, COCO), downloaded on first use.")
+
+
+def _segment_instances(*args, **kwargs):
+    load_tensorflow()
+    from seglab.instances.segment import segment_instances  # imports TensorFlow: only when a model runs
+
+    return segment_instances(*args, **kwargs)
+
+
+@instances_app.command("run")
+def instances_run(
+    inputs: list[str] = typer.Argument(..., help="Images or folders of images."),
     out: Path = typer.Option(Path("instances"), "--out", "-o", help="Output folder (overlays/, masks/, results.json)."),
-    model: Optional[str] = typer.Option(None, help="SavedModel folder or .tar.gz, or a TF Hub handle. Default: the "
-                                        "cookbook's Mask R-CNN (Inception-ResNet-v2, COCO), downloaded on first use."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     min_score: float = typer.Option(0.3, help="Keep detections scoring at least this."),
     max_detections: int = typer.Option(100, help="Keep at most this many detections per image."),
     masks: bool = typer.Option(False, "--masks", help="Also write one mask PNG per instance."),
-    annotations: Optional[Path] = typer.Option(None, help="COCO instances JSON: image ids for results.json; with `eval`, the ground truth."),
-    images: Optional[Path] = typer.Option(None, help="With `eval`: the folder of the annotated images."),
-    results: Optional[Path] = typer.Option(None, help="With `eval`: score this COCO results JSON instead of running a model."),
-    ground_truth_as_results: bool = typer.Option(False, "--ground-truth-as-results",
-                                                 help="With `eval`: score the annotations against themselves (checks the evaluation: every AP 1.0)."),
+    annotations: Optional[Path] = typer.Option(None, help="COCO instances JSON: take the image ids for results.json from it."),
 ):
-    """Instance segmentation with a pretrained Mask R-CNN: each object's box, label, score and mask.
+    """Detect and segment every object of each image (also `seglab instances IMAGES...`).
 
-    seglab instances photos/ --out instances/            overlays, results.json (COCO results), instances.json
+    Example: seglab instances photos/ --out instances/
+    """
+    summary = _segment_instances(inputs, out, model, min_score=min_score, max_detections=max_detections,
+                                 save_masks=masks, annotations=annotations)
+    for failure in summary["failed"]:
+        err.print(f"[yellow]skipped[/] {escape(failure['file'])}: {escape(failure['message'])}", highlight=False, soft_wrap=True)
+    console.print(f"{summary['detections']} instance(s) in {len(summary['images'])} image(s) into {out} "
+                  f"(results.json, overlays/); {len(summary['failed'])} failed and skipped.", soft_wrap=True, markup=False)
+    raise typer.Exit(0 if summary["images"] else 1)
 
-    seglab instances eval --annotations A.json --images DIR   COCO box and mask AP (AP, AP50, AP75)
 
-    seglab instances eval --annotations A.json --results R.json   score existing results
+@instances_app.command("eval")
+def instances_eval(
+    annotations: Path = typer.Option(..., help="COCO instances JSON: the ground truth."),
+    images: Optional[Path] = typer.Option(None, help="The folder of the annotated images: run the model on them."),
+    results: Optional[Path] = typer.Option(None, help="Score this COCO results JSON instead of running a model."),
+    out: Path = typer.Option(Path("instances"), "--out", "-o", help="With --images: the model's output folder."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    min_score: float = typer.Option(0.3, help="With --images: keep detections scoring at least this."),
+    max_detections: int = typer.Option(100, help="With --images: keep at most this many detections per image."),
+    ground_truth_as_results: bool = typer.Option(False, "--ground-truth-as-results",
+                                                 help="Score the annotations against themselves (checks the evaluation: every AP 1.0)."),
+):
+    """COCO box and mask AP (AP, AP50, AP75, by object size) of a model or of existing results, as one JSON line.
 
-    The default model downloads from TF Hub on first use (pip install 'seglab[instances]').
+    Example: seglab instances eval --annotations ann.json --results results.json
     """
     from seglab.instances.coco_eval import evaluate_results, ground_truth_results
 
-    def segment_instances(*args, **kwargs):  # imports TensorFlow: only when a model runs
-        from seglab.instances.segment import segment_instances as run
-
-        return run(*args, **kwargs)
-
-    inputs = list(inputs or [])
-    try:
-        if inputs[:1] == ["eval"]:
-            if annotations is None:
-                _fail("`seglab instances eval` needs --annotations COCO.json.")
-            if ground_truth_as_results:
-                scored = ground_truth_results(annotations)
-            elif results is None:
-                if images is None:
-                    _fail("`seglab instances eval` needs --images DIR (to run the model) or --results R.json.")
-                summary = segment_instances([images], out, model, min_score=min_score, max_detections=max_detections,
-                                            annotations=annotations)
-                scored = out / "results.json"
-                console.print(f"Ran the model on {len(summary['images'])} image(s); results in {scored}")
-            else:
-                scored = results
-            scores = evaluate_results(annotations, scored)
-            console.print(json.dumps(scores))
-            return
-        if not inputs:
-            _fail("give images or folders, or `eval` (see --help).")
-        summary = segment_instances(inputs, out, model, min_score=min_score, max_detections=max_detections,
-                                    save_masks=masks, annotations=annotations)
-    except (ValueError, FileNotFoundError) as e:
-        _fail(str(e))
-    for failure in summary["failed"]:
-        err.print(f"[yellow]skipped[/] {failure['file']}: {failure['message']}", highlight=False, soft_wrap=True)
-    console.print(f"{summary['detections']} instance(s) in {len(summary['images'])} image(s) into {out} "
-                  f"(results.json, overlays/); {len(summary['failed'])} unreadable skipped.", soft_wrap=True)
-    raise typer.Exit(0 if summary["images"] else 1)
+    if ground_truth_as_results:
+        scored = ground_truth_results(annotations)
+    elif results is not None:
+        scored = results
+    elif images is not None:
+        summary = _segment_instances([images], out, model, min_score=min_score, max_detections=max_detections,
+                                     annotations=annotations)
+        scored = out / "results.json"
+        err.print(f"Ran the model on {len(summary['images'])} image(s); results in {scored}", markup=False)
+    else:
+        _fail("`seglab instances eval` needs --images DIR (to run the model), --results R.json or --ground-truth-as-results.")
+    scores = evaluate_results(annotations, scored, warn=lambda text: err.print(f"[yellow]warning:[/] {escape(text)}"))
+    print(json.dumps(scores), flush=True)  # machine output: one line, never wrapped by the console
 
 
 @app.command()
@@ -302,10 +369,7 @@ def view(
 
     from seglab.report.viewer import write_viewer
 
-    try:
-        path = write_viewer(run)
-    except FileNotFoundError as e:
-        _fail(str(e))
+    path = write_viewer(run)
     console.print(f"Viewer: {path} ({path.stat().st_size / 1024:.0f} KB)", soft_wrap=True)
     if open_browser and not webbrowser.open(path.resolve().as_uri()):
         console.print("No browser found here: open that file in any browser (it needs no server and no network).")
@@ -323,18 +387,17 @@ def demo(
     import shutil
     import time
 
+    load_tensorflow()
     from seglab.evaluation import evaluate as run_evaluate
     from seglab.report.html import write_report
     from seglab.runs import Run
+    load_tensorflow()
     from seglab.training import train as run_train
 
     if Run(out).exists() and Run(out).state.get("status") == "complete":
         shutil.rmtree(out)  # a finished demo is cheap to redo; anything else in the folder is kept
     start = time.perf_counter()
-    try:
-        run = run_train("synthetic", out, epochs=epochs, **DEMO)
-    except (ValueError, FileExistsError) as e:
-        _fail(str(e))
+    run = run_train("synthetic", out, epochs=epochs, **DEMO)
     metrics = run_evaluate(run.path)
     page = write_report(run.path)
     console.print(f"Demo run: {run.path}  validation mIoU {metrics['miou']:.3f} (dataset-level; per-image "
@@ -367,21 +430,16 @@ def bench(
 
     Example: seglab bench train --model unet --data ../shared/data/oxford-pets --size 128 --batch 32
     """
+    load_tensorflow()
     from seglab.bench import bench as run_bench
 
     options = {"weights": weights} if model in ("mobilenet_unet", "fcn8s") else {}
-    try:
-        result = run_bench(mode, model, data, size, batch, steps=steps, jit=jit, precision=precision, **options)
-    except (ValueError, FileNotFoundError, DataError, WeightsUnavailable) as e:
-        _fail(str(e))
+    result = run_bench(mode, model, data, size, batch, steps=steps, jit=jit, precision=precision, **options)
     print(json.dumps(result), flush=True)
 
 
 def main():
-    try:
-        app()
-    except DatasetError as e:
-        _fail(str(e), 1)
+    app()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,7 @@ class TrainConfig:
     learning_rate: float | None = None
     schedule: str = "cosine"
     loss: str | None = None
-    class_weights: str | tuple[float, ...] = "none"
+    class_weights: str | tuple[float, ...] | None = None  # 'auto' until resolved; then values or None
     augment: bool = True
     weights: str | None = None
     fine_tune: str | None = None
@@ -64,6 +65,17 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
+    def open_source(self, data: str | None = None, format: str | None = None, view: str | None = None):
+        """The dataset this configuration trains on (`data` for another one, read with the same
+        classes options unless `format` / `view` say otherwise), split as it was split."""
+        from seglab.data import open_source
+
+        options = {"view": view if data is not None else self.view, "val_fraction": self.val_fraction, "seed": self.seed}
+        if self.classes and data is None:
+            options["classes"] = list(self.classes)
+        return open_source(self.data if data is None else data, format if data is not None else self.format,
+                           **{k: v for k, v in options.items() if v is not None})
+
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         for key, value in data.items():
@@ -72,12 +84,19 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+    def from_dict(cls, data: dict, complete: bool = False) -> "TrainConfig":
+        """A TrainConfig from plain data (a parsed config.yaml), every value's type checked.
+        `complete`: every key must be there, as in a config.yaml that seglab wrote."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a mapping of configuration keys; got {type(data).__name__}.")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"Unknown configuration keys: {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+            raise ValueError(f"unknown configuration keys: {', '.join(unknown)}. Known: {', '.join(known)}.")
+        missing = [k for k in known if k not in data]
+        if complete and missing:
+            raise ValueError(f"missing keys: {', '.join(missing)} (seglab writes every key; restore them).")
+        data = {k: _typed(k, v) for k, v in data.items()}
         return cls(**data)
 
     def save(self, path: Path) -> None:
@@ -85,7 +104,57 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
-        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+        """Read a run's config.yaml; any problem is a ValueError naming the file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: not a seglab run folder. Give the --out folder of a `seglab train` run.")
+        try:
+            return cls.from_dict(yaml.safe_load(path.read_text()), complete=True)
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where is not None else ""
+            raise ValueError(f"{path}: not valid YAML{line} ({getattr(e, 'problem', None) or e}). Fix the file.") from None
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}: {e}") from None
+
+
+# The type of each key, for checking what a config.yaml holds. None: the key may be null.
+_INT, _FLOAT, _BOOL, _STR = (int,), (float, int), (bool,), (str,)
+_TYPES = {
+    "data": (_STR, False), "format": (_STR, True), "view": (_STR, True), "val_fraction": (_FLOAT, False),
+    "model": (_STR, False), "size": (_INT, True), "batch_size": (_INT, True), "epochs": (_INT, True),
+    "optimizer": (_STR, False), "learning_rate": (_FLOAT, True), "schedule": (_STR, False), "loss": (_STR, True),
+    "augment": (_BOOL, False), "weights": (_STR, True), "fine_tune": (_STR, True), "precision": (_STR, False),
+    "cache": (_BOOL, False), "previews": (_INT, False), "wandb": (_BOOL, False), "wandb_project": (_STR, True),
+    "tensorboard": (_BOOL, False), "seed": (_INT, False),
+}
+_NAMES = {_INT: "a whole number", _FLOAT: "a number", _BOOL: "true or false", _STR: "text"}
+
+
+def _typed(key: str, value):
+    """`value` of `key` checked against its type (lists become tuples)."""
+    if key == "classes":
+        if value is None or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+            return None if value is None else tuple(value)
+        raise ValueError(f"classes must be a list of class names or null; got {value!r}.")
+    if key == "model_options":
+        if value is None or isinstance(value, dict):
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in (value or {}).items()}
+        raise ValueError(f"model_options must be a mapping of option: value; got {value!r}.")
+    if key == "class_weights":
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        if isinstance(value, str) and value.lower() == "auto":
+            return "auto"
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return tuple(float(v) for v in value)
+        raise ValueError(f"class_weights must be 'auto', null or a list of numbers; got {value!r}.")
+    types, nullable = _TYPES[key]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, types) or (types is not _BOOL and isinstance(value, bool)):
+        raise ValueError(f"{key} must be {_NAMES[types]}{' or null' if nullable else ''}; got {value!r}.")
+    return float(value) if types is _FLOAT else value
 
 
 def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
@@ -105,21 +174,38 @@ def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     if config.wandb or config.wandb_project:  # naming a project asks for W&B
         filled.update(wandb=True, wandb_project=config.wandb_project or "seglab")
     config = config.replace(**filled)
+    validate(config, num_classes)
+    return config
+
+
+def validate(config: TrainConfig, num_classes: int) -> None:
+    """Check a resolved configuration, new or loaded from a run, with errors that say what is valid."""
+    from seglab.models import MODELS
+
+    if config.model not in MODELS:
+        raise ValueError(f"Unknown model {config.model!r}. Available: {', '.join(sorted(MODELS))}.")
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {config.optimizer!r}. Use one of: {', '.join(OPTIMIZERS)}.")
     if config.schedule not in SCHEDULES:
         raise ValueError(f"Unknown schedule {config.schedule!r}. Use one of: {', '.join(SCHEDULES)}.")
     for key in ("size", "batch_size", "epochs", "previews"):
-        if int(getattr(config, key)) < 1:
+        if getattr(config, key) is None or int(getattr(config, key)) < 1:
             raise ValueError(f"{key} must be at least 1; got {getattr(config, key)}.")
-    if not config.learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive; got {config.learning_rate}.")
+    if config.learning_rate is None or not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive finite number; got {config.learning_rate}.")
+    if not 0 < config.val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive); got {config.val_fraction}.")
+    if config.loss is None:
+        raise ValueError("loss must be set: ce, ce+dice, focal, dice, bce or bce+dice.")
+    from seglab.precision import PRECISIONS
+
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {config.precision!r}. Use one of: {', '.join(PRECISIONS)}.")
     if config.wandb and importlib.util.find_spec("wandb") is None:
         raise ValueError("--wandb needs the wandb package: pip install 'seglab[wandb]'.")
     if binary_head(config) and num_classes != 2:
         raise ValueError(f"Loss {config.loss!r} is for two-class data; this dataset has {num_classes} classes. "
                          "Use 'ce' or 'ce+dice'.")
-    return config
 
 
 def binary_head(config: TrainConfig) -> bool:

@@ -41,3 +41,15 @@ class DatasetError(ValueError):
 class WeightsUnavailable(RuntimeError):
     """Pretrained weights could not be downloaded (offline, a proxy, a full disk): the message says how
     to work without the download, and the command line prints it without a traceback."""
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written (a file where a folder is wanted, no permission)."""
+
+
+class RunBusy(RuntimeError):
+    """Another process is writing the run folder."""
+
+
+class TrainingFailed(RuntimeError):
+    """Training stopped on a problem (e.g. a NaN loss); the run folder keeps the last good epoch."""

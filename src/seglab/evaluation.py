@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-import seglab.models  # noqa: F401  (registers seglab's layers, losses and metrics for loading)
 from seglab.config import TrainConfig
-from seglab.data import open_source
 from seglab.data.classes import ClassSpec
 from seglab.data.pipeline import make_dataset, model_input, read_pair
 from seglab.metrics import confusion_matrix, mean_iou, predict_labels, summarize
 from seglab.report.mosaic import mosaic
-from seglab.runs import Run, atomic_path, write_text
-from seglab.training import open_training_source
+from seglab.runs import Run, atomic_path, check_output_dir, make_output_dir, write_text
 
 MOSAIC_IMAGES = 6
 
 
-def _source(config: TrainConfig, data: str | None, classes: ClassSpec):
-    source = open_training_source(config) if data is None else open_source(data, config.format, view=config.view)
+def _source(config: TrainConfig, data: str | None, classes: ClassSpec, format: str | None, view: str | None):
+    source = config.open_source(data, format, view)
     if source.classes.num_classes != classes.num_classes:
         raise ValueError(f"{source.root} has {source.classes.num_classes} classes ({', '.join(source.classes.names)}) but the "
                          f"model was trained on {classes.num_classes} ({', '.join(classes.names)}). Give data with the run's classes.")
@@ -46,18 +43,27 @@ def _at_full_resolution(model, source, split, size):
         yield image[None], truth[None], np.asarray(predict_labels(logits))
 
 
+def output_folder(run: Run, data: str | None) -> Path:
+    """Where evaluate writes by default: the run folder for the run's own data, else a folder
+    named after the other dataset, so that scoring two datasets never overwrites one with the other."""
+    if data is None:
+        return run.path
+    name = re.sub(r"[^\w.-]", "_", Path(str(data)).resolve().name) or "data"
+    return run.path / f"eval-{name}"
+
+
 def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bool = False,
-             batch_size: int | None = None) -> dict:
-    """Score the run's best model (model.keras); write metrics.json (or metrics_<split>[_full].json
-    for other splits and resolutions), confusion_matrix.png and best/worst mosaics; return the metrics."""
+             batch_size: int | None = None, *, format: str | None = None, view: str | None = None, out=None) -> dict:
+    """Score the run's best model (model.keras) on `split` of its own dataset, or of `data` (read
+    as `format` with `view` when given); write metrics.json (or metrics_<split>[_full].json for
+    other splits and resolutions), confusion_matrix.png and best/worst mosaics into `out`
+    (default: `output_folder`); return the metrics."""
     run = Run(run_path)
     config = TrainConfig.load(run.config)
     classes = ClassSpec.load(run.classes)
-    if not run.model.is_file():
-        raise FileNotFoundError(f"{run.model} not found: the run has no finished epoch to evaluate "
-                                f"(state: {run.state.get('status')}). Resume it with `seglab train --resume {run.path}`.")
-    model = keras.models.load_model(run.model)
-    source = _source(config, data, classes)
+    out = check_output_dir(out if out is not None else output_folder(run, data))
+    model = run.load_model()
+    source = _source(config, data, classes, format, view)
     k = classes.num_classes
     batches = (_at_full_resolution(model, source, split, config.size) if full_res
                else _at_model_size(model, source, split, config.size, batch_size or config.batch_size))
@@ -77,15 +83,16 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
     metrics = summarize(total, classes.names, np.stack(per_image) if per_image else None)
     metrics |= {"split": split, "data": str(source.root), "full_res": full_res, "size": config.size,
                 "model": config.model, "checkpoint": run.model.name, "class_names": list(classes.names)}
-    suffix = "" if (split == "val" and not full_res and data is None) else f"_{split}{'_full' if full_res else ''}"
-    write_text(run.path / f"metrics{suffix}.json", json.dumps(metrics, indent=2) + "\n")
-    _plot_confusion(total, classes, run.path / f"confusion_matrix{suffix}.png")
+    suffix = "" if (split == "val" and not full_res) else f"_{split}{'_full' if full_res else ''}"
+    make_output_dir(out)
+    write_text(out / f"metrics{suffix}.json", json.dumps(metrics, indent=2) + "\n")
+    _plot_confusion(total, classes, out / f"confusion_matrix{suffix}.png")
     ranked = sorted(scored)
     for name, chosen in (("worst", ranked[:MOSAIC_IMAGES]), ("best", ranked[::-1][:MOSAIC_IMAGES])):
         if chosen:
             picture = mosaic(np.stack([c[2] for c in chosen]), np.stack([c[3] for c in chosen]), np.stack([c[4] for c in chosen]),
                              classes, title=f"{name} images by per-image mIoU", captions=[f"mIoU {c[0]:.3f}" for c in chosen])
-            with atomic_path(run.path / f"{name}{suffix}.png") as tmp:
+            with atomic_path(out / f"{name}{suffix}.png") as tmp:
                 picture.save(tmp)
     return metrics
 

@@ -40,6 +40,13 @@ def confusion_matrix(y_true, y_pred, num_classes: int, ignore_index: int = IGNOR
     return ops.convert_to_numpy(_confusion(y_true, y_pred, num_classes, ignore_index, per_image))
 
 
+def per_class_iou(truths, predictions, classes) -> list[list[float | None]]:
+    """Each image's IoU per class of the ClassSpec `classes`, [N][K] for labels [N, H, W]; None
+    where a class is in neither the image's truth nor its prediction."""
+    scores = iou(confusion_matrix(truths, predictions, classes.num_classes, classes.ignore_index, per_image=True))
+    return [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in scores]
+
+
 def _confusion(y_true, y_pred, num_classes: int, ignore_index: int, per_image: bool = False):
     """`confusion_matrix` as a backend tensor, for use inside a compiled train step."""
     k = int(num_classes)

@@ -7,9 +7,11 @@ viewer, the preview mosaics and the experiment trackers:
     samples/epoch_001/00.png the prediction after epoch 1, likewise
 
 The samples are a seeded draw from the validation split, the same every epoch and on resume.
+This module reads and writes files only (no TensorFlow), so the viewer and report load fast.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +20,7 @@ import numpy as np
 from PIL import Image
 
 from seglab.data.classes import ClassSpec
-from seglab.metrics import confusion_matrix, iou
-from seglab.report.mosaic import indexed_png
+from seglab.data.colors import indexed_png
 from seglab.runs import write_text
 
 
@@ -29,10 +30,25 @@ def choose(count: int, population: int, seed: int) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(population, size=count, replace=False).tolist())
 
 
-def per_class_iou(truths: np.ndarray, predictions: np.ndarray, classes: ClassSpec) -> list[list[float | None]]:
-    """Each sample's IoU per class, [N][K]; None where a class is in neither its truth nor its prediction."""
-    scores = iou(confusion_matrix(truths, predictions, classes.num_classes, classes.ignore_index, per_image=True))
-    return [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in scores]
+@dataclass
+class Samples:
+    """The fixed validation samples predicted after every epoch."""
+    names: list[str]
+    images: np.ndarray  # float32 [N, H, W, 3], 0..255
+    truths: np.ndarray  # uint8 [N, H, W]
+
+    @classmethod
+    def draw(cls, source, count: int, size: int, seed: int) -> "Samples":
+        """`count` validation pairs of `source` drawn with `seed`, at the model's `size`: the same
+        ones every epoch and after a resume."""
+        from seglab.data.pipeline import make_dataset  # TensorFlow: only when training
+
+        pairs = source.split("val")
+        chosen = [pairs[i] for i in choose(max(1, count), len(pairs), seed)]
+        ds = make_dataset(dataclasses.replace(source, pairs=chosen), "val", size=size, batch_size=len(chosen),
+                          validate_first=False)
+        images, truths = next(iter(ds))
+        return cls([p.name for p in chosen], images.numpy(), truths.numpy())
 
 
 @dataclass

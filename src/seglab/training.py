@@ -7,37 +7,28 @@ state (its step count says how many epochs are done) and the random-generator st
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import keras
 
-from seglab.checkpoint import RunCheckpoint, Samples
-from seglab.config import TrainConfig, binary_head, resolve
-from seglab.data import open_source
-from seglab.data.check import CheckReport, validate
+from seglab.checkpoint import RunCheckpoint
+from seglab.config import TrainConfig, binary_head, resolve, validate
+from seglab.data.check import CheckReport
+from seglab.data.check import validate as validate_source
+from seglab.data.classes import ClassSpec
 from seglab.data.pipeline import make_dataset
+from seglab.errors import TrainingFailed
 from seglab.losses import make_loss, resolve_class_weights
 from seglab.metrics import segmentation_metrics
 from seglab.models import build_model
 from seglab.precision import precision
-from seglab.runs import Run
-from seglab.samples import choose
+from seglab.runs import Run, check_output_dir
+from seglab.samples import Samples
 from seglab.trackers import make_trackers
-
-
-class TrainingFailed(RuntimeError):
-    """Training stopped on a problem (e.g. a NaN loss); the run folder keeps the last good epoch."""
-
-
-def open_training_source(config: TrainConfig):
-    options = {"view": config.view, "val_fraction": config.val_fraction, "seed": config.seed}
-    if config.classes:
-        options["classes"] = list(config.classes)
-    return open_source(config.data, config.format, **options)
 
 
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
@@ -48,76 +39,156 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
 
 
 class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
-    """ReduceLROnPlateau that, on resume, takes up its best score and patience count from the
-    history so far. The learning rate itself comes back with the optimizer in last.keras."""
+    """ReduceLROnPlateau on a score to maximise that, on resume, takes up its best score and
+    patience count from the history so far. The learning rate itself comes back with the
+    optimizer in last.keras."""
 
     def __init__(self, history: list[dict], **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(mode="max", **kwargs)
         self.history = history
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self._set_monitor_op()
-        for row in self.history:  # the same bookkeeping on_epoch_end did, without touching the rate
-            if self._is_improvement(row[self.monitor], self.best):
-                self.best, self.wait = row[self.monitor], 0
+        for row in self.history:  # the bookkeeping on_epoch_end does (no cooldown), without touching the rate
+            score = row[self.monitor]
+            if self.best is None or score - self.min_delta > self.best:
+                self.best, self.wait = score, 0
             else:
                 self.wait = 0 if self.wait + 1 >= self.patience else self.wait + 1
-
-
-def _class_stats(source, reports):
-    return CheckReport(source, [r for r in reports if r.pair.split == "train"]).stats
 
 
 def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig | None = None, verbose: int | None = None,
           **options) -> Run:
     """Train a model and write its run folder; returns the Run. `options` are TrainConfig fields
-    (model, size, epochs, loss, ...). `resume=RUN` continues an interrupted run instead."""
+    (model, size, epochs, loss, ...). `resume=RUN` continues an interrupted run instead.
+
+    Everything that can be refused (options, dataset, model) is refused before the run folder is
+    written, and one process at a time writes a run folder (`Run.lock`)."""
     if resume is not None:
         run = Run(resume)
-        config = TrainConfig.load(run.config)
-    else:
-        config = (config or TrainConfig()).replace(data=str(data), **options)
-        run = Run(out or Path("runs") / config.model)
-        if run.path.exists() and any(run.path.iterdir()):
-            raise FileExistsError(f"{run.path} already holds files. Resume it with `seglab train --resume {run.path}`, "
-                                  "or give another --out.")
-
-    source = open_training_source(config)
-    reports = validate(source, ["train", "val"])  # refuses a bad dataset before anything is written
-    num_classes = source.classes.num_classes
-    if resume is None:
-        config = resolve(config, num_classes)
-        weights = resolve_class_weights(config.class_weights, num_classes, _class_stats(source, reports))
-        config = config.replace(class_weights=tuple(weights) if weights else "none")
-
-    keras.utils.set_random_seed(config.seed)
-    steps = math.ceil(len(source.split("train")) / config.batch_size)
-    if resume is not None and run.last.is_file():
-        model = keras.models.load_model(run.last)
-        initial_epoch = int(model.optimizer.iterations.numpy()) // steps
-    else:
-        model = _compiled_model(config, num_classes, steps)  # checks the size and options before anything is written
-        initial_epoch = 0
-    if resume is None:
-        run.path.mkdir(parents=True, exist_ok=True)
+        with run.lock():
+            return _fit(run, *_resumed(run), verbose=verbose)
+    config = (config or TrainConfig()).replace(data=_data_path(data), **options)
+    run = Run(out or Path("runs") / config.model)
+    _refuse_existing(run)
+    check_output_dir(run.path)
+    source, config, model = _new(config)
+    with run.lock():
+        _refuse_existing(run)  # another process may have started here meanwhile
         config.save(run.config)
         source.classes.save(run.classes)
         run.write_state(status="running", epochs_done=0)
-    history = run.history()[:initial_epoch]
+        return _fit(run, config, source, model, 0, verbose=verbose)
 
+
+def _data_path(data) -> str:
+    """The dataset as config.yaml keeps it: an absolute path, so the run works from any folder."""
+    path = Path(str(data)).expanduser()
+    return str(data) if str(data) == "synthetic" and not path.exists() else str(path.resolve())
+
+
+def _refuse_existing(run: Run) -> None:
+    if run.path.is_dir() and any(p.name != ".lock" for p in run.path.iterdir()):
+        raise FileExistsError(f"{run.path} already holds files. Resume it with `seglab train --resume {run.path}`, "
+                              "or give another --out.")
+
+
+def _new(config: TrainConfig):
+    """The source, resolved config and compiled model of a new run: all checked, nothing written."""
+    source = config.open_source()
+    reports = _checked_source(source, config)
+    config = resolve(config, source.classes.num_classes)
+    config = config.replace(class_weights=_class_weights(config, source, reports))
+    model = _compiled_model(config, source.classes.num_classes, _steps(source, config))
+    return source, config, model
+
+
+def _resumed(run: Run):
+    """The config, source, model and finished epochs of an interrupted run, checked against
+    what it was trained with."""
+    config = TrainConfig.load(run.config)
+    trained = ClassSpec.load(run.classes)
+    source = config.open_source()
+    reports = _checked_source(source, config)
+    num_classes = source.classes.num_classes
+    try:
+        validate(config, num_classes)
+    except ValueError as e:
+        raise ValueError(f"{run.config}: {e} Fix the file to resume.") from None
+    if source.classes.names != trained.names:
+        raise ValueError(f"{config.data} now has the classes {', '.join(source.classes.names)}, but {run.path} was "
+                         f"trained on {', '.join(trained.names)}. Resume with the run's data, or start a new run.")
+    if config.class_weights == "auto":
+        config = config.replace(class_weights=_class_weights(config, source, reports))
+    steps = _steps(source, config)
+    if run.last.is_file():
+        model = run.load_model("last")
+        _refuse_edits(run, config, model, num_classes, steps)
+        initial_epoch = int(model.optimizer.iterations.numpy()) // steps
+    else:  # killed before its first epoch ended: nothing trained yet, start afresh
+        model = _compiled_model(config, num_classes, steps)
+        initial_epoch = 0
+    run.remove_stale_temporaries()
+    return config, source, model, initial_epoch
+
+
+def _refuse_edits(run: Run, config: TrainConfig, model: keras.Model, num_classes: int, steps: int) -> None:
+    """The weights in last.keras belong to the model, loss and optimizer they were trained with:
+    a config.yaml edited since then is refused rather than silently ignored."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a frozen encoder without weights warns; only the layout is compared
+        fresh = _compiled_model(config.replace(weights="none"), num_classes, steps)
+    layout = lambda m: [(w.path, tuple(w.shape)) for w in m.weights]  # noqa: E731
+    checks = [("model, model_options or size", layout(fresh) == layout(model) and fresh.input_shape == model.input_shape),
+              ("loss or class_weights", keras.losses.serialize(fresh.loss) == keras.losses.serialize(model.loss)),
+              ("optimizer", type(fresh.optimizer) is type(model.optimizer))]
+    changed = [what for what, same in checks if not same]
+    if changed:
+        raise ValueError(f"{run.config}: {' and '.join(changed)} differ from what {run.last.name} was trained with. "
+                         "Undo the edit to resume, or start a new run with the new settings.")
+
+
+def _checked_source(source, config: TrainConfig):
+    """Refuse a dataset with problems, or without pairs to train or validate on; the reports."""
+    reports = validate_source(source, ["train", "val"])
+    counts = source.splits
+    empty = [split for split in ("train", "val") if not counts.get(split)]
+    if empty:
+        found = ", ".join(f"{n} {k}" for k, n in counts.items()) or "none"
+        hint = (f" The validation split is a seeded {config.val_fraction:.0%} of the pairs by name: add images, or "
+                "raise --val-fraction." if "val" in empty and source.format in ("folder", "synthetic", "coco", "oxford-pets")
+                else " Add the missing split's pairs.")
+        raise ValueError(f"{source.root}: training needs pairs in both train and val; found {found} pair(s).{hint}")
+    return reports
+
+
+def _class_weights(config: TrainConfig, source, reports):
+    stats = CheckReport(source, [r for r in reports if r.pair.split == "train"]).stats
+    weights = resolve_class_weights(config.class_weights, source.classes.num_classes, stats)
+    return tuple(weights) if weights else None
+
+
+def _steps(source, config: TrainConfig) -> int:
+    return math.ceil(len(source.split("train")) / config.batch_size)
+
+
+def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, verbose: int | None = None) -> Run:
+    """Train from `initial_epoch` to `config.epochs`, writing each epoch into the run folder."""
+    keras.utils.set_random_seed(config.seed)
+    steps = _steps(source, config)
+    history = run.history()[:initial_epoch]
+    if initial_epoch >= config.epochs:
+        run.write_state(**{**run.state, "status": "complete"})
+        return run
     train_ds = make_dataset(source, "train", size=config.size, batch_size=config.batch_size, augment=config.augment,
                             cache=config.cache, repeat=True, seed=config.seed, validate_first=False)
     val_ds = make_dataset(source, "val", size=config.size, batch_size=config.batch_size, cache=config.cache,
                           validate_first=False)
-    if initial_epoch >= config.epochs:
-        run.write_state(**{**run.state, "status": "complete"})
-        return run
-    checkpoint = RunCheckpoint(run, source.classes, _samples(source, config), history,
+    checkpoint = RunCheckpoint(run, source.classes, Samples.draw(source, config.previews, config.size, config.seed), history,
                                make_trackers(config, run, source.classes))
     callbacks = [checkpoint]
     if config.schedule == "plateau":
-        callbacks.append(ResumablePlateau(history, monitor="val_miou", mode="max", factor=0.5, patience=3))
+        callbacks.append(ResumablePlateau(history, monitor="val_miou", factor=0.5, patience=3))
     try:
         with _collector_skips_what_exists():
             model.fit(train_ds.skip(initial_epoch * steps), epochs=config.epochs, initial_epoch=initial_epoch,
@@ -151,7 +222,7 @@ def _collector_skips_what_exists():
 
 def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int):
     num_logits = 1 if binary_head(config) else num_classes
-    weights = None if config.class_weights == "none" else list(config.class_weights)
+    weights = None if config.class_weights is None else list(config.class_weights)
     with precision(config.precision):
         model = build_model(config.model, num_logits, config.size, **_model_options(config), **config.model_options)
         model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=make_loss(config.loss, num_logits, weights),
@@ -163,14 +234,3 @@ def _model_options(config: TrainConfig) -> dict:
     if config.model in ("mobilenet_unet", "fcn8s"):
         return {"weights": config.weights, "fine_tune": config.fine_tune}
     return {}
-
-
-def _samples(source, config: TrainConfig) -> Samples:
-    """The validation samples shown after every epoch: a draw seeded by the run's seed, so the
-    same ones every epoch and after a resume."""
-    pairs = source.split("val")
-    chosen = [pairs[i] for i in choose(max(1, config.previews), len(pairs), config.seed)]
-    subset = dataclasses.replace(source, pairs=chosen)
-    ds = make_dataset(subset, "val", size=config.size, batch_size=len(chosen), validate_first=False)
-    images, truths = next(iter(ds))
-    return Samples([p.name for p in chosen], images.numpy(), truths.numpy())

@@ -55,9 +55,9 @@ def inspect_pair(pair: Pair, source: Source) -> PairReport:
     except DataError as e:
         report.problems.append(e.problem)
     try:
+        decoded = decode_mask(pair.mask, source.encoding, pair.mask_region)  # names a bad file in a DataError
         with Image.open(pair.mask) as m:
             report.mask_format = m.format
-        decoded = decode_mask(pair.mask, source.encoding, pair.mask_region)
     except (DataError, OSError) as e:
         if not (pair.mask == pair.image and report.problems):
             report.problems.append(e.problem if isinstance(e, DataError) else Problem(str(pair.mask), f"unreadable mask ({e})."))
@@ -107,7 +107,10 @@ class CheckReport:
 
     @property
     def errors(self) -> list[Problem]:
-        return list(self.source.problems) + [p for r in self.reports for p in r.problems]
+        empty = [] if self.source.pairs else [Problem(str(self.source.root), "no (image, mask) pairs found: nothing to "
+                                                      "train or score on. Put images and their masks in the layout "
+                                                      f"of the {self.source.format} format.")]
+        return empty + list(self.source.problems) + [p for r in self.reports for p in r.problems]
 
     @property
     def ok(self) -> bool:

@@ -69,13 +69,26 @@ class ClassSpec:
     def from_json(cls, data) -> "ClassSpec":
         """Reads the forms people write: a list of names, {"names": [...], "colors": [...]},
         or a mapping name -> [r, g, b]."""
+        def names(value):
+            if isinstance(value, list) and all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in value):
+                return tuple(value)
+            raise ValueError(f"class names must be a list of strings; got {value!r}.")
+
+        def colors(value):
+            if isinstance(value, list) and all(isinstance(c, (list, tuple)) and len(c) == 3 and
+                                               all(isinstance(v, int) and not isinstance(v, bool) for v in c) for c in value):
+                return tuple(tuple(c) for c in value)
+            raise ValueError(f"colours must be a list of [r, g, b] with integers 0..255; got {value!r}.")
+
         if isinstance(data, list):
-            return cls(tuple(data))
+            return cls(names(data))
         if isinstance(data, dict) and "names" in data:
-            return cls(tuple(data["names"]), tuple(tuple(c) for c in data.get("colors") or ()),
-                       int(data.get("ignore_index", IGNORE_INDEX)))
+            ignore = data.get("ignore_index", IGNORE_INDEX)
+            if isinstance(ignore, bool) or not isinstance(ignore, int):
+                raise ValueError(f"ignore_index must be an integer; got {ignore!r}.")
+            return cls(names(data["names"]), colors(data.get("colors") or []), ignore)
         if isinstance(data, dict) and data and all(isinstance(v, (list, tuple)) for v in data.values()):
-            return cls(tuple(data), tuple(tuple(v) for v in data.values()))
+            return cls(tuple(data), colors(list(data.values())))
         raise ValueError('Class list must be a JSON list of names, {"names": [...], "colors": [[r, g, b], ...]}, '
                          f'or {{"name": [r, g, b], ...}}; got {type(data).__name__}.')
 
@@ -86,7 +99,7 @@ class ClassSpec:
     def load(cls, path) -> "ClassSpec":
         path = Path(path)
         try:
-            return cls.from_json(json.loads(path.read_text()))
+            return cls.from_json(json.loads(path.read_text(errors="replace")))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON ({e}). Write a list of class names, e.g. [\"background\", \"cat\"].") from None
         except ValueError as e:

@@ -1,6 +1,10 @@
-"""Decode images by content, whatever their extension says, into RGB uint8 arrays."""
+"""Image files: listing them, decoding them by content (whatever the extension says) into RGB
+uint8 arrays, and naming the outputs made from them."""
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,10 @@ def open_image(path, draft_size: tuple[int, int] | None = None) -> Image.Image:
         im.load()
     except FileNotFoundError:
         raise DataError(path, "file not found.") from None
+    except Image.DecompressionBombError as e:
+        # Pillow's guard against files that declare far more pixels than any photo: kept, and said.
+        raise DataError(path, f"refused: {e} Shrink or tile the image; to accept such files on purpose, "
+                        "set PIL.Image.MAX_IMAGE_PIXELS in Python.") from None
     except UnidentifiedImageError:
         head = path.read_bytes()[:8]
         raise DataError(path, f"not an image Pillow can decode (starts with {head!r}); replace or remove the file.") from None
@@ -54,3 +62,46 @@ def to_rgb(im: Image.Image) -> np.ndarray:
 def read_image(path, draft_size: tuple[int, int] | None = None) -> np.ndarray:
     """uint8 [H, W, 3] RGB image from any file Pillow can decode."""
     return to_rgb(open_image(path, draft_size))
+
+
+def find_images(inputs) -> tuple[list[Path], list[Path]]:
+    """Files named, and image files inside folders named (sorted) -> (images, other files skipped).
+    A file named explicitly is tried whatever its extension, and reported if unreadable;
+    hidden files in folders are counted among the skipped."""
+    images, skipped, seen = [], [], set()
+    for item in map(Path, inputs):
+        if item.is_dir():
+            for path in sorted(p for p in item.iterdir() if p.is_file()):
+                image = path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+                (images if image else skipped).append(path)
+        else:
+            images.append(item)
+    unique = []
+    for path in images:  # the same file named twice is predicted once
+        key = os.path.abspath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique, skipped
+
+
+_UNSAFE = re.compile(r"[^\w.+-]|^\.", re.ASCII)
+
+
+def _digest(data: str) -> str:
+    return hashlib.sha1(os.fsencode(data)).hexdigest()[:8]
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """A file name stem for the outputs made from each input, unique within the batch.
+
+    The stem is the input's whole file name (`x.jpg` -> `x.jpg`, so `x.jpg` and `x.png` never
+    meet); a name that must be changed to be a safe file name (`..png`, spaces, non-ASCII) gets
+    a hash of the original name, so it depends on nothing else. Only inputs of the same file
+    name from different folders depend on each other: each then gets a hash of its full path."""
+    stems = []
+    for path in paths:
+        safe = _UNSAFE.sub("_", path.name)
+        stems.append(safe if safe == path.name else f"{safe}-{_digest(path.name)}")
+    repeated = {s for s in stems if stems.count(s) > 1}
+    return [f"{s}-{_digest(str(p.resolve()))}" if s in repeated else s for s, p in zip(stems, paths)]

@@ -40,11 +40,14 @@ def read_raw_mask(path, region: str | None = None) -> np.ndarray:
 
 
 def palette_colors(path, count: int) -> list[tuple[int, int, int]] | None:
-    """The first `count` palette colours of a palette PNG, or None for other files."""
-    with Image.open(path) as im:
-        if im.mode != "P" or im.getpalette() is None:
-            return None
-        pal = im.getpalette()[: 3 * count]
+    """The first `count` palette colours of a palette PNG, or None for other (or unreadable) files."""
+    try:
+        with Image.open(path) as im:
+            if im.mode != "P" or im.getpalette() is None:
+                return None
+            pal = im.getpalette()[: 3 * count]
+    except (OSError, Image.DecompressionBombError):
+        return None
     pal += [0] * (3 * count - len(pal))
     return [tuple(pal[i:i + 3]) for i in range(0, 3 * count, 3)]
 

@@ -7,6 +7,7 @@ reduced DCT scale when that still covers the output size. Anything else (EXIF-ro
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +81,7 @@ def _route(pair: Pair, source: Source, size: Size) -> int:
             if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.getexif().get(0x0112, 1) not in (0, 1):
                 return ROUTE_PIL
             w, h = im.size
-    except OSError:
+    except (OSError, Image.DecompressionBombError):
         return ROUTE_PIL  # validation reports it; Pillow gives the clear error if it is still read
     rh, rw = size.resized(h, w)
     # Largest DCT downscale whose output still covers the resize target (libjpeg rounds up);
@@ -109,7 +110,7 @@ def model_input(images, size: int):
 
 def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draft_w, draft_h):
     """Pillow route of the tf.data loader (byte-string arguments from numpy_function)."""
-    return read_pair(image_path.decode(), mask_path.decode(), encoding, image_region.decode() or None,
+    return read_pair(os.fsdecode(image_path), os.fsdecode(mask_path), encoding, image_region.decode() or None,
                      mask_region.decode() or None, (int(draft_w), int(draft_h)))
 
 
@@ -211,8 +212,8 @@ def make_dataset(
     shuffle = (split == "train") if shuffle is None else shuffle
     augment = Augment(ignore_index=source.classes.ignore_index) if augment is True else (augment or None)
 
-    columns = (
-        [str(p.image) for p in pairs], [str(p.mask) for p in pairs],
+    columns = (  # paths as bytes: any file name works, UTF-8 or not
+        [os.fsencode(p.image) for p in pairs], [os.fsencode(p.mask) for p in pairs],
         np.array([_route(p, source, size) for p in pairs], np.int32),
         [p.image_region or "" for p in pairs], [p.mask_region or "" for p in pairs],
     )

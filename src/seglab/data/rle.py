@@ -89,3 +89,20 @@ def segmentation_to_mask(segmentation, height: int, width: int) -> np.ndarray:
     if isinstance(segmentation, dict) and "counts" in segmentation:
         return decode(segmentation)
     raise ValueError(f"not a COCO segmentation (polygons or RLE): {str(segmentation)[:80]}")
+
+
+def segmentation_problem(segmentation) -> str | None:
+    """Why `segmentation` is no COCO segmentation (polygons or RLE), or None when it is one."""
+    if isinstance(segmentation, dict):
+        size, counts = segmentation.get("size"), segmentation.get("counts")
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v >= 0 for v in size)):
+            return f"an RLE segmentation needs 'size': [height, width]; got {str(size)[:60]}"
+        if not (isinstance(counts, str) or (isinstance(counts, list) and all(isinstance(v, int) for v in counts))):
+            return "an RLE segmentation needs 'counts' as a string or a list of integers"
+        return None
+    if isinstance(segmentation, list) and segmentation and all(
+            isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p) for p in segmentation):
+        return None
+    return ("a segmentation must be polygons ([[x1, y1, x2, y2, x3, y3, ...], ...], at least three points each) "
+            f"or RLE ({{'size': [h, w], 'counts': ...}}); got {str(segmentation)[:60]}")

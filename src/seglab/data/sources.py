@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import inspect
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +73,7 @@ class Source:
 def hash_split(stem: str, val_fraction: float, seed: int) -> str:
     """'val' for a stable `val_fraction` of names, else 'train'. Hashing the name (not shuffling a
     list) keeps each pair in its split when files are added or removed."""
-    digest = hashlib.sha1(f"{seed}:{stem}".encode()).digest()
+    digest = hashlib.sha1(f"{seed}:".encode() + os.fsencode(stem)).digest()  # any file name, even not UTF-8
     return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
 
 
@@ -113,7 +115,7 @@ def _require_dir(path: Path, what: str) -> Path:
 
 # --- formats ---------------------------------------------------------------------------------
 
-def oxford_pets(root: Path, *, view: str | None = None, val_fraction: float = 0.2, seed: int = 0, **_) -> Source:
+def oxford_pets(root: Path, *, view: str | None = None, val_fraction: float = 0.2, seed: int = 0) -> Source:
     """Oxford-IIIT Pet, official layout: images/*.jpg, annotations/trimaps/*.png, optional
     annotations/trainval.txt and test.txt. Classes pet, background, border (trimap codes 1, 2, 3);
     view='binary' gives background vs pet (border counted as pet)."""
@@ -166,7 +168,7 @@ def oxford_pets(root: Path, *, view: str | None = None, val_fraction: float = 0.
     return Source("oxford-pets", root, classes, encoding, pairs, ignored, problems, notes)
 
 
-def camvid(root: Path, *, view: str | None = None, **_) -> Source:
+def camvid(root: Path, *, view: str | None = None) -> Source:
     """CamVid, SegNet layout: train/ trainannot/ val/ valannot/ test/ testannot/; 11 classes, 11 = void."""
     problems, pairs, ignored = [], [], []
     for split in ("train", "val", "test"):
@@ -189,7 +191,7 @@ def camvid(root: Path, *, view: str | None = None, **_) -> Source:
                   ["class 11 (void) is ignored"])
 
 
-def cityscapes_pairs(root: Path, *, view: str | None = None, tolerance: float = 48.0, **_) -> Source:
+def cityscapes_pairs(root: Path, *, view: str | None = None, tolerance: float = 48.0) -> Source:
     """The Kaggle/pix2pix Cityscapes format: one JPEG per sample, photo left, colour mask right,
     in train/ and val/ (or directly in the folder). Colours map to the nearest Cityscapes colour
     within `tolerance`; farther colours are ignored. view='road' gives road vs everything else."""
@@ -241,17 +243,21 @@ def _read_color_table(root: Path) -> ClassSpec | None:
     for name in ("class_dict.csv", "colors.csv", "classes.csv"):
         f = root / name
         if f.is_file():
-            rows = [r for r in csv.reader(f.read_text().splitlines()) if r and r[0].strip()]
-            if rows and not rows[0][1].strip().isdigit():
+            rows = [r for r in csv.reader(f.read_text(errors="replace").splitlines()) if r and r[0].strip()]
+            if rows and not (len(rows[0]) > 1 and rows[0][1].strip().isdigit()):
                 rows = rows[1:]  # header
+            bad = next((i for i, r in enumerate(rows) if len(r) < 4), None)
+            if not rows or bad is not None:
+                row = f"row {bad + 1} has {len(rows[bad])} column(s)" if rows else "it has no class rows"
+                raise ValueError(f"{f}: expected one row per class, 'name,r,g,b' (a header line is allowed); {row}.")
             try:
                 return ClassSpec(tuple(r[0].strip() for r in rows), tuple(tuple(int(v) for v in r[1:4]) for r in rows))
-            except (ValueError, IndexError) as e:
-                raise ValueError(f"{f}: expected rows 'name,r,g,b'; {e}") from None
+            except ValueError as e:
+                raise ValueError(f"{f}: expected rows 'name,r,g,b' with colours 0..255; {e}") from None
     return None
 
 
-def folder(root: Path, *, classes: ClassSpec | None = None, val_fraction: float = 0.2, seed: int = 0, **_) -> Source:
+def folder(root: Path, *, classes: ClassSpec | None = None, val_fraction: float = 0.2, seed: int = 0) -> Source:
     """Your own folder: images/ and masks/ matched by file stem (optionally with train/ val/ test/
     inside each). Masks may be index PNGs, palette PNGs, 0/255 binary, or RGB colours with a colour
     table (classes.json as {"name": [r, g, b]} or class_dict.csv). Class names come from
@@ -288,7 +294,7 @@ def _detect_encoding(pairs: list[Pair], classes: ClassSpec | None, has_colors: b
             with Image.open(m) as im:
                 modes[im.mode] += 1
             raw = read_raw_mask(m)
-        except (DataError, OSError):
+        except (DataError, OSError, Image.DecompressionBombError):
             continue  # reported per file by the check
         if raw.ndim == 2:
             values.update(np.unique(raw).tolist())
@@ -320,7 +326,7 @@ def _detect_encoding(pairs: list[Pair], classes: ClassSpec | None, has_colors: b
     return classes, ValueMap.identity(classes, kind)
 
 
-def coco(root: Path, *, val_fraction: float = 0.2, seed: int = 0, **_) -> Source:
+def coco(root: Path, *, val_fraction: float = 0.2, seed: int = 0) -> Source:
     """COCO instance annotations (annotations/instances_<split>.json) read as semantic masks: class 0
     background, then the categories in id order; crowd regions ignored. See `seglab.data.coco`."""
     from seglab.data import coco as cc
@@ -356,10 +362,11 @@ def coco(root: Path, *, val_fraction: float = 0.2, seed: int = 0, **_) -> Source
     return Source("coco", root, classes, ValueMap.identity(classes), pairs, [], problems, notes)
 
 
-def synthetic_source(root: Path | None = None, **kwargs) -> Source:
+def synthetic_source(root: Path | None = None, *, classes: ClassSpec | None = None, val_fraction: float = 0.2,
+                     seed: int = 0) -> Source:
     """The built-in shapes dataset, generated once into a cache folder (or `root`) and read as a folder."""
     path = synthetic.ensure(root)
-    src = folder(path, **kwargs)
+    src = folder(path, classes=classes, val_fraction=val_fraction, seed=seed)
     src.format = "synthetic"
     return src
 
@@ -380,33 +387,57 @@ def detect_format(root: Path) -> str:
         return "oxford-pets"
     if any((root / "annotations").glob("instances_*.json")):
         return "coco"
-    if (root / "train").is_dir() and (root / "trainannot").is_dir():
+    if any((root / split).is_dir() and (root / f"{split}annot").is_dir() for split in ("train", "val", "test")):
         return "camvid"
     if _find_dir(root, _IMAGE_DIRS) and _find_dir(root, _MASK_DIRS):
         return "synthetic" if (root / synthetic.MARKER).is_file() else "folder"
-    images = [f for d in (root, root / "train") if d.is_dir() for f in d.iterdir() if f.suffix.lower() in (".jpg", ".jpeg")]
+    folders = (root, root / "train", root / "val", root / "test")
+    images = [f for d in folders if d.is_dir() for f in sorted(d.iterdir()) if f.suffix.lower() in (".jpg", ".jpeg")]
     if images:
-        with Image.open(images[0]) as im:
-            if im.width == 2 * im.height:
-                return "cityscapes-pairs"
+        try:
+            with Image.open(images[0]) as im:
+                if im.width == 2 * im.height:
+                    return "cityscapes-pairs"
+        except (OSError, Image.DecompressionBombError):
+            pass  # not readable: the format stays unknown, said below
     raise ValueError(f"{root}: cannot tell the dataset format from its layout. Expected one of: "
                      "oxford-pets (images/ + annotations/trimaps/), camvid (train/ + trainannot/), "
                      "folder (images/ + masks/), coco (annotations/instances_*.json), cityscapes-pairs (side-by-side JPEGs). "
                      f"Name it with --format ({', '.join(FORMATS)}).")
 
 
+# Options of the split a format makes itself: given to the formats that make one, and not an
+# error for the formats whose split comes with the data.
+SPLIT_OPTIONS = ("val_fraction", "seed")
+
+
+def format_options(format: str) -> list[str]:
+    """The keyword options that the format `format` takes."""
+    return [name for name, p in inspect.signature(FORMATS[format]).parameters.items() if p.kind is p.KEYWORD_ONLY]
+
+
 def open_source(path=None, format: str | None = None, **options) -> Source:
     """Open a dataset. `path` None or 'synthetic' gives the built-in dataset; `format` None
-    recognises the layout. Options: view ('binary', 'road'), classes (ClassSpec or names),
-    val_fraction, seed, tolerance."""
+    recognises the layout. Options (None means not given): view ('binary', 'road'), classes
+    (ClassSpec or names), val_fraction, seed, tolerance; one a format does not take is a ValueError."""
+    options = {k: v for k, v in options.items() if v is not None}
+    if not 0 <= options.get("val_fraction", 0) < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1; got {options['val_fraction']}.")
     if isinstance(options.get("classes"), (list, tuple)):
         options["classes"] = ClassSpec(tuple(options["classes"]))
     if path is None or (str(path) == "synthetic" and not Path(path).exists()):
-        return synthetic_source(None, **options)
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise ValueError(f"{root}: not a folder. Give a dataset folder, or 'synthetic' for the built-in dataset.")
-    format = format or detect_format(root)
+        root, format = None, "synthetic"
+    else:
+        root = Path(path).expanduser()
+        if not root.is_dir():
+            raise ValueError(f"{root}: not a folder. Give a dataset folder, or 'synthetic' for the built-in dataset.")
+        format = format or detect_format(root)
     if format not in FORMATS:
         raise ValueError(f"Unknown format '{format}'. Available: {', '.join(sorted(FORMATS))}.")
-    return FORMATS[format](root, **options)
+    takes = format_options(format)
+    unknown = sorted(k for k in options if k not in takes and k not in SPLIT_OPTIONS)
+    if unknown:
+        raise ValueError(f"The {format} format does not take {', '.join(unknown)}"
+                         f"{' (' + repr(options['view']) + ')' if 'view' in unknown else ''}. "
+                         f"It takes: {', '.join(takes) or 'no options'}.")
+    return FORMATS[format](root, **{k: v for k, v in options.items() if k in takes})

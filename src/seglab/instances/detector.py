@@ -36,9 +36,13 @@ def _extract(archive: Path) -> Path:
     """Unpack a SavedModel archive (.tar.gz / .tgz / .tar) beside itself, once."""
     target = archive.with_name(archive.name.split(".tar")[0].removesuffix(".tgz") + ".extracted")
     if not (target / "saved_model.pb").is_file() and not any(target.glob("**/saved_model.pb")):
-        target.mkdir(exist_ok=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                target.mkdir(exist_ok=True)
+                tar.extractall(target, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise ValueError(f"{archive}: not a readable tar archive ({e}). Give a TF2 SavedModel folder, or a "
+                             ".tar.gz / .tar of one (as the TF2 detection zoo ships them).") from None
     found = sorted(target.glob("**/saved_model.pb"), key=lambda p: len(p.parts))
     if not found:
         raise ValueError(f"{archive}: the archive holds no saved_model.pb; expected a TF2 SavedModel folder inside.")

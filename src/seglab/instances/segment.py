@@ -8,16 +8,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from seglab.data.images import read_image
+from seglab.data.images import find_images, output_names, read_image
 from seglab.errors import DataError
 from seglab.instances.coco_results import box_pixels, coco_entries
 from seglab.instances.detector import Detector
 from seglab.instances.draw import draw_instances
 from seglab.instances.labels import label_name
 from seglab.instances.reframe import binary_masks
-from seglab.prediction import unique_stems, find_images
 from seglab.progress import progress
-from seglab.runs import write_text
+from seglab.runs import check_output_dir, make_output_dir, write_text
 
 
 def image_ids_from(annotations) -> dict[str, int]:
@@ -39,17 +38,17 @@ def segment_instances(inputs, out, model: str | None = None, *, min_score: float
         raise ValueError(f"min_score must be in 0..1; got {min_score}.")
     if max_detections < 1:
         raise ValueError(f"max_detections must be at least 1; got {max_detections}.")
+    out = check_output_dir(out)
     paths, skipped = find_images(inputs)
     if not paths:
         raise ValueError(f"No images found in {', '.join(map(str, inputs))}.")
     ids = image_ids_from(annotations) if annotations else None
     detector = detector or Detector(model)
-    out = Path(out)
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
+    make_output_dir(out / "overlays")
     if save_masks:
-        (out / "masks").mkdir(exist_ok=True)
+        make_output_dir(out / "masks")
     results, images, failed = [], [], []
-    for number, (path, stem) in enumerate(progress(zip(paths, unique_stems(paths)), len(paths), "instances"), 1):
+    for number, (path, stem) in enumerate(progress(zip(paths, output_names(paths)), len(paths), "instances"), 1):
         try:
             image = read_image(path)
         except DataError as e:

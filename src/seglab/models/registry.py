@@ -49,6 +49,38 @@ def build_model(name: str, num_classes: int, input_size=None, **options) -> kera
         listed = ", ".join(f"{k}={v!r}" for k, v in valid.items())
         raise ValueError(f"Unknown option{'s' if len(unknown) > 1 else ''} for {name}: {', '.join(unknown)}. "
                          f"Valid options: {listed}.")
+    options = {key: _checked_option(name, key, value, valid[key]) for key, value in options.items()}
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int (1 for a binary model); got {num_classes!r}.")
     return builder(num_classes, parse_input_size(DEFAULT_SIZES[name] if input_size is None else input_size), **options)
+
+
+def _kind(value) -> str | None:
+    """The kind of value an option's default says it takes, for an error message."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return "a comma-separated list of whole numbers"
+    return None  # text, None or a mixed default: nothing to check
+
+
+def _checked_option(model: str, key: str, value, default):
+    """`value`, checked against the kind of its default (a ValueError naming the option); a lone
+    number where a list is taken is a list of one."""
+    kind = _kind(default)
+    if kind == "a comma-separated list of whole numbers" and isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    ok = {None: True,
+          "true or false": isinstance(value, bool),
+          "a whole number": isinstance(value, int) and not isinstance(value, bool),
+          "a number": isinstance(value, (int, float)) and not isinstance(value, bool),
+          "a comma-separated list of whole numbers": isinstance(value, (tuple, list)) and
+          all(isinstance(v, int) and not isinstance(v, bool) for v in value)}[kind]
+    if not ok:
+        shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+        raise ValueError(f"Option {key} of {model} takes {kind} (default {default!r}); got {shown!r}.")
+    return value

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -41,12 +42,12 @@ def print_check(report: CheckReport, console: Console) -> None:
         exts = sorted({f.rsplit('.', 1)[-1] if '.' in f else '(none)' for f in data["ignored_files"]})
         console.print(f"Ignored {len(data['ignored_files'])} non-image file(s) ({', '.join('.' + e for e in exts)}), e.g. {data['ignored_files'][0]}")
     for w in data["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
     errors = data["errors"]
     if errors:
         console.print(f"[bold red]{len(errors)} problem(s):[/]")
         for e in errors[:SHOWN]:
-            console.print(f"  [red]✗[/] {e['file']}: {e['message']}", highlight=False)
+            console.print(f"  [red]✗[/] {escape(e['file'])}: {escape(e['message'])}", highlight=False, soft_wrap=True)
         if len(errors) > SHOWN:
             console.print(f"  ... and {len(errors) - SHOWN} more (seglab check --json lists all)")
     else:

@@ -60,9 +60,15 @@ def viewer_data(run_path) -> dict:
             "samples": samples}
 
 
+def escape_json(text: str) -> str:
+    """JSON text safe inside a <script> element: <, > and & as \\u escapes (the same data to a
+    JSON parser), so no class name can end the element or open a comment in it."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def viewer_fragment(run_path) -> str:
     """The viewer as an HTML fragment (style, container, data and script) for any page."""
-    data = json.dumps(viewer_data(run_path), separators=(",", ":")).replace("</", "<\\/")  # keep </script> out
+    data = escape_json(json.dumps(viewer_data(run_path), separators=(",", ":")))
     files = resources.files("seglab.report")
     return (f"<style>{files.joinpath('viewer.css').read_text()}</style>"
             '<div id="seglab-viewer"></div>'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from seglab.data.classes import ClassSpec
-from seglab.report.mosaic import blend
+from seglab.data.colors import blend
 from seglab.runs import Run
 
 IMAGE_TAG = "samples/prediction_and_truth"

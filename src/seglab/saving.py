@@ -1,0 +1,28 @@
+"""Loading a saved seglab model: the one place that registers seglab's layers, losses and metrics
+with Keras and turns an unreadable file into an error that says what to do."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import keras
+
+import seglab.models  # noqa: F401  (registers seglab's layers, losses and metrics, so safe mode loads them)
+
+
+def load_model(path, compile: bool = True) -> keras.Model:
+    """Load a `.keras` file written by seglab (in Keras's safe mode); a missing, truncated or
+    corrupt file is a ValueError naming it and how to recover."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found.")
+    hint = (" A run keeps two models: model.keras (the best epoch) and last.keras (the latest, for --resume);"
+            " if one is damaged, the other may still load, else train again.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is unreadable: not a Keras model archive (truncated or corrupt, "
+                         f"{path.stat().st_size:,} bytes).{hint}")
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{path} is unreadable: Keras could not load it ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}).{hint}") from None
