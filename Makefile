@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # The browser tests drive Debian's chromium; `make test` installs it when it is missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench clean browser
+.PHONY: demo test check bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,13 @@ browser:
 	@command -v chromium >/dev/null || { echo "Installing chromium for the browser tests (Debian package)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# Every test: fast, slow (real training runs, the browser) and those reading ../shared.
 test: $(STAMP) browser
-	SEGLAB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
+	SEGLAB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -m ""
+
+# The fast tests only, for feedback while working (about a minute on 2 cores).
+check: $(STAMP)
+	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py

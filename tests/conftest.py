@@ -14,6 +14,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Tests that read the data beside the project are `shared`; tests that drive a real browser are
+# `slow` (Chromium starts in seconds). Plain `pytest` (and `make check`) leaves both out.
+SHARED_FIXTURES = {"shared_data", "shared_weights", "shared_reference"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SHARED_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.shared)
+        if "browser" in item.fixturenames:
+            item.add_marker(pytest.mark.slow)
+
+
 def shared_dir() -> Path:
     return Path(os.environ.get("SEGLAB_SHARED", ROOT.parent / "shared"))
 

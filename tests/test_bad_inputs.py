@@ -81,6 +81,7 @@ def test_an_empty_dataset_is_a_problem_not_a_clean_bill(tmp_path):
     assert code == 1 and "no (image, mask) pairs" in output and "no problems found" not in output
 
 
+@pytest.mark.slow
 def test_a_dataset_too_small_to_split_is_refused_before_anything_is_written(tmp_path):
     data = dataset(tmp_path / "data", count=2)
     code, output = seglab("train", data, "--out", tmp_path / "run", *TINY)
@@ -101,6 +102,7 @@ def test_bad_training_options_are_refused_before_anything_is_written(tmp_path, a
     assert code == 2 and message in output and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_file_names_that_are_not_utf8_are_read(tmp_path):
     data = dataset(tmp_path / "data")
     odd = os.fsdecode(b"caf\xe9")  # Latin-1 bytes: not UTF-8
@@ -152,6 +154,7 @@ def test_resume_validates_an_edited_config_like_a_new_one(finished_run, edit, me
     assert (finished_run / "state.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_more_epochs_in_config_continue_the_run(finished_run):
     config = finished_run / "config.yaml"
     config.write_text(config.read_text().replace("epochs: 2", "epochs: 3"))

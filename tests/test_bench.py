@@ -1,6 +1,7 @@
 """`seglab bench`: a real, if tiny, timing run that prints one JSON line."""
 from __future__ import annotations
 
+import pytest
 import json
 
 from typer.testing import CliRunner
@@ -8,6 +9,8 @@ from typer.testing import CliRunner
 from seglab.cli import app
 from seglab.models import build_model
 from seglab.models.flops import forward_flops
+
+pytestmark = pytest.mark.slow  # real training runs: `make test` runs them, `make check` does not
 
 
 def test_bench_all_times_training_and_inference_on_the_builtin_dataset():

@@ -1,19 +1,26 @@
-"""The command line, run as a user runs it."""
+"""The command line, run in-process (CliRunner) as a user runs it; one test runs `python -m seglab`."""
+import pytest
 import json
-import os
 import subprocess
 import sys
+from types import SimpleNamespace
+
+from typer.testing import CliRunner
+
+from seglab.cli import app
 
 
 def seglab(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "seglab", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "160", **(env or {})})
+    """-> returncode, stdout, stderr, like subprocess.run, from an in-process run."""
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "160", **(env or {})})
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
-def test_help_lists_verbs():
-    out = seglab("--help")
+def test_python_m_seglab_lists_its_verbs():
+    out = subprocess.run([sys.executable, "-m", "seglab", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for verb in ("check", "demo", "synthetic"):
+    for verb in ("check", "demo", "synthetic", "train", "predict", "evaluate", "instances"):
         assert verb in out.stdout
 
 
@@ -31,6 +38,7 @@ def test_synthetic_then_check(tmp_path):
     assert data["classes"] == ["background", "circle", "square", "triangle"] and not data["errors"]
 
 
+@pytest.mark.slow
 def test_demo_trains_on_the_builtin_dataset(tmp_path):
     out = seglab("demo", "--out", tmp_path / "demo", "--epochs", 1, env={"SEGLAB_CACHE": str(tmp_path / "cache")})
     assert out.returncode == 0, out.stderr
@@ -47,10 +55,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 def test_imagenet_weights_offline_is_a_clear_error_and_leaves_no_run(tmp_path, monkeypatch):
     # In-process, so the download itself can be cut off: tests never reach the internet.
-    from keras.src.applications import mobilenet_v2
-    from typer.testing import CliRunner
-
-    from seglab.cli import app
+    from keras.src.applications import mobilenet_v2  # the one place a test reaches inside Keras: to cut the download
 
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure: [Errno -2] Name or service not known")

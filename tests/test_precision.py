@@ -6,6 +6,8 @@ import pytest
 
 from seglab.precision import cpu_has_bfloat16, precision, resolve_precision
 
+pytestmark = pytest.mark.slow  # real training runs: `make test` runs them, `make check` does not
+
 
 def test_bfloat16_support_is_read_from_the_cpu_flags(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"

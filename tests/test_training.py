@@ -20,6 +20,7 @@ import seglab
 TINY_CLI = ["--model", "unet", "--size", "32", "--batch-size", "16", "--option", "filters=4,8"]
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_folder(tmp_path):
     import seglab.training  # noqa: F401  (the function stays reachable once its module is imported)
 
@@ -60,12 +61,14 @@ def test_model_option_defaults_merge_with_the_users_key_by_key():
     from seglab.config import TrainConfig, resolve
 
     default = resolve(TrainConfig(model="mobilenet_unet", weights="none"), 3)
-    assert default.model_options == {"decoder_filters": (256, 128, 64, 32)}
+    assert default.model_options == {"alpha": 1.0, "decoder_filters": (256, 128, 64, 32)}  # every value used
     mine = resolve(TrainConfig(model="mobilenet_unet", weights="none", model_options={"alpha": 0.35}), 3)
     assert mine.model_options == {"decoder_filters": (256, 128, 64, 32), "alpha": 0.35}
     wide = resolve(TrainConfig(model="mobilenet_unet", weights="none",
                                model_options={"decoder_filters": (512, 256, 128, 64)}), 3)
-    assert wide.model_options == {"decoder_filters": (512, 256, 128, 64)}
+    assert wide.model_options == {"alpha": 1.0, "decoder_filters": (512, 256, 128, 64)}
+    unet = resolve(TrainConfig(model="unet"), 3)
+    assert {"filters", "batch_norm", "dropout", "head_kernel_size"} <= set(unet.model_options)
 
 
 def _seglab(*args, **kwargs):
@@ -94,6 +97,10 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
     assert run.state["status"] == "complete" and run.state["epochs_done"] == 5
     history, reference = run.history(), Run(tmp_path / "whole").history()
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
+    # Every epoch's preview and viewer sample are there, and no temporary file is left behind.
+    assert sorted(p.name for p in run.previews.iterdir()) == [f"epoch_{e:03d}.png" for e in range(1, 6)]
+    assert [e["epoch"] for e in json.loads((run.path / "samples" / "samples.json").read_text())["epochs"]] == [1, 2, 3, 4, 5]
+    assert not [p for p in run.path.rglob("*") if ".tmp" in p.name]
     for ours, theirs in zip(history, reference):
         assert ours["val_miou"] == pytest.approx(theirs["val_miou"], abs=1e-5)
         assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
@@ -103,6 +110,41 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_an_epoch_killed_while_its_files_were_written_is_written_again_on_resume(tmp_path):
+    """The checkpoint lands last: a run whose epoch 2 wrote its preview but not last.keras (a
+    SIGKILL in between) trains and writes epoch 2 again, and the stale temporaries go."""
+    run = seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **TINY)
+    config = run.config.read_text()
+    run.config.write_text(config.replace("epochs: 1", "epochs: 2"))
+    (run.path / ".last.tmp.keras").write_bytes(b"half a model")  # what a kill mid-save leaves
+    (run.previews / "epoch_002.png").write_bytes(b"stale")  # epoch 2 got this far before the kill
+    seglab.train(resume=run.path, verbose=0)
+    assert run.state["status"] == "complete" and [r["epoch"] for r in run.history()] == [1, 2]
+    assert (run.previews / "epoch_002.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (run.path / ".last.tmp.keras").exists()
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_with_the_first_ones_pid_and_the_lock_dies_with_its_process(tmp_path):
+    run = seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **TINY)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom seglab.runs import Run\n"
+                               f"with Run({str(run.path)!r}).lock():\n    print('locked', flush=True)\n    time.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        second = subprocess.run([sys.executable, "-m", "seglab", "train", "--resume", str(run.path)],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1 and f"PID {holder.pid}" in second.stderr, second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        holder.send_signal(signal.SIGKILL)  # no chance to clean up: the OS lock goes with the process
+        holder.wait()
+    with Run(run.path).lock():
+        pass
+
+
+@pytest.mark.slow
 def test_the_command_line_trains_and_refuses_bad_options(tmp_path):
     from typer.testing import CliRunner
 
@@ -135,14 +177,13 @@ def test_the_plateau_schedule_takes_up_its_patience_count_on_resume():
 
 
 def test_the_best_model_keeps_its_bytes_when_last_is_replaced(tmp_path):
-    from seglab.checkpoint import _link_or_copy
-    from seglab.runs import atomic_path
+    from seglab.runs import atomic_path, link_or_copy
 
     last, best = tmp_path / "last.keras", tmp_path / "model.keras"
     with atomic_path(last) as tmp:
         tmp.write_bytes(b"epoch 1")
         with atomic_path(best) as tmp_best:
-            _link_or_copy(tmp, tmp_best)
+            link_or_copy(tmp, tmp_best)
     with atomic_path(last) as tmp:
         tmp.write_bytes(b"epoch 2")
     assert (best.read_bytes(), last.read_bytes()) == (b"epoch 1", b"epoch 2")

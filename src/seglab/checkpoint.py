@@ -10,8 +10,6 @@ a time, in a fixed order, so a run killed at any moment is consistent (see `RunC
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -22,7 +20,7 @@ from seglab.data.classes import ClassSpec
 from seglab.metrics import per_class_iou, predict_labels
 from seglab.report.curves import plot_curves
 from seglab.report.mosaic import mosaic
-from seglab.runs import Run, atomic_path
+from seglab.runs import Run, atomic_path, link_or_copy
 from seglab.samples import Epoch, SampleLog, Samples
 
 
@@ -152,7 +150,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             if row.get("val_miou", -1.0) > self.best:  # model.keras goes first: it must never lag last.keras
                 self.best = row["val_miou"]
                 with atomic_path(self.run.model) as best:
-                    _link_or_copy(last, best)
+                    link_or_copy(last, best)
         best = max(history, key=lambda r: r.get("val_miou", -1.0))
         self.run.write_state(status="running", epochs_done=row["epoch"], best_epoch=best["epoch"],
                              best_val_miou=best.get("val_miou"))
@@ -164,16 +162,6 @@ class RunCheckpoint(keras.callbacks.Callback):
                          title=f"epoch {sampled.epoch}: image | truth | prediction", captions=captions)
         with atomic_path(self.run.previews / f"epoch_{sampled.epoch:03d}.png") as tmp:
             picture.save(tmp)
-
-
-def _link_or_copy(source, target) -> None:
-    """A hard link where the file system has them, else a copy (either beats saving twice). A
-    link is safe because run files are only ever replaced by a rename, never rewritten in place:
-    when the next epoch replaces last.keras, model.keras keeps this epoch's bytes."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def _mean(values) -> str:

@@ -397,7 +397,7 @@ def demo(
     if Run(out).exists() and Run(out).state.get("status") == "complete":
         shutil.rmtree(out)  # a finished demo is cheap to redo; anything else in the folder is kept
     start = time.perf_counter()
-    run = run_train("synthetic", out, epochs=epochs, **DEMO)
+    run = run_train("synthetic", out, epochs=epochs, verbose="bar", **DEMO)  # the history keeps each epoch
     metrics = run_evaluate(run.path)
     page = write_report(run.path)
     console.print(f"Demo run: {run.path}  validation mIoU {metrics['miou']:.3f} (dataset-level; per-image "

@@ -167,7 +167,11 @@ def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     defaults = MODEL_DEFAULTS[config.model]
     filled = {key: defaults.get(key) for key in ("size", "batch_size", "epochs", "learning_rate", "weights", "fine_tune")
               if getattr(config, key) is None}
-    filled["model_options"] = {**defaults.get("model_options", {}), **config.model_options}  # the user's win
+    # Every option the builder takes, so config.yaml says each value used; the user's win.
+    from seglab.models import model_options
+
+    builder = {k: v for k, v in model_options(config.model).items() if k not in ("weights", "fine_tune")}
+    filled["model_options"] = {**builder, **defaults.get("model_options", {}), **config.model_options}
     if config.loss is None:
         filled["loss"] = "bce+dice" if num_classes == 2 else "ce+dice"
     filled["precision"] = resolve_precision(config.precision)

@@ -145,15 +145,6 @@ def _batch_confusion(y_true, logits, num_classes: int, ignore_index: int):
     return _confusion(_squeezed(y_true, logits), predict_labels(logits), num_classes, ignore_index)
 
 
-@compiled
-def _batch_image_miou(y_true, logits, num_classes: int, ignore_index: int):
-    """-> (sum of the batch's per-image mIoUs float64, number of images with labelled pixels int64)."""
-    confusions = _confusion(_squeezed(y_true, logits), predict_labels(logits), num_classes, ignore_index, per_image=True)
-    per_image = _nanmean(_scores(confusions)[1])
-    labelled = ops.logical_not(ops.isnan(per_image))
-    return ops.sum(ops.where(labelled, per_image, 0)), ops.sum(ops.cast(labelled, "int64"))
-
-
 class ConfusionMatrixMetric(keras.metrics.Metric):
     """Streams an int64 confusion matrix over batches of (truth [B, H, W] or [B, H, W, 1], logits
     [B, H, W, C]); subclasses read one score from it. `num_classes` counts the ClassSpec's
@@ -204,33 +195,6 @@ class MeanDice(ConfusionMatrixMetric):
 
     def result(self):
         return ops.cast(_nanmean(_scores(self.confusion)[2]), "float32")
-
-
-@keras.saving.register_keras_serializable(package="seglab")
-class ImageMeanIoU(keras.metrics.Metric):
-    """Per-image mean IoU, averaged over the images seen (images with no labelled pixel left out)."""
-
-    def __init__(self, num_classes, ignore_index=IGNORE_INDEX, name="image_miou", dtype=None):
-        super().__init__(name=name, dtype=dtype)
-        self.num_classes = int(num_classes)
-        self.ignore_index = int(ignore_index)
-        self.total = self.add_variable((), initializer="zeros", dtype="float64", name="total")
-        self.count = self.add_variable((), initializer="zeros", dtype="int64", name="count")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        total, count = _batch_image_miou(y_true, y_pred, self.num_classes, self.ignore_index)
-        self.total.assign_add(total)
-        self.count.assign_add(count)
-
-    def result(self):
-        return ops.cast(self.total / ops.maximum(ops.cast(self.count, "float64"), 1), "float32")
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.count.assign(0)
-
-    def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes, "ignore_index": self.ignore_index}
 
 
 def segmentation_metrics(num_classes: int, ignore_index: int = IGNORE_INDEX) -> list[keras.metrics.Metric]:

@@ -27,3 +27,26 @@ def progress(results: Iterable, total: int, description: str, min_items: int = 1
         for r in results:
             yield r
             bar.advance(task, size(r))
+
+
+class EpochBar:
+    """A one-line progress bar over a run's epochs with its latest validation mIoU (on a terminal
+    only), for commands that print no per-epoch log lines. `advance(logs)` after each epoch."""
+
+    def __init__(self, total: int, done: int = 0, description: str = "Training"):
+        self._bar = None
+        if sys.stderr.isatty():
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       TextColumn("{task.fields[score]}"))
+            self._bar = Progress(*columns, console=_console, transient=True)
+            self._task = self._bar.add_task(description, total=total, completed=done, score="")
+            self._bar.start()
+
+    def advance(self, logs: dict) -> None:
+        if self._bar is not None:
+            score = f"val mIoU {logs['val_miou']:.3f}" if "val_miou" in logs else ""
+            self._bar.update(self._task, advance=1, score=score)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

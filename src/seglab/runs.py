@@ -11,6 +11,7 @@ import csv
 import fcntl
 import json
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,6 +35,16 @@ def atomic_path(path: Path):
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def link_or_copy(source, target) -> None:
+    """A hard link where the file system has them, else a copy (either beats saving twice). A
+    link is safe because run files are only ever replaced by a rename, never rewritten in place:
+    when the next epoch replaces last.keras, model.keras keeps this epoch's bytes."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def check_output_dir(path, flag: str = "--out") -> Path:

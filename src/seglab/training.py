@@ -26,6 +26,7 @@ from seglab.losses import make_loss, resolve_class_weights
 from seglab.metrics import segmentation_metrics
 from seglab.models import build_model
 from seglab.precision import precision
+from seglab.progress import EpochBar
 from seglab.runs import Run, check_output_dir
 from seglab.samples import Samples
 from seglab.trackers import make_trackers
@@ -57,10 +58,12 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
                 self.wait = 0 if self.wait + 1 >= self.patience else self.wait + 1
 
 
-def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig | None = None, verbose: int | None = None,
-          **options) -> Run:
+def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig | None = None,
+          verbose: int | str | None = None, **options) -> Run:
     """Train a model and write its run folder; returns the Run. `options` are TrainConfig fields
     (model, size, epochs, loss, ...). `resume=RUN` continues an interrupted run instead.
+    `verbose`: Keras's 0, 1 or 2 (None: 1 on a terminal, else 2), or 'bar' for one progress bar
+    over the epochs instead of a log line each.
 
     Everything that can be refused (options, dataset, model) is refused before the run folder is
     written, and one process at a time writes a run folder (`Run.lock`)."""
@@ -99,6 +102,7 @@ def _new(config: TrainConfig):
     reports = _checked_source(source, config)
     config = resolve(config, source.classes.num_classes)
     config = config.replace(class_weights=_class_weights(config, source, reports))
+    keras.utils.set_random_seed(config.seed)  # the initial weights, and every draw of the run after them
     model = _compiled_model(config, source.classes.num_classes, _steps(source, config))
     return source, config, model
 
@@ -122,22 +126,25 @@ def _resumed(run: Run):
         config = config.replace(class_weights=_class_weights(config, source, reports))
     steps = _steps(source, config)
     if run.last.is_file():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a frozen encoder without weights warns; only its layout is used
+            fresh = _compiled_model(config.replace(weights="none"), num_classes, steps)
+        keras.utils.set_random_seed(config.seed)  # after the throwaway model: the run's draws are as they were
         model = run.load_model("last")
-        _refuse_edits(run, config, model, num_classes, steps)
+        _refuse_edits(run, fresh, model)
         initial_epoch = int(model.optimizer.iterations.numpy()) // steps
     else:  # killed before its first epoch ended: nothing trained yet, start afresh
+        keras.utils.set_random_seed(config.seed)
         model = _compiled_model(config, num_classes, steps)
         initial_epoch = 0
     run.remove_stale_temporaries()
     return config, source, model, initial_epoch
 
 
-def _refuse_edits(run: Run, config: TrainConfig, model: keras.Model, num_classes: int, steps: int) -> None:
-    """The weights in last.keras belong to the model, loss and optimizer they were trained with:
-    a config.yaml edited since then is refused rather than silently ignored."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a frozen encoder without weights warns; only the layout is compared
-        fresh = _compiled_model(config.replace(weights="none"), num_classes, steps)
+def _refuse_edits(run: Run, fresh: keras.Model, model: keras.Model) -> None:
+    """The weights in last.keras (`model`) belong to the model, loss and optimizer they were
+    trained with: a config.yaml edited since then, whose model is `fresh`, is refused rather than
+    silently ignored."""
     layout = lambda m: [(w.path, tuple(w.shape)) for w in m.weights]  # noqa: E731
     checks = [("model, model_options or size", layout(fresh) == layout(model) and fresh.input_shape == model.input_shape),
               ("loss or class_weights", keras.losses.serialize(fresh.loss) == keras.losses.serialize(model.loss)),
@@ -174,7 +181,6 @@ def _steps(source, config: TrainConfig) -> int:
 
 def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, verbose: int | None = None) -> Run:
     """Train from `initial_epoch` to `config.epochs`, writing each epoch into the run folder."""
-    keras.utils.set_random_seed(config.seed)
     steps = _steps(source, config)
     history = run.history()[:initial_epoch]
     if initial_epoch >= config.epochs:
@@ -187,6 +193,10 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, verbo
     checkpoint = RunCheckpoint(run, source.classes, Samples.draw(source, config.previews, config.size, config.seed), history,
                                make_trackers(config, run, source.classes))
     callbacks = [checkpoint]
+    bar = None
+    if verbose == "bar":
+        bar, verbose = EpochBar(config.epochs, initial_epoch), 0
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: bar.advance(logs or {})))
     if config.schedule == "plateau":
         callbacks.append(ResumablePlateau(history, monitor="val_miou", factor=0.5, patience=3))
     try:
@@ -198,6 +208,9 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, verbo
         checkpoint.close()  # the epoch being written is finished, not lost
         run.write_state(**{**run.state, "status": "interrupted"})
         raise
+    finally:
+        if bar is not None:
+            bar.close()
     checkpoint.close()
     if checkpoint.failure:
         run.write_state(**{**run.state, "status": "failed", "error": checkpoint.failure})

@@ -9,7 +9,7 @@ from PIL import Image
 from conftest import blocks_mask, write_folder
 from seglab.data import open_source
 from seglab.data.augment import Augment
-from seglab.data.pipeline import ROUTE_PIL, Size, _route, make_dataset, resize_pair
+from seglab.data.pipeline import ROUTE_PIL, Size, decode_route, make_dataset, resize_pair
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_pillow_route_matches_tensorflow_route(tmp_path):
     im.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
     im.save(palette / "masks" / "a.png")
     src_i, src_p = open_source(index, val_fraction=0), open_source(palette, val_fraction=0)
-    assert _route(src_p.pairs[0], src_p, Size.of(16)) == ROUTE_PIL != _route(src_i.pairs[0], src_i, Size.of(16))
+    assert decode_route(src_p.pairs[0], src_p, Size.of(16)) == ROUTE_PIL != decode_route(src_i.pairs[0], src_i, Size.of(16))
     a = next(iter(make_dataset(src_i, "train", size=16, batch_size=1)))
     b = next(iter(make_dataset(src_p, "train", size=16, batch_size=1)))
     np.testing.assert_array_equal(a[1], b[1])
@@ -135,7 +135,7 @@ def test_bad_options_are_clear(folder):
 ])
 def test_tensorflow_value_map_matches_numpy(values):
     from seglab.data.masks import ValueMap
-    from seglab.data.pipeline import _value_map_op
+    from seglab.data.pipeline import value_map_op
     raw = np.arange(256, dtype=np.uint8).reshape(16, 16)
     enc = ValueMap(values)
-    np.testing.assert_array_equal(_value_map_op(enc)(tf.constant(raw)).numpy(), enc.decode(raw).labels)
+    np.testing.assert_array_equal(value_map_op(enc)(tf.constant(raw)).numpy(), enc.decode(raw).labels)

@@ -7,7 +7,8 @@ from PIL import Image
 
 from conftest import blocks_mask, noise_image, write_folder
 from seglab.data import open_source
-from seglab.data.sources import detect_format, hash_split
+from seglab.data import detect_format
+from seglab.data.sources import hash_split
 
 
 def write_oxford(root, stems, listed=True, rng=np.random.default_rng(0)):

@@ -62,6 +62,7 @@ def test_logits_shape(name, num_classes):
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.slow
 def test_a_training_step_lowers_the_loss_and_save_load_gives_identical_outputs(name, tmp_path):
     model = tiny_model(name)
     images, labels = fixed_batch(3)
@@ -75,6 +76,7 @@ def test_a_training_step_lowers_the_loss_and_save_load_gives_identical_outputs(n
     assert loaded.count_params() == model.count_params()
 
 
+@pytest.mark.slow
 def test_a_fresh_process_loads_a_compiled_model_after_importing_seglab(tmp_path):
     model = tiny_model("fcn8s")  # holds seglab's CaffePreprocess layer; compiled with seglab's loss and metrics
     images, labels = fixed_batch(3)
@@ -132,8 +134,8 @@ def test_sizes_a_model_cannot_take_name_the_nearest_valid_size(name, size, messa
     assert message in str(error.value)
 
 
-def test_bad_num_classes():
-    with pytest.raises(ValueError, match="num_classes must be a positive int"):
+def test_bad_num_logits():
+    with pytest.raises(ValueError, match="num_logits must be a positive int"):
         build_model("unet", 0, SIZE)
 
 

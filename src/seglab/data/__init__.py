@@ -3,7 +3,8 @@ from seglab.data.check import CheckReport, check, validate
 from seglab.data.classes import IGNORE_INDEX, ClassSpec
 from seglab.data.images import read_image
 from seglab.data.masks import ColorMap, ValueMap, decode_mask
-from seglab.data.sources import FORMATS, Pair, Source, detect_format, open_source
+from seglab.data.formats import FORMATS, detect_format, open_source
+from seglab.data.sources import Pair, Source
 
 __all__ = [
     "Augment", "CheckReport", "check", "validate", "IGNORE_INDEX", "ClassSpec", "read_image",

@@ -67,7 +67,7 @@ class Size:
         return max(1, round(h * s)), max(1, round(w * s))
 
 
-def _route(pair: Pair, source: Source, size: Size) -> int:
+def decode_route(pair: Pair, source: Source, size: Size) -> int:
     """Which decoder a pair takes, from its file headers."""
     if pair.image_region or pair.mask_region or not isinstance(source.encoding, ValueMap):
         return ROUTE_PIL
@@ -117,7 +117,7 @@ def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draf
 def _loader(source: Source, size: Size, interpolation: str):
     enc = source.encoding
     ignore = source.classes.ignore_index
-    to_classes = _value_map_op(enc) if isinstance(enc, ValueMap) else None
+    to_classes = value_map_op(enc) if isinstance(enc, ValueMap) else None
 
     def tf_branch(decode):
         def run(image_path, mask_path):
@@ -155,7 +155,7 @@ def _loader(source: Source, size: Size, interpolation: str):
     return load
 
 
-def _value_map_op(enc: ValueMap):
+def value_map_op(enc: ValueMap):
     """raw uint8 values -> class indices as a TensorFlow function; values outside the map (which
     validation refuses) become ignore."""
     classes = sorted(raw for raw, cls in enc.values.items() if cls != IGNORE_INDEX)
@@ -214,7 +214,7 @@ def make_dataset(
 
     columns = (  # paths as bytes: any file name works, UTF-8 or not
         [os.fsencode(p.image) for p in pairs], [os.fsencode(p.mask) for p in pairs],
-        np.array([_route(p, source, size) for p in pairs], np.int32),
+        np.array([decode_route(p, source, size) for p in pairs], np.int32),
         [p.image_region or "" for p in pairs], [p.mask_region or "" for p in pairs],
     )
     load = _loader(source, size, interpolation)

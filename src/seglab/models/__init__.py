@@ -1,4 +1,4 @@
-"""The model zoo: `build_model(name, num_classes, input_size, **options)`.
+"""The model zoo: `build_model(name, num_logits, input_size, **options)`.
 
 Importing this package registers seglab's layers, losses and metrics with Keras, so
 `keras.models.load_model` reads a saved seglab model, compiled or not, in safe mode without

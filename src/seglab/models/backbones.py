@@ -54,7 +54,14 @@ def load_application(factory, backbone: str, weights, example: str, **kwargs) ->
     """Build a keras.applications model without its top, with errors that say what to do."""
     resolved = resolve_weights(weights, backbone, example)
     try:
-        return factory(include_top=False, weights=resolved, **kwargs)
+        # A weights file of another network makes Keras warn once per layer group before it
+        # fails: the error below says it all, so the warnings are only passed on on success.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = factory(include_top=False, weights=resolved, **kwargs)
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return model
     except Exception as e:  # the download, or a file made for another network
         if resolved == "imagenet":
             raise WeightsUnavailable(

@@ -50,8 +50,8 @@ def skip_concat(x, skip, name: str):
     return layers.Concatenate(name=f"{name}_concat")([x, skip])
 
 
-def logits_head(x, num_classes: int, kernel_size: int = 1, strides: int = 1, transpose: bool = False, **kwargs):
-    """The last layer, named `logits`: [B, H, W, num_classes], float32 even under mixed precision
+def logits_head(x, num_logits: int, kernel_size: int = 1, strides: int = 1, transpose: bool = False, **kwargs):
+    """The last layer, named `logits`: [B, H, W, num_logits], float32 even under mixed precision
     so losses and argmax see full-precision scores."""
     conv = layers.Conv2DTranspose if transpose else layers.Conv2D
-    return conv(num_classes, kernel_size, strides=strides, padding="same", dtype="float32", name="logits", **kwargs)(x)
+    return conv(num_logits, kernel_size, strides=strides, padding="same", dtype="float32", name="logits", **kwargs)(x)

@@ -27,7 +27,7 @@ def vgg16_encoder(input_size, weights) -> keras.Model:
     return keras.Model(base.input, {p: base.get_layer(n).output for p, n in FEATURE_LAYERS.items()}, name="encoder")
 
 
-def fcn8s(num_classes: int, input_size: tuple[int, int], weights="imagenet", fine_tune: str | None = "all") -> keras.Model:
+def fcn8s(num_logits: int, input_size: tuple[int, int], weights="imagenet", fine_tune: str | None = "all") -> keras.Model:
     """VGG16 encoder; class scores from pool5 (7x7 conv), pool4 and pool3 (1x1 convs), brought to
     stride 8 by transposed convs and summed, then upsampled x8. Raw 0..255 RGB -> logits.
 
@@ -43,16 +43,16 @@ def fcn8s(num_classes: int, input_size: tuple[int, int], weights="imagenet", fin
     features = encoder(CaffePreprocess(name="vgg16_preprocess")(inputs))
     # Zero-initialised scores, as in the FCN paper: training starts from uniform logits rather than
     # from random projections of VGG features that are in the hundreds.
-    score5 = layers.Conv2D(num_classes, 7, padding="same", kernel_initializer="zeros", name="score5")(features["P5"])
-    score4 = layers.Conv2D(num_classes, 1, padding="same", kernel_initializer="zeros", name="score4")(features["P4"])
-    score3 = layers.Conv2D(num_classes, 1, padding="same", kernel_initializer="zeros", name="score3")(features["P3"])
-    up5 = _upsample(score5, num_classes, 4, "score5_up4")
-    up4 = _upsample(score4, num_classes, 2, "score4_up2")
+    score5 = layers.Conv2D(num_logits, 7, padding="same", kernel_initializer="zeros", name="score5")(features["P5"])
+    score4 = layers.Conv2D(num_logits, 1, padding="same", kernel_initializer="zeros", name="score4")(features["P4"])
+    score3 = layers.Conv2D(num_logits, 1, padding="same", kernel_initializer="zeros", name="score3")(features["P3"])
+    up5 = _upsample(score5, num_logits, 4, "score5_up4")
+    up4 = _upsample(score4, num_logits, 2, "score4_up2")
     x = layers.Add(name="fuse")([up5, up4, score3])
-    outputs = _upsample(x, num_classes, 8, "logits", dtype="float32")
+    outputs = _upsample(x, num_logits, 8, "logits", dtype="float32")
     return keras.Model(inputs, outputs, name="fcn8s")
 
 
-def _upsample(x, num_classes: int, factor: int, name: str, **kwargs):
-    return layers.Conv2DTranspose(num_classes, factor, strides=factor, use_bias=False,
+def _upsample(x, num_logits: int, factor: int, name: str, **kwargs):
+    return layers.Conv2DTranspose(num_logits, factor, strides=factor, use_bias=False,
                                   kernel_initializer=NearestUpsampling(), name=name, **kwargs)(x)

@@ -27,7 +27,7 @@ def mobilenet_encoder(input_size, weights, alpha: float) -> keras.Model:
                        name="encoder")
 
 
-def mobilenet_unet(num_classes: int, input_size: tuple[int, int], weights="imagenet", fine_tune: str | None = None,
+def mobilenet_unet(num_logits: int, input_size: tuple[int, int], weights="imagenet", fine_tune: str | None = None,
                    alpha: float = 1.0, decoder_filters=(512, 256, 128, 64)) -> keras.Model:
     """MobileNetV2 encoder (frozen unless `fine_tune`, see `set_fine_tune`), 3x3 pix2pix up blocks
     with skip concatenation, a stride-2 transposed 3x3 head. Raw 0..255 RGB [B, H, W, 3] -> logits.
@@ -48,5 +48,5 @@ def mobilenet_unet(num_classes: int, input_size: tuple[int, int], weights="image
     for level, f in zip((4, 3, 2, 1), decoder_filters):
         x = up_block(x, f, f"up{level}", kernel_size=3)
         x = skip_concat(x, features[f"P{level}"], f"up{level}")
-    outputs = logits_head(x, num_classes, 3, strides=2, transpose=True)
+    outputs = logits_head(x, num_logits, 3, strides=2, transpose=True)
     return keras.Model(inputs, outputs, name="mobilenet_unet")

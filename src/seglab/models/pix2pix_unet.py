@@ -10,7 +10,7 @@ from seglab.models.blocks import down_block, logits_head, pix2pix_init, skip_con
 from seglab.models.sizes import check_divisible
 
 
-def pix2pix_unet(num_classes: int, input_size: tuple[int, int], depth: int | None = None, filters: int = 64,
+def pix2pix_unet(num_logits: int, input_size: tuple[int, int], depth: int | None = None, filters: int = 64,
                  max_filters: int = 512, dropout: float = 0.5) -> keras.Model:
     """`depth` strided 4x4 down blocks (filters doubling from `filters` up to `max_filters`, no
     BatchNorm on the first), transposed 4x4 up blocks back (dropout on the first three) with skip
@@ -35,5 +35,5 @@ def pix2pix_unet(num_classes: int, input_size: tuple[int, int], depth: int | Non
     for i, level in enumerate(range(depth - 1, 0, -1)):
         x = up_block(x, down_filters[level - 1], f"up{level}", dropout=dropout if i < 3 else 0.0)
         x = skip_concat(x, features[f"P{level}"], f"up{level}")
-    outputs = logits_head(x, num_classes, 3, strides=2, transpose=True, kernel_initializer=pix2pix_init())
+    outputs = logits_head(x, num_logits, 3, strides=2, transpose=True, kernel_initializer=pix2pix_init())
     return keras.Model(inputs, outputs, name="pix2pix_unet")

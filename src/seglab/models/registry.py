@@ -24,9 +24,9 @@ DEFAULT_SIZES = MappingProxyType({"fcn8s": 256, "mobilenet_unet": 128, "pix2pix_
 
 
 def model_options(name: str) -> dict[str, object]:
-    """The options `name` takes beyond num_classes and input_size, with their defaults."""
+    """The options `name` takes beyond num_logits and input_size, with their defaults."""
     params = inspect.signature(_builder(name)).parameters
-    return {k: p.default for k, p in params.items() if k not in ("num_classes", "input_size")}
+    return {k: p.default for k, p in params.items() if k not in ("num_logits", "input_size")}
 
 
 def _builder(name: str):
@@ -35,10 +35,10 @@ def _builder(name: str):
     return MODELS[name]
 
 
-def build_model(name: str, num_classes: int, input_size=None, **options) -> keras.Model:
-    """Build model `name`: raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_classes].
+def build_model(name: str, num_logits: int, input_size=None, **options) -> keras.Model:
+    """Build model `name`: raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits].
 
-    num_classes=1 gives one binary logit (sigmoid semantics). `input_size` is (H, W) or an int;
+    num_logits=1 gives one binary logit (sigmoid semantics). `input_size` is (H, W) or an int;
     it defaults to the model's `DEFAULT_SIZES`. Options are the builder's keyword arguments
     (`model_options(name)` lists them).
     """
@@ -50,9 +50,9 @@ def build_model(name: str, num_classes: int, input_size=None, **options) -> kera
         raise ValueError(f"Unknown option{'s' if len(unknown) > 1 else ''} for {name}: {', '.join(unknown)}. "
                          f"Valid options: {listed}.")
     options = {key: _checked_option(name, key, value, valid[key]) for key, value in options.items()}
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int (1 for a binary model); got {num_classes!r}.")
-    return builder(num_classes, parse_input_size(DEFAULT_SIZES[name] if input_size is None else input_size), **options)
+    if isinstance(num_logits, bool) or not isinstance(num_logits, int) or num_logits < 1:
+        raise ValueError(f"num_logits must be a positive int (1 for a binary model); got {num_logits!r}.")
+    return builder(num_logits, parse_input_size(DEFAULT_SIZES[name] if input_size is None else input_size), **options)
 
 
 def _kind(value) -> str | None:

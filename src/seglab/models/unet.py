@@ -8,10 +8,10 @@ from seglab.models.blocks import conv_block, logits_head, skip_concat
 from seglab.models.sizes import check_divisible
 
 
-def unet(num_classes: int, input_size: tuple[int, int], filters=(32, 64, 128, 256), batch_norm: bool = False,
+def unet(num_logits: int, input_size: tuple[int, int], filters=(32, 64, 128, 256), batch_norm: bool = False,
          dropout: float = 0.0, head_kernel_size: int = 3) -> keras.Model:
     """U-Net: double 3x3 conv blocks down (`filters`), a bottleneck of twice the last, transposed-conv
-    ups with skip concatenation, a conv head. Raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_classes].
+    ups with skip concatenation, a conv head. Raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits].
 
     The defaults are the tutorial's (7,760,931 parameters at 128x128 with 3 classes); `len(filters)`
     is the depth, so H and W must be divisible by 2**len(filters).
@@ -33,5 +33,5 @@ def unet(num_classes: int, input_size: tuple[int, int], filters=(32, 64, 128, 25
         x = layers.Conv2DTranspose(f, 2, strides=2, padding="same", name=f"up{level}_deconv")(x)
         x = skip_concat(x, features[f"P{level}"], f"up{level}")
         x = conv_block(x, f, f"up{level}", batch_norm)
-    outputs = logits_head(x, num_classes, head_kernel_size)
+    outputs = logits_head(x, num_logits, head_kernel_size)
     return keras.Model(inputs, outputs, name="unet")

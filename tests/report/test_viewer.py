@@ -238,3 +238,14 @@ def test_a_run_on_oxford_pets_in_the_viewer(shared_data, shared_weights, tmp_pat
     for changed in (pet_off, truth, epoch_1):  # each against the prediction of the last epoch
         assert not np.array_equal(prediction, changed)
     assert page.requests == [(run.path / "viewer.html").resolve().as_uri()]
+
+
+def test_seglab_view_and_report_load_no_tensorflow(tiny_run, tmp_path):
+    """Writing HTML from a run folder needs no TensorFlow: importing it would cost seconds."""
+    code = ("import sys\nfrom seglab.cli import app\nfrom typer.testing import CliRunner\n"
+            f"for verb in (['view', {str(tiny_run.path)!r}, '--no-open'], ['report', {str(tiny_run.path)!r}]):\n"
+            "    result = CliRunner().invoke(app, verb)\n    assert result.exit_code == 0, result.output\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -120,9 +120,9 @@ def test_instances_writes_overlays_masks_and_coco_results(fake_model, photos, tm
     assert [f["file"] for f in summary["failed"]] == [str(photos / "broken.jpg")]
     assert [image["image_id"] for image in summary["images"]] == [1, 2]
     assert [d["label"] for d in summary["images"][0]["detections"]] == ["dog", "person"]  # min_score 0.3 drops the car
-    for stem in ("a", "b"):
-        assert Image.open(tmp_path / "out" / "overlays" / f"{stem}.png").size == (W, H)
-    dog = np.asarray(Image.open(tmp_path / "out" / "masks" / "a_0.png")) > 0
+    for name in ("a.jpg", "b.png"):  # outputs are named after the whole file name
+        assert Image.open(tmp_path / "out" / "overlays" / f"{name}.png").size == (W, H)
+    dog = np.asarray(Image.open(tmp_path / "out" / "masks" / "a.jpg_0.png")) > 0
     expected = np.zeros((H, W), bool)
     expected[15:45, 20:60] = True
     assert np.array_equal(dog, expected)
@@ -140,6 +140,7 @@ def test_instances_writes_overlays_masks_and_coco_results(fake_model, photos, tm
     assert np.array_equal(loaded.annToMask(loaded.loadAnns(loaded.getAnnIds(imgIds=1))[0]).astype(bool), expected)
 
 
+@pytest.mark.slow
 def test_instances_command_line(fake_model, photos, tmp_path):
     result = subprocess.run([sys.executable, "-m", "seglab", "instances", str(photos), "--model", str(fake_model),
                              "--out", str(tmp_path / "out"), "--max-detections", "1"], capture_output=True, text=True)

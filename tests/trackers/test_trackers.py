@@ -12,6 +12,8 @@ from PIL import Image
 from conftest import TINY_TRAINING
 import seglab
 
+pytestmark = pytest.mark.slow  # real training runs: `make test` runs them, `make check` does not
+
 
 @pytest.fixture(scope="module")
 def tracked_run(tmp_path_factory):
