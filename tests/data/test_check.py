@@ -1,7 +1,5 @@
 """The dataset doctor names every bad file; the pipeline refuses the same folder with the same messages."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -49,9 +47,17 @@ def test_check_names_each_problem(bad_folder):
     assert len(report.errors) == 4
 
 
+def seglab_check(*args):
+    from typer.testing import CliRunner
+
+    from seglab.cli import app
+
+    return CliRunner().invoke(app, ["check", *map(str, args)], env={"COLUMNS": "200"})
+
+
 def test_cli_check_exits_nonzero_with_json(bad_folder):
-    out = subprocess.run([sys.executable, "-m", "seglab", "check", str(bad_folder), "--json"], capture_output=True, text=True)
-    assert out.returncode == 1, out.stderr
+    out = seglab_check(bad_folder, "--json")
+    assert out.exit_code == 1, out.output
     data = json.loads(out.stdout)
     for key in ("format", "pairs", "classes", "class_pixel_fraction", "suggested_class_weights", "errors", "ignored_files"):
         assert key in data
@@ -60,9 +66,8 @@ def test_cli_check_exits_nonzero_with_json(bad_folder):
 
 
 def test_cli_check_tables(bad_folder):
-    out = subprocess.run([sys.executable, "-m", "seglab", "check", str(bad_folder)], capture_output=True, text=True,
-                         env={"COLUMNS": "200", "PATH": ""})
-    assert out.returncode == 1
+    out = seglab_check(bad_folder)
+    assert out.exit_code == 1
     for name in EXPECTED:
         assert name in out.stdout
 

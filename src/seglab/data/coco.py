@@ -124,7 +124,7 @@ def draw_masks(coco: CocoFile, folder: Path, index_of: dict[int, int]) -> None:
         by_image[ann["image_id"]].append(ann)
     for image in progress(coco.images, len(coco.images), f"drawing COCO masks ({coco.path.name})"):
         mask = semantic_mask(coco, image, by_image[image["id"]], index_of)
-        tmp = folder / f".{Path(image['file_name']).stem}.tmp.png"
+        tmp = folder / f".{Path(image['file_name']).stem}.tmp{os.getpid()}.png"  # two processes may draw at once
         Image.fromarray(mask).save(tmp)
         tmp.replace(folder / f"{Path(image['file_name']).stem}.png")
     (folder / "DONE").write_text("ok\n")

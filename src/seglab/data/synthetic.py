@@ -86,9 +86,15 @@ def write(out: Path, seed: int = 0, count: int = 200, size: int = 128) -> Path:
         (tmp / "classes.json").write_text(json.dumps(
             {"names": list(CLASS_NAMES), "colors": [list(c) for c in CLASS_COLORS]}, indent=2) + "\n")
         (tmp / MARKER).write_text(json.dumps({"version": VERSION, "seed": seed, "count": count, "size": size}) + "\n")
+        if (out / MARKER).is_file():  # another process wrote the same dataset meanwhile: it may be reading it
+            return out
         if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+            shutil.rmtree(out)  # an unfinished or foreign folder
+        try:
+            tmp.rename(out)
+        except OSError:
+            if not (out / MARKER).is_file():  # lost a race to a process that finished: theirs is the same data
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
