@@ -302,3 +302,8 @@ def test_a_config_yaml_that_is_not_a_mapping_names_the_file(finished_run):
     (finished_run / "config.yaml").write_text(yaml.safe_dump(["a", "list"]))
     code, output = seglab("evaluate", finished_run)
     assert code == 2 and "config.yaml: expected a mapping" in output
+
+
+def test_resuming_a_folder_that_is_no_run_creates_nothing(tmp_path):
+    code, output = seglab("train", "--resume", tmp_path / "nowhere")
+    assert code == 2 and "not a seglab run folder" in output and not (tmp_path / "nowhere").exists()

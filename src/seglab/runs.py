@@ -104,7 +104,6 @@ class Run:
     def lock(self):
         """Hold the run folder's writer lock for the block; a second writer gets RunBusy naming the
         first's PID. An OS file lock (flock): it goes with its process, however that process ends."""
-        self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / ".lock", "a+") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -69,6 +69,9 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
     written, and one process at a time writes a run folder (`Run.lock`)."""
     if resume is not None:
         run = Run(resume)
+        if not run.config.is_file():
+            raise FileNotFoundError(f"{run.path} is not a seglab run folder (no config.yaml). Give the --out folder of "
+                                    "a `seglab train` run.")
         with run.lock():
             return _fit(run, *_resumed(run), verbose=verbose)
     config = (config or TrainConfig()).replace(data=_data_path(data), **options)
@@ -76,6 +79,7 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
     _refuse_existing(run)
     check_output_dir(run.path)
     source, config, model = _new(config)
+    run.path.mkdir(parents=True, exist_ok=True)
     with run.lock():
         _refuse_existing(run)  # another process may have started here meanwhile
         config.save(run.config)
