@@ -66,15 +66,14 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def open_source(self, data: str | None = None, format: str | None = None, view: str | None = None):
-        """The dataset this configuration trains on (`data` for another one, read with the same
-        classes options unless `format` / `view` say otherwise), split as it was split."""
+        """The dataset this configuration trains on, split as it was split; or another dataset
+        `data`, read as `format` with `view` (recognised and plain when None), split the same way."""
         from seglab.data import open_source
 
-        options = {"view": view if data is not None else self.view, "val_fraction": self.val_fraction, "seed": self.seed}
-        if self.classes and data is None:
-            options["classes"] = list(self.classes)
-        return open_source(self.data if data is None else data, format if data is not None else self.format,
-                           **{k: v for k, v in options.items() if v is not None})
+        split = {"val_fraction": self.val_fraction, "seed": self.seed}
+        if data is not None:
+            return open_source(data, format, view=view, **split)
+        return open_source(self.data, self.format, view=self.view, classes=self.classes, **split)
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
