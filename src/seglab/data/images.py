@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -103,5 +104,6 @@ def output_names(paths: list[Path]) -> list[str]:
     for path in paths:
         safe = _UNSAFE.sub("_", path.name)
         stems.append(safe if safe == path.name else f"{safe}-{_digest(path.name)}")
-    repeated = {s for s in stems if stems.count(s) > 1}
+    counts = Counter(stems)  # not stems.count: a folder of 10,000 images would take quadratic time
+    repeated = {s for s, n in counts.items() if n > 1}
     return [f"{s}-{_digest(str(p.resolve()))}" if s in repeated else s for s, p in zip(stems, paths)]
