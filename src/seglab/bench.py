@@ -8,6 +8,7 @@ seglab's loss and metrics, after a 2-step warm-up (tracing, pipeline start). Inf
 from __future__ import annotations
 
 import resource
+import tempfile
 import time
 
 import keras
@@ -38,21 +39,35 @@ def time_training(model, dataset, steps: int, batch_size: int) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def time_inference(model, images, min_seconds: float = 5.0) -> float:
-    model.predict_on_batch(images)
+def time_inference(predict, images, min_seconds: float = 5.0) -> float:
+    """Images/s of `predict(images)` (a model's `predict_on_batch`, or a runtime's call) over at least `min_seconds`."""
+    predict(images)
     start, calls = time.perf_counter(), 0
     while time.perf_counter() - start < min_seconds or calls < 3:
-        model.predict_on_batch(images)
+        predict(images)
         calls += 1
     return calls * len(images) / (time.perf_counter() - start)
 
 
+def exported(model, classes, runtime: str, folder):
+    """`model` exported for `runtime` into `folder`, opened in that runtime (float32, logits)."""
+    from seglab.exporting import write_graph
+    from seglab.runtimes import PREDICTORS, require_runtime
+
+    require_runtime(runtime)
+    path, _, _ = write_graph(model, runtime, folder)
+    return PREDICTORS[runtime](path, classes, model.input_shape[1], "logits")
+
+
 def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: int = 10, jit: bool = False,
-          seed: int = 0, precision: str = "auto", **model_options) -> dict:
+          seed: int = 0, precision: str = "auto", runtime: str = "keras", **model_options) -> dict:
     """Time `model_name` on the dataset at `data` (any format `seglab check` reads), in the
-    precision `seglab train` would use (see seglab.precision)."""
+    precision `seglab train` would use (see seglab.precision). Inference runs on `runtime`:
+    Keras, or the model exported (float32) and run by ONNX Runtime, LiteRT or TensorFlow."""
     if mode not in MODES:
         raise ValueError(f"Unknown bench mode {mode!r}. Use one of: {', '.join(MODES)}.")
+    if runtime != "keras" and mode != "predict":
+        raise ValueError(f"--runtime {runtime} times inference only: use `seglab bench predict`.")
     precision = resolve_precision(precision)
     keras.utils.set_random_seed(seed)
     source = open_source(data)
@@ -71,6 +86,10 @@ def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: i
         result |= {"train_img_s": round(train_img_s, 2), "train_gflop_s": round(3 * fwd / 1e9 * train_img_s, 1)}
     if mode in ("predict", "all"):
         images = np.random.default_rng(seed).uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32)
-        infer_img_s = time_inference(model, images)
-        result |= {"infer_img_s": round(infer_img_s, 2), "infer_gflop_s": round(fwd / 1e9 * infer_img_s, 1)}
+        with tempfile.TemporaryDirectory(prefix="seglab-bench-") as folder:
+            predict = model.predict_on_batch if runtime == "keras" else exported(model, source.classes, runtime, folder)
+            infer_img_s = time_inference(predict, images)
+        result |= {"runtime": runtime, "infer_img_s": round(infer_img_s, 2), "infer_gflop_s": round(fwd / 1e9 * infer_img_s, 1)}
+        if runtime != "keras":
+            result["precision"] = "float32"  # exported graphs are float32 copies
     return result | {"peak_rss_mib": _peak_rss_mib(), "tensorflow": tf.__version__, "keras": keras.__version__}

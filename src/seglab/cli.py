@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from seglab.errors import DataError, DatasetError, OutputError, RunBusy, TrainingFailed, WeightsUnavailable
+from seglab.errors import DataError, DatasetError, OutputError, ParityFailed, RunBusy, TrainingFailed, WeightsUnavailable
 from seglab.quiet import load_tensorflow
 
 # TensorFlow's C++ info and warning lines are noise for seglab's users (errors still show); the
@@ -21,7 +21,7 @@ console = Console()
 err = Console(stderr=True)
 
 # Exit codes: 1 for bad data or a failed run, 2 for bad arguments or an unusable path, 130 for Ctrl-C.
-BAD_DATA = (DataError, DatasetError, TrainingFailed, RunBusy)
+BAD_DATA = (DataError, DatasetError, TrainingFailed, RunBusy, ParityFailed)
 BAD_ARGUMENTS = (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError, OutputError, WeightsUnavailable)
 
 
@@ -59,6 +59,8 @@ app = typer.Typer(
 
 PRECISION_HELP = ("auto (mixed_bfloat16 on CPUs with native bfloat16, else float32), float32, mixed_bfloat16 "
                   "or mixed_float16.")
+RUNTIME_HELP = ("keras (default for a run), onnx, litert or saved_model: other than keras, the run's export folder "
+                "(RUN/export/FORMAT/) is used, exported first if needed. An export folder runs on its own.")
 FORMAT_HELP = "Dataset format: oxford-pets, camvid, cityscapes-pairs, coco, folder, synthetic. Default: recognised from the folder."
 
 
@@ -218,6 +220,7 @@ def evaluate(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Default: the run's."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the outputs. Default: the run folder "
                                        "(with --data, RUN/eval-DATANAME/)."),
+    runtime: Optional[str] = typer.Option(None, help=RUNTIME_HELP),
 ):
     """Score a run's best model: metrics.json, confusion_matrix.png, best.png and worst.png in the run folder.
 
@@ -226,7 +229,7 @@ def evaluate(
     load_tensorflow()
     from seglab.evaluation import evaluate as run_evaluate
 
-    metrics = run_evaluate(run, data, split, full_res, batch_size, format=format, view=view, out=out)
+    metrics = run_evaluate(run, data, split, full_res, batch_size, format=format, view=view, out=out, runtime=runtime)
     where = "full resolution" if full_res else f"{metrics['size']}px"
     console.print(f"{metrics['images']} images, {metrics['pixels']:,} labelled pixels ({split}, {where})")
     console.print(f"pixel accuracy {metrics['pixel_accuracy']:.4f}   mIoU {metrics['miou']:.4f} (dataset-level)   "
@@ -237,24 +240,26 @@ def evaluate(
 
 @app.command()
 def predict(
-    run: Path = typer.Argument(..., help="Run folder written by `seglab train`."),
+    run: Path = typer.Argument(..., help="Run folder written by `seglab train`, or a folder written by `seglab export`."),
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for masks/, overlays/ and predictions.json."),
     threshold: float = typer.Option(0.5, help="Binary models: foreground where its probability is above this."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per model call."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any file failed (default: 0 when at least one image was predicted)."),
+    runtime: Optional[str] = typer.Option(None, help=RUNTIME_HELP),
 ):
     """Predict masks at each image's original resolution, with overlays and predictions.json.
 
     A file that cannot be read or written is named on stderr, skipped and counted; the others are
     all predicted. Exit code 0 when any image was predicted (1 with --strict when any failed).
 
-    Example: seglab predict runs/pets photos/ --out predictions/
+    Examples: seglab predict runs/pets photos/ --out predictions/
+              seglab predict runs/pets/export/onnx photos/ --out predictions/
     """
     load_tensorflow()
     from seglab.prediction import predict as run_predict
 
-    summary = run_predict(run, inputs, out, threshold, batch_size)
+    summary = run_predict(run, inputs, out, threshold, batch_size, runtime=runtime)
     for failure in summary["failed"]:
         err.print(f"[yellow]skipped[/] {escape(failure['file'])}: {escape(failure['message'])}", highlight=False, soft_wrap=True)
     skipped, failed = len(summary["skipped_non_images"]), len(summary["failed"])
@@ -263,6 +268,41 @@ def predict(
     if failed:
         err.print(f"{failed} file(s) failed; see predictions.json for each one's reason.", highlight=False, markup=False)
     raise typer.Exit(1 if not summary["predicted"] or (strict and failed) else 0)
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="Run folder written by `seglab train`."),
+    format: str = typer.Option(..., "--format", "-f", help="onnx, saved_model or litert."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder to write. Default: RUN/export/FORMAT/."),
+    output: str = typer.Option("logits", help="What the exported graph returns: logits, probabilities or labels "
+                               "(argmax, or probability > 0.5 for a binary model)."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Run the parity check against Keras (default)."),
+    min_agreement: float = typer.Option(0.999, help="Parity check: least share of validation pixels whose label must agree."),
+):
+    """Export the run's best model to ONNX, a TensorFlow SavedModel or LiteRT, and check it gives Keras's labels.
+
+    Writes the model file, classes.json and export.json (input and output specification, source
+    checkpoint, versions, parity result). The parity check runs the file in its own runtime on
+    the run's validation images; under --min-agreement the export fails and nothing is kept.
+
+    Example: seglab export runs/pets --format onnx
+    """
+    load_tensorflow()
+    from seglab.exporting import export as run_export
+
+    meta = run_export(run, format, out, output=output, verify=verify, min_agreement=min_agreement)
+    where = Path(out) if out is not None else Path(run) / "export" / format
+    size = (f"any height and width that are multiples of {meta['input']['multiple_of']}" if meta["input"]["height"] is None
+            else f"fixed {meta['input']['height']}x{meta['input']['width']}")
+    console.print(f"Exported {where / meta['file']} ({meta['output']['kind']}; input {size}).", soft_wrap=True, markup=False)
+    check = meta["parity"]
+    if check["verified"]:
+        diff = f"largest difference {check['max_abs_diff']:.2e}, " if "max_abs_diff" in check else ""
+        console.print(f"Parity with Keras on {check['images']} validation images: {diff}labels agree on "
+                      f"{check['label_agreement']:.4%} of pixels.", markup=False, soft_wrap=True)
+    else:
+        console.print("Parity check skipped (--no-verify).", markup=False)
 
 
 @app.command()
@@ -424,6 +464,7 @@ def bench(
     weights: str = typer.Option("none", help="Encoder weights for mobilenet_unet and fcn8s: imagenet, none or a file."),
     jit: bool = typer.Option(False, help="Compile with XLA."),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
+    runtime: str = typer.Option("keras", help="predict: keras, or onnx, litert or saved_model (the model exported, float32)."),
 ):
     """Time training and inference of a model; prints one JSON line (images/s, GFLOP/s, peak memory).
 
@@ -436,7 +477,8 @@ def bench(
     from seglab.bench import bench as run_bench
 
     options = {"weights": weights} if model in ("mobilenet_unet", "fcn8s") else {}
-    result = run_bench(mode, model, data, size, batch, steps=steps, jit=jit, precision=precision, **options)
+    result = run_bench(mode, model, data, size, batch, steps=steps, jit=jit, precision=precision, runtime=runtime,
+                       **options)
     print(json.dumps(result), flush=True)
 
 

@@ -53,3 +53,7 @@ class RunBusy(RuntimeError):
 
 class TrainingFailed(RuntimeError):
     """Training stopped on a problem (e.g. a NaN loss); the run folder keeps the last good epoch."""
+
+
+class ParityFailed(RuntimeError):
+    """An exported model gives other labels than the Keras model it came from; nothing was kept."""

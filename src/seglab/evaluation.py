@@ -13,9 +13,10 @@ import tensorflow as tf
 from seglab.config import TrainConfig
 from seglab.data.classes import ClassSpec
 from seglab.data.pipeline import make_dataset, model_input, read_pair
-from seglab.metrics import confusion_matrix, mean_iou, predict_labels, summarize
+from seglab.metrics import confusion_matrix, mean_iou, summarize
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path, check_output_dir, make_output_dir, write_text
+from seglab.runtimes import Predictor, open_predictor
 
 MOSAIC_IMAGES = 6
 
@@ -28,19 +29,18 @@ def _source(config: TrainConfig, data: str | None, classes: ClassSpec, format: s
     return source
 
 
-def _at_model_size(model, source, split, size, batch_size):
+def _at_model_size(model: Predictor, source, split, batch_size):
     """Yield (images [B, S, S, 3], truth [B, S, S], prediction [B, S, S]) at the model's input size."""
-    for images, truths in make_dataset(source, split, size=size, batch_size=batch_size):
-        yield images.numpy(), truths.numpy(), np.asarray(predict_labels(model.predict_on_batch(images)))
+    for images, truths in make_dataset(source, split, size=model.size, batch_size=batch_size):
+        images = images.numpy()
+        yield images, truths.numpy(), np.stack(model.labels(images, [images.shape[1:3]] * len(images)))
 
 
-def _at_full_resolution(model, source, split, size):
+def _at_full_resolution(model: Predictor, source, split):
     """Yield one image at a time at its original size, its logits resized bilinearly to it."""
     for pair in source.split(split):
         image, truth = read_pair(pair.image, pair.mask, source.encoding, pair.image_region, pair.mask_region)
-        logits = model.predict_on_batch(model_input(image[None], size))
-        logits = tf.image.resize(logits, truth.shape).numpy()
-        yield image[None], truth[None], np.asarray(predict_labels(logits))
+        yield image[None], truth[None], np.stack(model.labels(model_input(image[None], model.size), [truth.shape]))
 
 
 def output_folder(run: Run, data: str | None) -> Path:
@@ -53,20 +53,22 @@ def output_folder(run: Run, data: str | None) -> Path:
 
 
 def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bool = False,
-             batch_size: int | None = None, *, format: str | None = None, view: str | None = None, out=None) -> dict:
-    """Score the run's best model (model.keras) on `split` of its own dataset, or of `data` (read
-    as `format` with `view` when given); write metrics.json (or metrics_<split>[_full].json for
-    other splits and resolutions), confusion_matrix.png and best/worst mosaics into `out`
-    (default: `output_folder`); return the metrics."""
+             batch_size: int | None = None, *, format: str | None = None, view: str | None = None, out=None,
+             runtime: str | None = None) -> dict:
+    """Score the run's best model (model.keras, on `runtime`: Keras by default, or an export of it)
+    on `split` of its own dataset, or of `data` (read as `format` with `view` when given); write
+    metrics.json (or metrics_<split>[_full].json for other splits and resolutions),
+    confusion_matrix.png and best/worst mosaics into `out` (default: `output_folder`); return
+    the metrics."""
     run = Run(run_path)
     config = TrainConfig.load(run.config)
     classes = ClassSpec.load(run.classes)
     out = check_output_dir(out if out is not None else output_folder(run, data))
-    model = run.load_model()
+    model = open_predictor(run.path, runtime)
     source = _source(config, data, classes, format, view)
     k = classes.num_classes
-    batches = (_at_full_resolution(model, source, split, config.size) if full_res
-               else _at_model_size(model, source, split, config.size, batch_size or config.batch_size))
+    batches = (_at_full_resolution(model, source, split) if full_res
+               else _at_model_size(model, source, split, batch_size or config.batch_size))
 
     total = np.zeros((k, k), np.int64)
     per_image, scored = [], []  # scored: (image mIoU, index, image, truth, prediction) at model size
@@ -82,7 +84,8 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
 
     metrics = summarize(total, classes.names, np.stack(per_image) if per_image else None)
     metrics |= {"split": split, "data": str(source.root), "full_res": full_res, "size": config.size,
-                "model": config.model, "checkpoint": run.model.name, "class_names": list(classes.names)}
+                "model": config.model, "checkpoint": run.model.name, "runtime": model.runtime,
+                "class_names": list(classes.names)}
     suffix = "" if (split == "val" and not full_res) else f"_{split}{'_full' if full_res else ''}"
     make_output_dir(out)
     write_text(out / f"metrics{suffix}.json", json.dumps(metrics, indent=2) + "\n")

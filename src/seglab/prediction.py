@@ -10,18 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
-from seglab.config import TrainConfig
 from seglab.data.classes import ClassSpec
 from seglab.data.colors import blend, indexed_png
 from seglab.data.images import IMAGE_EXTENSIONS, find_images, output_names, read_image
 from seglab.data.pipeline import model_input
 from seglab.errors import DataError
-from seglab.metrics import predict_labels
 from seglab.progress import progress
-from seglab.runs import Run, check_output_dir, make_output_dir, write_text
+from seglab.runs import check_output_dir, make_output_dir, write_text
+from seglab.runtimes import open_predictor
 
 OVERLAY_ALPHA = 0.5
 
@@ -36,22 +34,22 @@ def _read(path: Path):
         return DataError(path, f"cannot be read ({type(e).__name__}: {e}).")
 
 
-def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8) -> dict:
-    """Predict every image in `inputs` (files or folders) with the run's best model; write
-    out/masks/<name>.png (indexed, class palette), out/overlays/<name>.png and out/predictions.json.
-    <name> is the input's file name (`photo.jpg` -> masks/photo.jpg.png), made unique and safe
-    by `seglab.data.images.output_names`."""
+def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, runtime: str | None = None) -> dict:
+    """Predict every image in `inputs` (files or folders) with the run's best model (on `runtime`:
+    Keras by default; see `seglab.runtimes.open_predictor`), or with the model of an export folder;
+    write out/masks/<name>.png (indexed, class palette), out/overlays/<name>.png and
+    out/predictions.json. <name> is the input's file name (`photo.jpg` -> masks/photo.jpg.png),
+    made unique and safe by `seglab.data.images.output_names`."""
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be between 0 and 1; got {threshold}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
     out = check_output_dir(out)
-    run = Run(run_path)
-    config, classes = TrainConfig.load(run.config), ClassSpec.load(run.classes)
     paths, skipped = find_images(inputs)
     if not paths:
         raise ValueError(f"No images found in {', '.join(map(str, inputs))} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}).")
-    model = run.load_model()
+    model = open_predictor(run_path, runtime)
+    classes = model.classes
     make_output_dir(out / "masks")
     make_output_dir(out / "overlays")
     results, failed = [], []
@@ -64,14 +62,13 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8) 
             failed += [_failure(p, image.problem.message) for p, _, image in chunk if isinstance(image, DataError)]
             if not good:
                 continue
-            batch = tf.concat([model_input(image[None], config.size) for _, _, image in good], axis=0)
-            for (path, stem, image), logits in zip(good, model.predict_on_batch(batch)):
-                labels = np.asarray(predict_labels(tf.image.resize(logits[None], image.shape[:2])[0], threshold), np.uint8)
+            batch = np.concatenate([model_input(image[None], model.size) for _, _, image in good])
+            for (path, stem, image), labels in zip(good, model.labels(batch, [image.shape[:2] for _, _, image in good], threshold)):
                 try:
                     results.append(_write(path, stem, image, labels, classes, out))
                 except OSError as e:  # a full disk, a name the file system refuses
                     failed.append(_failure(path, f"its outputs could not be written ({e.strerror or e})."))
-    summary = {"run": str(run.path), "checkpoint": run.model.name, "size": config.size, "threshold": threshold,
+    summary = {**model.source, "size": model.size, "threshold": threshold,
                "predicted": len(results), "failed": failed, "skipped_non_images": [str(p) for p in skipped],
                "images": results}
     write_text(out / "predictions.json", json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,289 @@
+"""`seglab export`: a run's best model as ONNX, a TensorFlow SavedModel or LiteRT, checked against Keras.
+
+The exported graph is a float32 copy of model.keras (a model trained in mixed precision too),
+with a dynamic height and width when the model is fully convolutional, and an optional head that
+turns logits into probabilities or labels. The folder is written under a temporary name, checked
+(the parity check runs the file in its own runtime on the run's validation images), and only then
+renamed into place: a folder named `export/<format>` holding `export.json` is always complete.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from seglab.config import TrainConfig
+from seglab.data.classes import ClassSpec
+from seglab.errors import OutputError, ParityFailed
+from seglab.runs import Run, check_output_dir
+from seglab.runtimes import EXPORT_JSON, FORMATS, OUTPUTS, PREDICTORS, decide, is_export, require_runtime
+
+KERAS_FORMATS = {"onnx": "onnx", "saved_model": "tf_saved_model", "litert": "litert"}
+PARITY_IMAGES = 32
+MIN_AGREEMENT = 0.999
+
+
+class OutputHead(keras.layers.Layer):
+    """Logits -> probabilities (softmax, or sigmoid for one logit) or labels (argmax, or logit > 0,
+    i.e. probability > 0.5, for one logit). Only ever part of an exported graph, never saved."""
+
+    def __init__(self, kind: str, **kwargs):
+        super().__init__(**kwargs)
+        self.kind = kind
+
+    def call(self, logits):
+        import tensorflow as tf  # exporting runs on TensorFlow; keras.ops.argmax adds ops ONNX lacks (Bitcast)
+
+        binary = logits.shape[-1] == 1
+        if self.kind == "probabilities":
+            return tf.sigmoid(logits) if binary else tf.nn.softmax(logits, axis=-1)
+        if binary:
+            return tf.cast(logits[..., 0] > 0, tf.int32)
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+
+def deployable(model: keras.Model, output: str = "logits") -> tuple[keras.Model, bool]:
+    """A float32 copy of `model` taking images of any height and width where the architecture
+    allows (else its own fixed size), returning `output`; and whether the size is dynamic."""
+    try:
+        copy, dynamic = _float32_copy(model, dynamic=True), True
+        step = stride(model)  # a size the training size is not: does the copy really take it?
+        copy(np.zeros((1, model.input_shape[1] + step, model.input_shape[2] + 2 * step, 3), np.float32))
+    except (ValueError, TypeError):  # a layer fixed to the training size (a Reshape, a Dense)
+        copy, dynamic = _float32_copy(model, dynamic=False), False
+    copy.set_weights(model.get_weights())
+    if output != "logits":
+        copy = keras.Model(copy.input, OutputHead(output, name=output)(copy.output), name=f"{model.name}_{output}")
+    copy(np.zeros((1, *model.input_shape[1:]), np.float32))  # Keras exports only a model that was called
+    return copy, dynamic
+
+
+def _float32_copy(model: keras.Model, dynamic: bool, name: str = "image") -> keras.Model:
+    """`model` rebuilt with every layer in float32 (a mixed-precision model too) and, when
+    `dynamic`, every input (a nested encoder's too) of any height and width."""
+    def copy(layer):
+        if isinstance(layer, keras.Model):  # a nested encoder: its own input must be dynamic too
+            return _float32_copy(layer, dynamic, name=None)
+        config = layer.get_config()
+        if "dtype" in config:
+            config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    shape = (None, None, model.input_shape[-1]) if dynamic else model.input_shape[1:]
+    return keras.models.clone_model(model, input_tensors=keras.Input(shape, name=name), clone_function=copy)
+
+
+def stride(model: keras.Model) -> int:
+    """How many input pixels one step of the coarsest feature map spans (16 for a 4-level U-Net):
+    a dynamic-size export takes heights and widths that are multiples of it."""
+    def spatial(layer):
+        for inner in getattr(layer, "layers", []):
+            yield from spatial(inner)
+        shape = getattr(layer, "output", None)
+        shape = getattr(shape, "shape", None)
+        if shape is not None and len(shape) == 4 and shape[1]:
+            yield shape[1]
+    return max(1, model.input_shape[1] // min(spatial(model), default=model.input_shape[1]))
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def validation_images(config: TrainConfig, count: int = PARITY_IMAGES) -> np.ndarray:
+    """Up to `count` images of the run's validation split at the model's size (float32 0..255)."""
+    from seglab.data.pipeline import make_dataset
+
+    try:
+        source = config.open_source()
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+        raise ValueError(f"The parity check needs the run's validation images, and its dataset cannot be read: {e} "
+                         "Put the dataset back, or export with --no-verify.") from None
+    images = []
+    for batch, _ in make_dataset(source, "val", size=config.size, batch_size=8, cache=False):
+        images.append(batch.numpy())
+        if sum(len(b) for b in images) >= count:
+            break
+    return np.concatenate(images)[:count]
+
+
+def parity(reference: keras.Model, exported, images: np.ndarray, batch_size: int = 8) -> dict:
+    """Run both on `images`; the largest difference in what the export returns (logits or
+    probabilities) and the share of pixels whose label agrees (threshold 0.5 for one logit)."""
+    expected, got = [], []
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size]
+        expected.append(np.asarray(reference.predict_on_batch(batch), np.float32))
+        got.append(np.asarray(exported(batch)))
+    expected, got = np.concatenate(expected), np.concatenate(got)
+    result = {"images": int(len(images)), "compared": exported.output}
+    if exported.output == "labels":
+        labels = got if got.ndim == 3 else got[..., 0]
+    else:
+        target = expected if exported.output == "logits" else _probabilities(expected)
+        result["max_abs_diff"] = float(np.max(np.abs(got.astype(np.float32) - target)))
+        labels = decide(got, exported.output)
+    result["label_agreement"] = float(np.mean(labels.astype(np.int64) == decide(expected, "logits")))
+    return result
+
+
+def _probabilities(logits: np.ndarray) -> np.ndarray:
+    if logits.shape[-1] == 1:
+        return 1 / (1 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def export(run_path, format: str, out=None, output: str = "logits", verify: bool = True,
+           min_agreement: float = MIN_AGREEMENT) -> dict:
+    """Export the run's best model to `out` (default RUN/export/<format>); return export.json's content.
+
+    Raises ParityFailed (and leaves nothing at `out`) when under `min_agreement` of the validation
+    pixels get the same label from the exported file as from Keras."""
+    if format not in FORMATS:
+        raise ValueError(f"Unknown format {format!r}. Use one of: {', '.join(FORMATS)}.")
+    if output not in OUTPUTS:
+        raise ValueError(f"Unknown output {output!r}. Use one of: {', '.join(OUTPUTS)}.")
+    if not 0 <= min_agreement <= 1:
+        raise ValueError(f"min_agreement must be between 0 and 1; got {min_agreement}.")
+    require_runtime(format)
+    if format == "onnx" and importlib.util.find_spec("tf2onnx") is None:
+        raise ValueError("Exporting to ONNX needs tf2onnx: pip install 'seglab[onnx]'.")
+    run = Run(run_path)
+    config, classes = TrainConfig.load(run.config), ClassSpec.load(run.classes)
+    out = Path(out) if out is not None else run.path / "export" / format
+    _check_replaceable(check_output_dir(out))
+    model = run.load_model(compile=False)
+    checksum = sha256(run.model)
+    images = validation_images(config) if verify else None
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        model_file, graph, dynamic = write_graph(model, format, tmp, output)
+        classes.save(tmp / "classes.json")
+        exported = PREDICTORS[format](model_file, classes, config.size, output)
+        if verify:
+            check = {"verified": True, **parity(model, exported, images), "min_agreement": min_agreement}
+        else:
+            check = {"verified": False, "reason": "--no-verify"}
+        meta = _metadata(run, config, classes, format, output, graph, model.output_shape[-1] == 1, dynamic,
+                         stride(model), checksum, check)
+        (tmp / EXPORT_JSON).write_text(json.dumps(meta, indent=2) + "\n")
+        if verify and check["label_agreement"] < min_agreement:
+            raise ParityFailed(
+                f"{format} export of {run.model} disagrees with Keras: {check['label_agreement']:.4%} of "
+                f"{check['images']} validation images' pixels get the same label, under the {min_agreement:.2%} "
+                f"required (largest difference {check.get('max_abs_diff', 'n/a')}). Nothing was written to {out}.")
+        _replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return meta
+
+
+def current_export(run: Run, format: str) -> Path:
+    """The run's export folder for `format`, exported (with the parity check) when it is missing
+    or was made from another model.keras than the run's current one."""
+    folder = run.path / "export" / format
+    if is_export(folder):
+        try:
+            meta = json.loads((folder / EXPORT_JSON).read_text())
+            if meta["source"]["sha256"] == sha256(run.model) and meta["output"]["kind"] == "logits":
+                return folder
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: export again
+    if not run.model.is_file():
+        run.load_model()  # the error that says the run has no finished epoch
+    export(run.path, format, folder)
+    return folder
+
+
+def _check_replaceable(out: Path) -> None:
+    """An existing folder is replaced only when it is an export (seglab's own); anything else is kept."""
+    if out.exists() and any(out.iterdir()) and not is_export(out):
+        raise OutputError(f"--out {out} holds files that are not a seglab export; give a new or empty folder.")
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Move the finished folder into place; an older export there goes only once the new one is in."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_graph(model: keras.Model, format: str, folder: Path, output: str = "logits") -> tuple[Path, keras.Model, bool]:
+    """Write `deployable(model, output)` into `folder` as `format`; return the model file, the
+    exported Keras graph and whether its height and width are dynamic."""
+    graph, dynamic = deployable(model, output)
+    path = Path(folder) / FORMATS[format][0]
+    _write_graph(graph, format, path)
+    return path, graph, dynamic
+
+
+def _write_graph(graph: keras.Model, format: str, path: Path) -> None:
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's numpy 2 shim asks for np.object
+            graph.export(str(path), format=KERAS_FORMATS[format], verbose=False)
+    except Exception as e:  # noqa: BLE001  (converters raise anything; the message is what matters)
+        text = str(e).strip().splitlines()
+        raise ValueError(f"Keras could not export the model to {format} ({type(e).__name__}: "
+                         f"{text[0][:200] if text else 'no detail'}).") from None
+
+
+def _metadata(run, config, classes, format, output, graph, binary, dynamic, step, checksum, check) -> dict:
+    height, width = (None, None) if dynamic else graph.input_shape[1:3]
+    shape = list(graph.output_shape)
+    return {
+        "format": format,
+        "file": FORMATS[format][0],
+        "input": {"name": "image", "layout": "NHWC", "dtype": "float32", "channels": "RGB", "range": [0, 255],
+                  "height": height, "width": width, "multiple_of": step if dynamic else None,
+                  "size": config.size},
+        "output": {"kind": output, "shape": shape, "dtype": "int32" if output == "labels" else "float32",
+                   "classes": list(classes.names),
+                   # labels of a one-logit model are decided inside the graph, at this threshold
+                   "binary_threshold": 0.5 if output == "labels" and binary else None},
+        "source": {"run": str(run.path.resolve()), "checkpoint": run.model.name, "sha256": checksum,
+                   "model": config.model, "best_epoch": run.state.get("best_epoch")},
+        "versions": _versions(format),
+        "parity": check,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _versions(format: str) -> dict:
+    packages = {"seglab": "seglab", "keras": "keras", "tensorflow": "tensorflow",
+                "onnx": "onnxruntime", "litert": "ai-edge-litert"}
+    wanted = ["seglab", "keras", "tensorflow"] + ([format] if format in ("onnx", "litert") else [])
+    if format == "onnx":
+        wanted.append("tf2onnx")
+        packages["tf2onnx"] = "tf2onnx"
+    versions = {}
+    for key in wanted:
+        try:
+            versions[packages[key]] = importlib.metadata.version(packages[key])
+        except importlib.metadata.PackageNotFoundError:
+            versions[packages[key]] = None
+    return versions

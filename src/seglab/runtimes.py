@@ -1,0 +1,227 @@
+"""What runs a model for predict, evaluate and bench: Keras, or an exported file in its own runtime.
+
+A `Predictor` takes raw RGB batches (float32 [B, H, W, 3], 0..255: every seglab model carries
+its own preprocessing) and gives labels at any size asked for. `open_predictor` opens either a
+run folder (Keras, or an export of it made on first use) or a folder `seglab export` wrote.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from seglab.data.classes import ClassSpec
+
+RUNTIMES = ("keras", "onnx", "litert", "saved_model")
+OUTPUTS = ("logits", "probabilities", "labels")
+# format -> (the model file in an export folder, the packages its runtime needs, the extra that has them)
+FORMATS = {
+    "onnx": ("model.onnx", ("onnxruntime",), "onnx"),
+    "saved_model": ("saved_model", (), None),
+    "litert": ("model.tflite", ("ai_edge_litert",), "litert"),
+}
+EXPORT_JSON = "export.json"
+LITERT_NOISE = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\r?$")
+
+
+def require_runtime(format: str) -> None:
+    """A one-line error naming the pip install when the runtime for `format` is missing."""
+    if format not in FORMATS:
+        raise ValueError(f"Unknown format {format!r}. Use one of: {', '.join(FORMATS)}.")
+    packages, extra = FORMATS[format][1], FORMATS[format][2]
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ValueError(f"The {format} runtime needs {', '.join(missing)}: pip install 'seglab[{extra}]'.")
+
+
+class Predictor:
+    """A model behind one call: `__call__(batch)` returns what the model returns (`output`);
+    `labels` turns that into class indices at the sizes asked for.
+
+    `size` is the square side images are resized to before the model (the run's training size).
+    """
+
+    runtime = "keras"
+
+    def __init__(self, classes: ClassSpec, size: int, output: str = "logits", source: dict | None = None):
+        if output not in OUTPUTS:
+            raise ValueError(f"Unknown output {output!r}. Use one of: {', '.join(OUTPUTS)}.")
+        self.classes, self.size, self.output = classes, int(size), output
+        self.source = {"runtime": self.runtime, **(source or {})}  # where the model came from, for output files
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def labels(self, batch: np.ndarray, shapes, threshold: float = 0.5) -> list[np.ndarray]:
+        """Class indices (uint8 [h, w] each) for `batch`, resized to `shapes` [(h, w), ...]:
+        scores bilinearly before the decision, labels by nearest neighbour."""
+        import tensorflow as tf
+
+        outputs = np.asarray(self(batch))
+        if self.output == "labels":
+            if threshold != 0.5 and outputs.ndim == 3 and self.classes.num_classes == 2:
+                raise ValueError("This export decides labels inside the model at threshold 0.5; export it with "
+                                 "--output logits to choose another --threshold.")
+            labels = outputs if outputs.ndim == 3 else outputs[..., 0]
+            return [np.asarray(tf.image.resize(l[..., None].astype(np.int32), shape, method="nearest"))[..., 0].astype(np.uint8)
+                    if l.shape != tuple(shape) else l.astype(np.uint8) for l, shape in zip(labels, shapes)]
+        result = []
+        for scores, shape in zip(outputs, shapes):
+            if scores.shape[:2] != tuple(shape):
+                scores = np.asarray(tf.image.resize(scores[None].astype(np.float32), shape)[0])
+            result.append(decide(scores, self.output, threshold))
+        return result
+
+
+def decide(scores: np.ndarray, output: str, threshold: float = 0.5) -> np.ndarray:
+    """Logits or probabilities [..., C] -> uint8 class indices; one channel: foreground above `threshold`."""
+    if scores.shape[-1] == 1:
+        cut = threshold if output == "probabilities" else np.log(threshold / (1 - threshold))
+        return (scores[..., 0] > cut).astype(np.uint8)
+    return np.argmax(scores, axis=-1).astype(np.uint8)
+
+
+class KerasPredictor(Predictor):
+    runtime = "keras"
+
+    def __init__(self, model, classes: ClassSpec, size: int, source: dict | None = None):
+        super().__init__(classes, size, "logits", source)
+        self.model = model
+
+    def __call__(self, batch):
+        return np.asarray(self.model.predict_on_batch(np.asarray(batch, np.float32)), np.float32)
+
+
+class OnnxPredictor(Predictor):
+    runtime = "onnx"
+
+    def __init__(self, path: Path, classes, size, output, source=None):
+        super().__init__(classes, size, output, source)
+        require_runtime("onnx")
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.log_severity_level = 3  # errors only
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001  (onnxruntime raises its own, unexported exception types)
+            raise ValueError(f"{path} is unreadable: ONNX Runtime could not load it ({_first_line(e)}). "
+                             "Export the run again with `seglab export RUN --format onnx`.") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch):
+        return self.session.run(None, {self.input_name: np.asarray(batch, np.float32)})[0]
+
+
+class LiteRTPredictor(Predictor):
+    runtime = "litert"
+
+    def __init__(self, path: Path, classes, size, output, source=None):
+        super().__init__(classes, size, output, source)
+        require_runtime("litert")
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+        except Exception as e:  # noqa: BLE001  (the interpreter raises ValueError or RuntimeError)
+            raise ValueError(f"{path} is unreadable: the LiteRT interpreter could not load it ({_first_line(e)}). "
+                             "Export the run again with `seglab export RUN --format litert`.") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        self.shape = None
+
+    def __call__(self, batch):
+        batch = np.asarray(batch, np.float32)
+        if self.shape != batch.shape:  # a dynamic-size file takes any shape once its tensors are re-allocated
+            from seglab.quiet import native_stderr_filtered
+
+            with native_stderr_filtered(LITERT_NOISE):
+                self.interpreter.resize_tensor_input(self.input["index"], batch.shape)
+                self.interpreter.allocate_tensors()
+            self.shape = batch.shape
+        self.interpreter.set_tensor(self.input["index"], batch)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index)
+
+
+class SavedModelPredictor(Predictor):
+    runtime = "saved_model"
+
+    def __init__(self, path: Path, classes, size, output, source=None):
+        super().__init__(classes, size, output, source)
+        import tensorflow as tf
+
+        try:
+            self.function = tf.saved_model.load(str(path)).signatures["serving_default"]
+        except Exception as e:  # noqa: BLE001  (TensorFlow raises several types for a damaged folder)
+            raise ValueError(f"{path} is unreadable: TensorFlow could not load the SavedModel ({_first_line(e)}). "
+                             "Export the run again with `seglab export RUN --format saved_model`.") from None
+        self.input_name = next(iter(self.function.structured_input_signature[1]))
+
+    def __call__(self, batch):
+        outputs = self.function(**{self.input_name: np.asarray(batch, np.float32)})
+        return next(iter(outputs.values())).numpy()
+
+
+PREDICTORS = {"onnx": OnnxPredictor, "litert": LiteRTPredictor, "saved_model": SavedModelPredictor}
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
+
+
+def is_export(path) -> bool:
+    return (Path(path) / EXPORT_JSON).is_file()
+
+
+def open_export(folder) -> Predictor:
+    """The model in a folder `seglab export` wrote, in its own runtime."""
+    folder = Path(folder)
+    meta_path = folder / EXPORT_JSON
+    try:
+        meta = json.loads(meta_path.read_text())
+        format, output, size = meta["format"], meta["output"]["kind"], int(meta["input"]["size"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{meta_path} is unreadable ({_first_line(e)}). Export the run again with `seglab export`.") from None
+    if format not in FORMATS:
+        raise ValueError(f"{meta_path}: unknown format {format!r}. Export the run again with `seglab export`.")
+    model_path = folder / FORMATS[format][0]
+    if not model_path.exists():
+        raise FileNotFoundError(f"{model_path} not found: the export folder is incomplete. Export the run again.")
+    classes = ClassSpec.load(folder / "classes.json")
+    origin = meta.get("source", {})
+    source = {"run": origin.get("run"), "checkpoint": origin.get("checkpoint"), "export": str(folder.resolve())}
+    return PREDICTORS[format](model_path, classes, size, output, source=source)
+
+
+def open_predictor(path, runtime: str | None = None) -> Predictor:
+    """A run folder (its best model, on Keras by default; other runtimes use the run's export
+    folder, exporting first when it is missing or was made from another model.keras) or an export
+    folder (on its own runtime, the only one it can have)."""
+    from seglab.runs import Run
+
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ValueError(f"Unknown runtime {runtime!r}. Use one of: {', '.join(RUNTIMES)}.")
+    if is_export(path):
+        predictor = open_export(path)
+        if runtime not in (None, predictor.runtime):
+            raise ValueError(f"{path} is an export for {predictor.runtime}; it runs only there, not on {runtime}. "
+                             "Give the run folder to choose the runtime.")
+        return predictor
+    run = Run(path)
+    if runtime not in (None, "keras"):
+        from seglab.exporting import current_export
+
+        return open_export(current_export(run, runtime))
+    from seglab.config import TrainConfig
+
+    config, classes = TrainConfig.load(run.config), ClassSpec.load(run.classes)
+    source = {"run": str(run.path), "checkpoint": run.model.name}
+    return KerasPredictor(run.load_model(), classes, config.size, source=source)

@@ -1,0 +1,204 @@
+"""`seglab export`: every model family in every format gives Keras's labels in its own runtime;
+exported folders predict like the run; bad input is a one-line error and leaves nothing behind."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from seglab.cli import app
+from seglab.exporting import deployable, export, parity, stride, write_graph
+from seglab.models import build_model
+from seglab.prediction import predict
+from seglab.runtimes import PREDICTORS, open_export, open_predictor
+
+# ONNX in the fast tier; the other formats (a few seconds each) with `make test`.
+FORMATS = ("onnx", pytest.param("saved_model", marks=pytest.mark.slow), pytest.param("litert", marks=pytest.mark.slow))
+# Small sizes, no downloads: (name, size, options). The from-scratch U-Net is the fast case.
+FAMILIES = [
+    ("unet", 32, {"filters": (4, 8), "batch_norm": True}),
+    pytest.param("pix2pix_unet", 64, {"filters": 8, "max_filters": 16}, marks=pytest.mark.slow),
+    pytest.param("mobilenet_unet", 64, {"weights": "none", "alpha": 0.35, "decoder_filters": (16, 8, 8, 8)},
+                 marks=pytest.mark.slow),
+    pytest.param("fcn8s", 64, {"weights": "none"}, marks=pytest.mark.slow),
+]
+
+
+def images(count, height, width, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (count, height, width, 3)).astype(np.float32)
+
+
+@pytest.mark.filterwarnings("ignore:mobilenet_unet. the encoder has random weights")  # parity needs no training
+@pytest.mark.parametrize("name,size,options", FAMILIES)
+@pytest.mark.parametrize("format", FORMATS)
+def test_every_family_exports_to_every_format_with_the_same_labels(name, size, options, format, tmp_path):
+    model = build_model(name, 3, size, **options)
+    path, graph, dynamic = write_graph(model, format, tmp_path)
+    exported = PREDICTORS[format](path, classes=None, size=size, output="logits")
+    check = parity(model, exported, images(4, size, size))
+    assert check["max_abs_diff"] < 1e-3 and check["label_agreement"] >= 0.999, check
+    assert dynamic  # all four are fully convolutional
+    step = stride(model)
+    wide = images(2, step * 2, step * 3)  # another, non-square size, a multiple of the stride
+    assert exported(wide).shape == (2, step * 2, step * 3, 3)
+    np.testing.assert_allclose(exported(wide), graph.predict_on_batch(wide), atol=1e-3)
+
+
+def test_stride_is_the_coarsest_feature_maps_step():
+    # A U-Net pools once per level of `filters`, then its bottleneck works at that size.
+    assert stride(build_model("unet", 2, 64, filters=(4, 8, 16))) == 8
+    assert stride(build_model("unet", 2, 64, filters=(4, 8, 16, 32, 64))) == 32
+
+
+def test_a_binary_model_exports_labels_decided_inside_the_graph(tmp_path):
+    model = build_model("unet", 1, 32, filters=(4, 8))
+    path, _, _ = write_graph(model, "onnx", tmp_path, output="labels")
+    exported = PREDICTORS["onnx"](path, classes=None, size=32, output="labels")
+    batch = images(3, 32, 32)
+    labels = exported(batch)
+    assert labels.shape == (3, 32, 32) and set(np.unique(labels)) <= {0, 1}
+    np.testing.assert_array_equal(labels, (model.predict_on_batch(batch)[..., 0] > 0).astype(labels.dtype))
+    probabilities, _ = deployable(model, "probabilities")
+    assert np.all((probabilities.predict_on_batch(batch) >= 0) & (probabilities.predict_on_batch(batch) <= 1))
+
+
+@pytest.fixture(scope="module")
+def onnx_export(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exports") / "onnx"
+    return out, export(tiny_run.path, "onnx", out)
+
+
+def test_export_writes_the_model_classes_and_what_the_file_takes(tiny_run, onnx_export):
+    out, meta = onnx_export
+    assert sorted(p.name for p in out.iterdir()) == ["classes.json", "export.json", "model.onnx"]
+    assert json.loads((out / "export.json").read_text()) == meta
+    assert meta["input"] == {"name": "image", "layout": "NHWC", "dtype": "float32", "channels": "RGB", "range": [0, 255],
+                             "height": None, "width": None, "multiple_of": 4, "size": 32}
+    assert meta["output"]["kind"] == "logits" and meta["output"]["classes"] == ["background", "circle", "square", "triangle"]
+    assert meta["source"]["checkpoint"] == "model.keras" and len(meta["source"]["sha256"]) == 64
+    assert meta["parity"]["verified"] and meta["parity"]["images"] == 32 and meta["parity"]["label_agreement"] >= 0.999
+    assert {"seglab", "keras", "tensorflow", "onnxruntime", "tf2onnx"} <= set(meta["versions"])
+
+
+def test_an_exported_folder_predicts_the_masks_the_run_predicts(tiny_run, onnx_export, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, (h, w) in enumerate([(50, 70), (33, 21), (64, 64)]):
+        Image.fromarray(images(1, h, w, seed=i)[0].astype(np.uint8)).save(folder / f"{i}.png")
+    from_run = predict(tiny_run.path, [folder], tmp_path / "keras")
+    from_export = predict(onnx_export[0], [folder], tmp_path / "onnx")
+    assert from_export["runtime"] == "onnx" and from_export["export"] == str(onnx_export[0].resolve())
+    for a, b in zip(from_run["images"], from_export["images"]):
+        assert a["class_fraction"] == b["class_fraction"]
+        assert (tmp_path / "keras" / a["mask"]).read_bytes() == (tmp_path / "onnx" / b["mask"]).read_bytes()
+
+
+@pytest.mark.slow
+def test_runtime_on_a_run_exports_once_into_the_run_and_reuses_it(tiny_run, tmp_path):
+    first = open_predictor(tiny_run.path, "litert")
+    assert first.runtime == "litert" and (tiny_run.path / "export" / "litert" / "model.tflite").is_file()
+    made = (tiny_run.path / "export" / "litert" / "export.json").stat().st_mtime_ns
+    open_predictor(tiny_run.path, "litert")
+    assert (tiny_run.path / "export" / "litert" / "export.json").stat().st_mtime_ns == made
+
+
+@pytest.mark.slow
+def test_the_command_line_exports_evaluates_and_refuses_a_runtime_an_export_lacks(tiny_run, onnx_export, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(tiny_run.path), "--format", "saved_model", "--out", str(tmp_path / "sm"),
+                                 "--output", "labels"])
+    assert result.exit_code == 0, result.output
+    assert "labels agree on 100.0000% of pixels" in result.output
+    assert json.loads((tmp_path / "sm" / "export.json").read_text())["output"]["kind"] == "labels"
+    result = runner.invoke(app, ["evaluate", str(tiny_run.path), "--runtime", "onnx", "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    keras_metrics = runner.invoke(app, ["evaluate", str(tiny_run.path), "--out", str(tmp_path / "ev-keras")])
+    assert keras_metrics.exit_code == 0
+    onnx_miou = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    keras_miou = json.loads((tmp_path / "ev-keras" / "metrics.json").read_text())
+    assert onnx_miou["runtime"] == "onnx" and abs(onnx_miou["miou"] - keras_miou["miou"]) < 1e-3
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    result = runner.invoke(app, ["predict", str(onnx_export[0]), str(tmp_path / "a.png"), "--out", str(tmp_path / "p"),
+                                 "--runtime", "litert"])
+    assert result.exit_code == 2 and "is an export for onnx; it runs only there, not on litert" in result.output
+
+
+@pytest.mark.slow
+def test_no_verify_is_recorded(tiny_run, tmp_path):
+    meta = export(tiny_run.path, "onnx", tmp_path / "x", verify=False)
+    assert meta["parity"] == {"verified": False, "reason": "--no-verify"}
+
+
+def test_a_failed_parity_check_fails_with_exit_1_and_keeps_nothing(tiny_run, tmp_path, monkeypatch):
+    import seglab.exporting
+
+    real = seglab.exporting.deployable
+
+    def converter_that_changes_the_model(model, output="logits"):  # as a broken converter would
+        graph, dynamic = real(model, output)
+        graph.set_weights([w[::-1].copy() if w.ndim == 1 else w * -1 for w in graph.get_weights()])
+        return graph, dynamic
+
+    monkeypatch.setattr(seglab.exporting, "deployable", converter_that_changes_the_model)
+    result = CliRunner().invoke(app, ["export", str(tiny_run.path), "--format", "onnx", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1, result.output
+    assert "disagrees with Keras" in result.output and "Nothing was written" in result.output
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary
+    result = CliRunner().invoke(app, ["export", str(tiny_run.path), "--format", "onnx", "--min-agreement", "1.5"])
+    assert result.exit_code == 2 and "min_agreement must be between 0 and 1" in result.output
+
+
+@pytest.mark.parametrize("case", ["no model", "unknown format", "out is a file", "out holds other files",
+                                  "truncated onnx", "corrupt tflite", "no model file", "bad export.json"])
+def test_bad_input_is_a_one_line_error_naming_the_file(case, tiny_run, onnx_export, tmp_path):
+    runner = CliRunner()
+    images_dir = tmp_path / "in"
+    images_dir.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images_dir / "a.png")
+    if case == "no model":
+        empty = tmp_path / "empty-run"
+        empty.mkdir()
+        for name in ("config.yaml", "classes.json", "state.json"):
+            (empty / name).write_bytes((tiny_run.path / name).read_bytes())
+        args, named = ["export", str(empty), "--format", "onnx"], "model.keras"
+    elif case == "unknown format":
+        args, named = ["export", str(tiny_run.path), "--format", "pb"], "Unknown format 'pb'"
+    elif case == "out is a file":
+        (tmp_path / "file").write_text("x")
+        args, named = ["export", str(tiny_run.path), "--format", "onnx", "--out", str(tmp_path / "file")], "is a file"
+    elif case == "out holds other files":
+        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "notes.txt").write_text("keep me")
+        args, named = ["export", str(tiny_run.path), "--format", "onnx", "--out", str(tmp_path / "mine")], "not a seglab export"
+    else:
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        for item in onnx_export[0].iterdir():
+            (broken / item.name).write_bytes(item.read_bytes())
+        if case == "truncated onnx":
+            data = (broken / "model.onnx").read_bytes()
+            (broken / "model.onnx").write_bytes(data[: len(data) // 3])
+            named = "model.onnx is unreadable"
+        elif case == "corrupt tflite":
+            meta = json.loads((broken / "export.json").read_text())
+            (broken / "export.json").write_text(json.dumps({**meta, "format": "litert", "file": "model.tflite"}))
+            (broken / "model.tflite").write_bytes(b"\0" * 1000)
+            named = "model.tflite is unreadable"
+        elif case == "no model file":
+            (broken / "model.onnx").unlink()
+            named = "model.onnx not found"
+        else:
+            (broken / "export.json").write_text("{not json")
+            named = "export.json is unreadable"
+        args = ["predict", str(broken), str(images_dir), "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output and named in result.output, result.output
+    assert not (tmp_path / "out" / "predictions.json").exists()
+    if case == "out holds other files":
+        assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    if case == "no model":
+        assert not (tmp_path / "empty-run" / "export").exists()
