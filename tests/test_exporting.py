@@ -202,3 +202,28 @@ def test_bad_input_is_a_one_line_error_naming_the_file(case, tiny_run, onnx_expo
         assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
     if case == "no model":
         assert not (tmp_path / "empty-run" / "export").exists()
+
+
+@pytest.mark.slow
+def test_int8_export_is_calibrated_checked_and_scored(tiny_run, tmp_path):
+    # The tiny run trained for 2 epochs: its logits lie close together, so int8 rounding flips more
+    # pixels (98.4% agree) than on a trained model (the demo run's: 99.8%). Hence the lower bar here.
+    meta = export(tiny_run.path, "onnx", tmp_path / "int8", quantize="int8", min_agreement=0.95)
+    assert meta["quantization"]["type"] == "int8" and meta["quantization"]["calibration_images"] > 0
+    assert meta["parity"]["min_agreement"] == 0.95 and meta["parity"]["label_agreement"] >= 0.95
+    assert set(meta["parity"]["val_miou"]) == {"keras_fp32", "exported"}
+    model = onnx_model_ops(tmp_path / "int8" / "model.onnx")
+    assert "QuantizeLinear" in model and "DequantizeLinear" in model
+    assert sorted(p.name for p in (tmp_path / "int8").iterdir()) == ["classes.json", "export.json", "model.onnx"]
+
+
+def test_int8_is_for_onnx_only(tiny_run, tmp_path):
+    with pytest.raises(ValueError, match="--quantize int8 is for --format onnx"):
+        export(tiny_run.path, "litert", tmp_path / "x", quantize="int8")
+    assert not (tmp_path / "x").exists()
+
+
+def onnx_model_ops(path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path)).graph.node}

@@ -49,18 +49,22 @@ def time_inference(predict, images, min_seconds: float = 5.0) -> float:
     return calls * len(images) / (time.perf_counter() - start)
 
 
-def exported(model, classes, runtime: str, folder):
-    """`model` exported for `runtime` into `folder`, opened in that runtime (float32, logits)."""
-    from seglab.exporting import write_graph
+def exported(model, classes, runtime: str, folder, calibration=None):
+    """`model` exported for `runtime` into `folder` (logits, float32; int8 when `calibration`
+    images are given, ONNX only), opened in that runtime."""
+    from seglab.exporting import quantize_int8, write_graph
     from seglab.runtimes import PREDICTORS, require_runtime
 
     require_runtime(runtime)
     path, _, _ = write_graph(model, runtime, folder)
+    if calibration is not None:
+        quantize_int8(path, calibration)
     return PREDICTORS[runtime](path, classes, model.input_shape[1], "logits")
 
 
 def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: int = 10, jit: bool = False,
-          seed: int = 0, precision: str = "auto", runtime: str = "keras", **model_options) -> dict:
+          seed: int = 0, precision: str = "auto", runtime: str = "keras", quantize: str | None = None,
+          **model_options) -> dict:
     """Time `model_name` on the dataset at `data` (any format `seglab check` reads), in the
     precision `seglab train` would use (see seglab.precision). Inference runs on `runtime`:
     Keras, or the model exported (float32) and run by ONNX Runtime, LiteRT or TensorFlow."""
@@ -68,6 +72,8 @@ def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: i
         raise ValueError(f"Unknown bench mode {mode!r}. Use one of: {', '.join(MODES)}.")
     if runtime != "keras" and mode != "predict":
         raise ValueError(f"--runtime {runtime} times inference only: use `seglab bench predict`.")
+    if quantize not in (None, "int8") or (quantize and runtime != "onnx"):
+        raise ValueError("--quantize takes int8, with --runtime onnx.")
     precision = resolve_precision(precision)
     keras.utils.set_random_seed(seed)
     source = open_source(data)
@@ -87,9 +93,18 @@ def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: i
     if mode in ("predict", "all"):
         images = np.random.default_rng(seed).uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32)
         with tempfile.TemporaryDirectory(prefix="seglab-bench-") as folder:
-            predict = model.predict_on_batch if runtime == "keras" else exported(model, source.classes, runtime, folder)
+            calibration = _images(source, size, 32) if quantize else None
+            predict = (model.predict_on_batch if runtime == "keras"
+                       else exported(model, source.classes, runtime, folder, calibration))
             infer_img_s = time_inference(predict, images)
-        result |= {"runtime": runtime, "infer_img_s": round(infer_img_s, 2), "infer_gflop_s": round(fwd / 1e9 * infer_img_s, 1)}
+        result |= {"runtime": runtime, "quantize": quantize, "infer_img_s": round(infer_img_s, 2), "infer_gflop_s": round(fwd / 1e9 * infer_img_s, 1)}
         if runtime != "keras":
-            result["precision"] = "float32"  # exported graphs are float32 copies
+            result["precision"] = quantize or "float32"  # exported graphs are float32 copies, or int8
     return result | {"peak_rss_mib": _peak_rss_mib(), "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def _images(source, size: int, count: int) -> np.ndarray:
+    """`count` images of the dataset at `size` (the int8 calibration set)."""
+    split = "train" if "train" in source.splits else next(iter(source.splits))
+    batches = make_dataset(source, split, size=size, batch_size=count, shuffle=False, validate_first=False)
+    return next(iter(batches))[0].numpy()

@@ -31,6 +31,8 @@ from seglab.runtimes import EXPORT_JSON, FORMATS, OUTPUTS, PREDICTORS, decide, i
 KERAS_FORMATS = {"onnx": "onnx", "saved_model": "tf_saved_model", "litert": "litert"}
 PARITY_IMAGES = 32
 MIN_AGREEMENT = 0.999
+MIN_AGREEMENT_INT8 = 0.99  # int8 rounds every activation: a pixel on a class boundary may flip
+CALIBRATION_IMAGES = 64
 
 
 class OutputHead(keras.layers.Layer):
@@ -104,21 +106,68 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def validation_images(config: TrainConfig, count: int = PARITY_IMAGES) -> np.ndarray:
-    """Up to `count` images of the run's validation split at the model's size (float32 0..255)."""
+def run_source(config: TrainConfig, why: str):
+    """The run's dataset, or an error saying what needs it."""
+    try:
+        return config.open_source()
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+        raise ValueError(f"{why} needs the run's dataset, which cannot be read: {e} "
+                         "Put the dataset back, or export with --no-verify.") from None
+
+
+def split_images(source, config: TrainConfig, split: str = "val", count: int = PARITY_IMAGES) -> np.ndarray:
+    """Up to `count` images of `split` at the model's size (float32 0..255)."""
     from seglab.data.pipeline import make_dataset
 
-    try:
-        source = config.open_source()
-    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
-        raise ValueError(f"The parity check needs the run's validation images, and its dataset cannot be read: {e} "
-                         "Put the dataset back, or export with --no-verify.") from None
     images = []
-    for batch, _ in make_dataset(source, "val", size=config.size, batch_size=8, cache=False):
+    for batch, _ in make_dataset(source, split, size=config.size, batch_size=8, shuffle=False, validate_first=False):
         images.append(batch.numpy())
         if sum(len(b) for b in images) >= count:
             break
     return np.concatenate(images)[:count]
+
+
+def validation_miou(model, source, config: TrainConfig, classes: ClassSpec) -> float:
+    """Dataset-level mIoU of `model` (a Predictor) on the whole validation split at the model's size."""
+    from seglab.data.pipeline import make_dataset
+    from seglab.metrics import confusion_matrix, mean_iou
+
+    k = classes.num_classes
+    total = np.zeros((k, k), np.int64)
+    for images, truths in make_dataset(source, "val", size=config.size, batch_size=8, validate_first=False):
+        images = images.numpy()
+        predicted = np.stack(model.labels(images, [images.shape[1:3]] * len(images)))
+        total += confusion_matrix(truths.numpy(), predicted, k, classes.ignore_index)
+    return round(float(mean_iou(total)), 6)
+
+
+class _Calibration:
+    """ONNX Runtime's calibration reader over a stack of images, one batch of 8 at a time."""
+
+    def __init__(self, images: np.ndarray, input_name: str):
+        self.batches = iter([{input_name: images[i:i + 8]} for i in range(0, len(images), 8)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def quantize_int8(model_file: Path, images: np.ndarray) -> dict:
+    """Replace `model_file` by its int8 form: ONNX Runtime static quantization (QDQ, unsigned
+    8-bit activations and signed 8-bit per-channel weights, the pairing ORT runs fastest on x86),
+    calibrated with min/max on `images`."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    fp32 = model_file.with_name("model.fp32.onnx")
+    os.replace(model_file, fp32)
+    try:
+        quant_pre_process(str(fp32), str(fp32), skip_symbolic_shape=True)  # ONNX shape inference and fusions first, as ORT advises
+        quantize_static(str(fp32), str(model_file), _Calibration(images, "image"), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+    finally:
+        fp32.unlink(missing_ok=True)
+    return {"type": "int8", "method": "onnxruntime static, QDQ, min/max calibration", "per_channel": True,
+            "activations": "uint8", "weights": "int8", "calibration_images": int(len(images))}
 
 
 def parity(reference: keras.Model, exported, images: np.ndarray, batch_size: int = 8) -> dict:
@@ -149,11 +198,18 @@ def _probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def export(run_path, format: str, out=None, output: str = "logits", verify: bool = True,
-           min_agreement: float = MIN_AGREEMENT) -> dict:
-    """Export the run's best model to `out` (default RUN/export/<format>); return export.json's content.
+           min_agreement: float | None = None, quantize: str | None = None) -> dict:
+    """Export the run's best model to `out` (default RUN/export/<format>, or onnx-int8 with
+    `quantize='int8'`); return export.json's content.
 
-    Raises ParityFailed (and leaves nothing at `out`) when under `min_agreement` of the validation
-    pixels get the same label from the exported file as from Keras."""
+    Raises ParityFailed (and leaves nothing at `out`) when under `min_agreement` (default 0.999,
+    0.99 for int8) of the validation pixels get the same label from the exported file as from Keras."""
+    if quantize not in (None, "int8"):
+        raise ValueError(f"Unknown quantization {quantize!r}: use int8 (ONNX only).")
+    if quantize and format != "onnx":
+        raise ValueError(f"--quantize int8 is for --format onnx (ONNX Runtime static quantization); got {format}.")
+    if min_agreement is None:
+        min_agreement = MIN_AGREEMENT_INT8 if quantize else MIN_AGREEMENT
     if format not in FORMATS:
         raise ValueError(f"Unknown format {format!r}. Use one of: {', '.join(FORMATS)}.")
     if output not in OUTPUTS:
@@ -165,11 +221,12 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
         raise ValueError("Exporting to ONNX needs tf2onnx: pip install 'seglab[onnx]'.")
     run = Run(run_path)
     config, classes = TrainConfig.load(run.config), ClassSpec.load(run.classes)
-    out = Path(out) if out is not None else run.path / "export" / format
+    out = Path(out) if out is not None else run.path / "export" / (f"{format}-{quantize}" if quantize else format)
     _check_replaceable(check_output_dir(out))
     model = run.load_model(compile=False)
     checksum = sha256(run.model)
-    images = validation_images(config) if verify else None
+    source = run_source(config, "The parity check" if verify else "Calibrating int8") if (verify or quantize) else None
+    images = split_images(source, config) if verify else None
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -177,14 +234,22 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
     tmp.mkdir()
     try:
         model_file, graph, dynamic = write_graph(model, format, tmp, output)
+        quantization = quantize_int8(model_file, split_images(source, config, "train", CALIBRATION_IMAGES)) if quantize else None
         classes.save(tmp / "classes.json")
         exported = PREDICTORS[format](model_file, classes, config.size, output)
         if verify:
             check = {"verified": True, **parity(model, exported, images), "min_agreement": min_agreement}
+            if quantize:  # what int8 costs in the score, on the whole validation split
+                from seglab.runtimes import KerasPredictor
+
+                keras_model = KerasPredictor(model, classes, config.size)
+                check["val_miou"] = {"keras_fp32": validation_miou(keras_model, source, config, classes),
+                                     "exported": validation_miou(exported, source, config, classes)}
         else:
             check = {"verified": False, "reason": "--no-verify"}
         meta = _metadata(run, config, classes, format, output, graph, model.output_shape[-1] == 1, dynamic,
                          stride(model), checksum, check)
+        meta["quantization"] = quantization
         (tmp / EXPORT_JSON).write_text(json.dumps(meta, indent=2) + "\n")
         if verify and check["label_agreement"] < min_agreement:
             raise ParityFailed(
