@@ -26,7 +26,7 @@ from seglab.config import TrainConfig
 from seglab.data.classes import ClassSpec
 from seglab.errors import OutputError, ParityFailed
 from seglab.runs import Run, check_output_dir
-from seglab.runtimes import EXPORT_JSON, FORMATS, OUTPUTS, PREDICTORS, decide, is_export, require_runtime
+from seglab.runtimes import EXPORT_JSON, FORMATS, OUTPUTS, PREDICTORS, KerasPredictor, decide, is_export, require_runtime
 
 KERAS_FORMATS = {"onnx": "onnx", "saved_model": "tf_saved_model", "litert": "litert"}
 PARITY_IMAGES = 32
@@ -160,7 +160,8 @@ def quantize_int8(model_file: Path, images: np.ndarray) -> dict:
     fp32 = model_file.with_name("model.fp32.onnx")
     os.replace(model_file, fp32)
     try:
-        quant_pre_process(str(fp32), str(fp32), skip_symbolic_shape=True)  # ONNX shape inference and fusions first, as ORT advises
+        # ONNX shape inference and fusions first, as ONNX Runtime advises (its symbolic pass would need sympy)
+        quant_pre_process(str(fp32), str(fp32), skip_symbolic_shape=True)
         quantize_static(str(fp32), str(model_file), _Calibration(images, "image"), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
@@ -204,21 +205,7 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
 
     Raises ParityFailed (and leaves nothing at `out`) when under `min_agreement` (default 0.999,
     0.99 for int8) of the validation pixels get the same label from the exported file as from Keras."""
-    if quantize not in (None, "int8"):
-        raise ValueError(f"Unknown quantization {quantize!r}: use int8 (ONNX only).")
-    if quantize and format != "onnx":
-        raise ValueError(f"--quantize int8 is for --format onnx (ONNX Runtime static quantization); got {format}.")
-    if min_agreement is None:
-        min_agreement = MIN_AGREEMENT_INT8 if quantize else MIN_AGREEMENT
-    if format not in FORMATS:
-        raise ValueError(f"Unknown format {format!r}. Use one of: {', '.join(FORMATS)}.")
-    if output not in OUTPUTS:
-        raise ValueError(f"Unknown output {output!r}. Use one of: {', '.join(OUTPUTS)}.")
-    if not 0 <= min_agreement <= 1:
-        raise ValueError(f"min_agreement must be between 0 and 1; got {min_agreement}.")
-    require_runtime(format)
-    if format == "onnx" and importlib.util.find_spec("tf2onnx") is None:
-        raise ValueError("Exporting to ONNX needs tf2onnx: pip install 'seglab[onnx]'.")
+    min_agreement = _checked_options(format, output, min_agreement, quantize)
     run = Run(run_path)
     config, classes = TrainConfig.load(run.config), ClassSpec.load(run.classes)
     out = Path(out) if out is not None else run.path / "export" / (f"{format}-{quantize}" if quantize else format)
@@ -240,8 +227,6 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
         if verify:
             check = {"verified": True, **parity(model, exported, images), "min_agreement": min_agreement}
             if quantize:  # what int8 costs in the score, on the whole validation split
-                from seglab.runtimes import KerasPredictor
-
                 keras_model = KerasPredictor(model, classes, config.size)
                 check["val_miou"] = {"keras_fp32": validation_miou(keras_model, source, config, classes),
                                      "exported": validation_miou(exported, source, config, classes)}
@@ -260,6 +245,26 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta
+
+
+def _checked_options(format: str, output: str, min_agreement: float | None, quantize: str | None) -> float:
+    """Refuse what cannot be exported before anything is read; return the label agreement required."""
+    if quantize not in (None, "int8"):
+        raise ValueError(f"Unknown quantization {quantize!r}: use int8 (ONNX only).")
+    if quantize and format != "onnx":
+        raise ValueError(f"--quantize int8 is for --format onnx (ONNX Runtime static quantization); got {format}.")
+    if min_agreement is None:
+        min_agreement = MIN_AGREEMENT_INT8 if quantize else MIN_AGREEMENT
+    if format not in FORMATS:
+        raise ValueError(f"Unknown format {format!r}. Use one of: {', '.join(FORMATS)}.")
+    if output not in OUTPUTS:
+        raise ValueError(f"Unknown output {output!r}. Use one of: {', '.join(OUTPUTS)}.")
+    if not 0 <= min_agreement <= 1:
+        raise ValueError(f"min_agreement must be between 0 and 1; got {min_agreement}.")
+    require_runtime(format)
+    if format == "onnx" and importlib.util.find_spec("tf2onnx") is None:
+        raise ValueError("Exporting to ONNX needs tf2onnx: pip install 'seglab[onnx]'.")
+    return min_agreement
 
 
 def current_export(run: Run, format: str) -> Path:
