@@ -7,7 +7,7 @@ all cores) in between. Prints every measurement as a JSON line, then one summary
 medians, ratios to the tutorial's images/s, and achieved GFLOP/s as a share of the peak.
 
   python benchmarks/bench_runtimes.py --rounds 3
-  python benchmarks/bench_runtimes.py --models unet --rounds 5
+  python benchmarks/bench_runtimes.py --models unet --rounds 5 --runtimes onnx onnx_int8
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def main():
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=list(RUNTIMES))
     args = parser.parse_args()
     if not (SHARED / "reference" / "bench_seed.py").is_file():
         sys.exit(f"reference benchmark not found under {SHARED}: set SEGLAB_SHARED")
@@ -55,9 +56,9 @@ def main():
         weights_file = CONFIGS[model][3]
         weights = ["--weights", str(SHARED / "weights" / weights_file)] if weights_file else []
         reference = [sys.executable, str(SHARED / "reference" / "bench_seed.py"), *common, "--steps", "2", *weights]
-        ours = {name: [sys.executable, "-m", "seglab", "bench", "predict", *common, *weights, *extra]
-                for name, extra in RUNTIMES.items()}
-        results = {"seed": [], **{name: [] for name in RUNTIMES}, "peak": []}
+        ours = {name: [sys.executable, "-m", "seglab", "bench", "predict", *common, *weights, *RUNTIMES[name]]
+                for name in args.runtimes}
+        results = {"seed": [], **{name: [] for name in ours}, "peak": []}
         for _ in range(args.rounds):
             for name, command in (("seed", reference), *ours.items()):
                 results[name].append(run(command))
@@ -68,7 +69,7 @@ def main():
         peak = statistics.median(results["peak"])
         summary = {"summary": model, "size": args.size, "batch": args.batch, "rounds": args.rounds,
                    "seed_infer_img_s": seed, "matmul_peak_gflop_s": round(peak, 1)}
-        for name in RUNTIMES:
+        for name in ours:
             img_s = statistics.median(r["infer_img_s"] for r in results[name])
             gflop_s = statistics.median(r["infer_gflop_s"] for r in results[name])
             summary |= {f"{name}_img_s": img_s, f"{name}_vs_seed": round(img_s / seed, 3),

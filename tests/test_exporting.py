@@ -137,8 +137,8 @@ def test_a_failed_parity_check_fails_with_exit_1_and_keeps_nothing(tiny_run, tmp
 
     real = seglab.exporting.deployable
 
-    def converter_that_changes_the_model(model, output="logits"):  # as a broken converter would
-        graph, dynamic = real(model, output)
+    def converter_that_changes_the_model(model, output="logits", subpixel=None):  # as a broken converter would
+        graph, dynamic = real(model, output, subpixel)
         graph.set_weights([w[::-1].copy() if w.ndim == 1 else w * -1 for w in graph.get_weights()])
         return graph, dynamic
 

@@ -44,6 +44,9 @@ def test_predict_writes_full_size_masks_and_reports_bad_files(tiny_run, tmp_path
         assert sum(entry["class_fraction"].values()) == pytest.approx(1.0, abs=1e-5)
     saved = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert saved["predicted"] == 5 and len(saved["failed"]) == 1
+    seconds = saved["seconds"]  # where the time went: each stage once, adding up to the total
+    assert {"model", "waiting for masks and overlays to be written", "waiting for decoded images", "total"} <= set(seconds)
+    assert min(seconds.values()) >= 0 and sum(seconds.values()) - seconds["total"] == pytest.approx(seconds["total"], abs=0.01)
 
 
 def test_the_command_line_counts_what_it_skipped(tiny_run, tmp_path):

@@ -56,7 +56,7 @@ def exported(model, classes, runtime: str, folder, calibration=None):
     from seglab.runtimes import PREDICTORS, require_runtime
 
     require_runtime(runtime)
-    path, _, _ = write_graph(model, runtime, folder)
+    path, _, _ = write_graph(model, runtime, folder, int8=calibration is not None)
     if calibration is not None:
         quantize_int8(path, calibration)
     return PREDICTORS[runtime](path, classes, model.input_shape[1], "logits")

@@ -263,8 +263,11 @@ def predict(
     for failure in summary["failed"]:
         err.print(f"[yellow]skipped[/] {escape(failure['file'])}: {escape(failure['message'])}", highlight=False, soft_wrap=True)
     skipped, failed = len(summary["skipped_non_images"]), len(summary["failed"])
+    seconds = summary["seconds"]
     console.print(f"Predicted {summary['predicted']} image(s) into {out}; {failed} failed and skipped"
-                  + (f"; {skipped} non-image file(s) ignored" if skipped else "") + ".", soft_wrap=True, markup=False)
+                  + (f"; {skipped} non-image file(s) ignored" if skipped else "")
+                  + f". {seconds['total']:.1f} s on {summary['runtime']} (model {seconds.get('model', 0):.1f} s; "
+                  "predictions.json has the rest).", soft_wrap=True, markup=False)
     if failed:
         err.print(f"{failed} file(s) failed; see predictions.json for each one's reason.", highlight=False, markup=False)
     raise typer.Exit(1 if not summary["predicted"] or (strict and failed) else 0)

@@ -25,6 +25,7 @@ import numpy as np
 from seglab.config import TrainConfig
 from seglab.data.classes import ClassSpec
 from seglab.errors import OutputError, ParityFailed
+from seglab.graph_rewrites import SubPixelConvTranspose, float32_nodes, split_concat_conv, subpixel_applies
 from seglab.runs import Run, check_output_dir
 from seglab.runtimes import EXPORT_JSON, FORMATS, OUTPUTS, PREDICTORS, KerasPredictor, decide, is_export, require_runtime
 
@@ -54,15 +55,17 @@ class OutputHead(keras.layers.Layer):
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
-def deployable(model: keras.Model, output: str = "logits") -> tuple[keras.Model, bool]:
+def deployable(model: keras.Model, output: str = "logits", subpixel: str | None = None) -> tuple[keras.Model, bool]:
     """A float32 copy of `model` taking images of any height and width where the architecture
-    allows (else its own fixed size), returning `output`; and whether the size is dynamic."""
+    allows (else its own fixed size), returning `output`; and whether the size is dynamic.
+    `subpixel` ("free": where the kernel equals the stride; "all") computes transposed
+    convolutions in their sub-pixel form (see seglab.graph_rewrites)."""
     try:
-        copy, dynamic = _float32_copy(model, dynamic=True), True
+        copy, dynamic = _float32_copy(model, dynamic=True, subpixel=subpixel), True
         step = stride(model)  # a size the training size is not: does the copy really take it?
         copy(np.zeros((1, model.input_shape[1] + step, model.input_shape[2] + 2 * step, 3), np.float32))
     except (ValueError, TypeError):  # a layer fixed to the training size (a Reshape, a Dense)
-        copy, dynamic = _float32_copy(model, dynamic=False), False
+        copy, dynamic = _float32_copy(model, dynamic=False, subpixel=subpixel), False
     copy.set_weights(model.get_weights())
     if output != "logits":
         copy = keras.Model(copy.input, OutputHead(output, name=output)(copy.output), name=f"{model.name}_{output}")
@@ -70,15 +73,17 @@ def deployable(model: keras.Model, output: str = "logits") -> tuple[keras.Model,
     return copy, dynamic
 
 
-def _float32_copy(model: keras.Model, dynamic: bool, name: str = "image") -> keras.Model:
+def _float32_copy(model: keras.Model, dynamic: bool, name: str = "image", subpixel: str | None = None) -> keras.Model:
     """`model` rebuilt with every layer in float32 (a mixed-precision model too) and, when
     `dynamic`, every input (a nested encoder's too) of any height and width."""
     def copy(layer):
         if isinstance(layer, keras.Model):  # a nested encoder: its own input must be dynamic too
-            return _float32_copy(layer, dynamic, name=None)
+            return _float32_copy(layer, dynamic, name=None, subpixel=subpixel)
         config = layer.get_config()
         if "dtype" in config:
             config["dtype"] = "float32"
+        if subpixel and subpixel_applies(layer, all_kernels=subpixel == "all"):
+            return SubPixelConvTranspose(config)
         return layer.__class__.from_config(config)
 
     shape = (None, None, model.input_shape[-1]) if dynamic else model.input_shape[1:]
@@ -164,11 +169,12 @@ def quantize_int8(model_file: Path, images: np.ndarray) -> dict:
         quant_pre_process(str(fp32), str(fp32), skip_symbolic_shape=True)
         quantize_static(str(fp32), str(model_file), _Calibration(images, "image"), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=float32_nodes(fp32))
     finally:
         fp32.unlink(missing_ok=True)
     return {"type": "int8", "method": "onnxruntime static, QDQ, min/max calibration", "per_channel": True,
-            "activations": "uint8", "weights": "int8", "calibration_images": int(len(images))}
+            "activations": "uint8", "weights": "int8", "calibration_images": int(len(images)),
+            "float32": "the first convolution and the logits layer"}
 
 
 def parity(reference: keras.Model, exported, images: np.ndarray, batch_size: int = 8) -> dict:
@@ -220,7 +226,7 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        model_file, graph, dynamic = write_graph(model, format, tmp, output)
+        model_file, graph, dynamic = write_graph(model, format, tmp, output, int8=bool(quantize))
         quantization = quantize_int8(model_file, split_images(source, config, "train", CALIBRATION_IMAGES)) if quantize else None
         classes.save(tmp / "classes.json")
         exported = PREDICTORS[format](model_file, classes, config.size, output)
@@ -301,12 +307,17 @@ def _replace(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_graph(model: keras.Model, format: str, folder: Path, output: str = "logits") -> tuple[Path, keras.Model, bool]:
-    """Write `deployable(model, output)` into `folder` as `format`; return the model file, the
-    exported Keras graph and whether its height and width are dynamic."""
-    graph, dynamic = deployable(model, output)
+def write_graph(model: keras.Model, format: str, folder: Path, output: str = "logits",
+                int8: bool = False) -> tuple[Path, keras.Model, bool]:
+    """Write `deployable(model, output)` into `folder` as `format` (for ONNX, with the rewrites of
+    seglab.graph_rewrites; `int8`: ready to be quantized); return the model file, the exported
+    Keras graph and whether its height and width are dynamic."""
+    subpixel = ("all" if int8 else "free") if format == "onnx" else None  # measured on ONNX Runtime only
+    graph, dynamic = deployable(model, output, subpixel)
     path = Path(folder) / FORMATS[format][0]
     _write_graph(graph, format, path)
+    if format == "onnx":
+        split_concat_conv(path)
     return path, graph, dynamic
 
 

@@ -1,7 +1,9 @@
 """Progress bars for long work, on stderr so that --json output stays clean."""
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
 from typing import Callable, Iterable
 
 from rich.console import Console
@@ -50,3 +52,39 @@ class EpochBar:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+class Stopwatch:
+    """Wall-clock seconds per named stage of a loop, for the "where the time goes" line of an
+    output file: `with clock("model"): ...`, or `clock.timed(iterable, stage)` for the waits on an
+    iterator (work another thread does shows up there as the time the loop waited for it)."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - began
+
+    def timed(self, items: Iterable, stage: str):
+        items = iter(items)
+        while True:
+            with self(stage):
+                item = next(items, _DONE)
+            if item is _DONE:
+                return
+            yield item
+
+    def summary(self) -> dict:
+        """Each stage's seconds, the rest as "other" and the "total" since the clock started."""
+        total = time.perf_counter() - self.start
+        stages = {stage: round(seconds, 3) for stage, seconds in self.seconds.items()}
+        return {**stages, "other": round(max(0.0, total - sum(self.seconds.values())), 3), "total": round(total, 3)}
+
+
+_DONE = object()

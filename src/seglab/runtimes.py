@@ -57,11 +57,15 @@ class Predictor:
         raise NotImplementedError
 
     def labels(self, batch: np.ndarray, shapes, threshold: float = 0.5) -> list[np.ndarray]:
-        """Class indices (uint8 [h, w] each) for `batch`, resized to `shapes` [(h, w), ...]:
-        scores bilinearly before the decision, labels by nearest neighbour."""
+        """Class indices (uint8 [h, w] each) for `batch`, resized to `shapes` [(h, w), ...]."""
+        return self.to_labels(self(batch), shapes, threshold)
+
+    def to_labels(self, outputs: np.ndarray, shapes, threshold: float = 0.5) -> list[np.ndarray]:
+        """What the model returned for a batch, as class indices resized to `shapes`: scores
+        bilinearly before the decision, labels by nearest neighbour."""
         import tensorflow as tf
 
-        outputs = np.asarray(self(batch))
+        outputs = np.asarray(outputs)
         if self.output == "labels":
             if threshold != 0.5 and outputs.ndim == 3 and self.classes.num_classes == 2:
                 raise ValueError("This export decides labels inside the model at threshold 0.5; export it with "
