@@ -97,9 +97,9 @@ def main():
     args = parser.parse_args()
     if not (SHARED / "reference" / "train_seed.py").is_file():
         sys.exit(f"reference trainer not found under {SHARED}: set SEGLAB_SHARED")
-    from seglab.config import MODEL_DEFAULTS
+    from seglab.models import model_spec
 
-    epochs = args.epochs or [MODEL_DEFAULTS[m]["epochs"] for m in args.models]
+    epochs = args.epochs or [model_spec(m).recipe.epochs for m in args.models]
     with tempfile.TemporaryDirectory() as tmp:
         folders = split_folders(Path(args.data), Path(tmp))
         for model, n in zip(args.models, epochs):

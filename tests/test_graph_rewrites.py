@@ -38,6 +38,7 @@ def test_only_exact_rewrites_apply_and_free_ones_by_default():
     assert not subpixel_applies(keras.layers.Conv2DTranspose(4, 4, strides=2, padding="same"), all_kernels=False)
 
 
+@pytest.mark.slow
 def test_a_deployable_copy_with_sub_pixel_convolutions_gives_the_models_logits():
     model = build_model("pix2pix_unet", 3, 64, filters=8, max_filters=16)
     rng = np.random.default_rng(1)
@@ -74,6 +75,7 @@ def test_the_concat_conv_split_keeps_the_onnx_graphs_output(tmp_path):
     assert split_concat_conv(path) == 0  # nothing left to split
 
 
+@pytest.mark.slow
 def test_written_onnx_graphs_are_rewritten(tmp_path):
     import onnx
 
@@ -86,6 +88,7 @@ def test_written_onnx_graphs_are_rewritten(tmp_path):
     assert not any(node.input[0] in concatenated for node in nodes if node.op_type == "Conv")
 
 
+@pytest.mark.slow
 def test_int8_leaves_the_first_convolution_and_the_logits_layer_in_float32(tmp_path):
     import onnx
 

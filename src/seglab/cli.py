@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from seglab.errors import DataError, DatasetError, OutputError, ParityFailed, RunBusy, TrainingFailed, WeightsUnavailable
 from seglab.quiet import load_tensorflow
@@ -154,7 +155,7 @@ def _class_weights(value: str):
 @app.command()
 def train(
     data: str = typer.Argument("synthetic", help="Dataset folder (any format `seglab check` reads), or 'synthetic'."),
-    model: str = typer.Option("unet", "--model", "-m", help="fcn8s, mobilenet_unet, pix2pix_unet or unet."),
+    model: str = typer.Option("unet", "--model", "-m", help="Model name; `seglab models` lists them with their defaults."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder to write. Default: runs/MODEL."),
     resume: Optional[Path] = typer.Option(None, help="Continue the interrupted run in this folder (other options are read from it)."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
@@ -170,7 +171,7 @@ def train(
     loss: Optional[str] = typer.Option(None, help="ce, ce+dice, focal, dice, bce, bce+dice. Default: ce+dice (bce+dice for 2 classes)."),
     class_weights: str = typer.Option("none", help="auto (median-frequency), none, or one value per class: 1,2.5,1."),
     augment: bool = typer.Option(True, help="Flip, scale-and-crop, brightness and contrast on training batches."),
-    weights: Optional[str] = typer.Option(None, help="Encoder weights (mobilenet_unet, fcn8s): imagenet, none, or a .weights.h5 file."),
+    weights: Optional[str] = typer.Option(None, help="Encoder weights (models with a pretrained encoder, see `seglab models`): imagenet, none, or a .weights.h5 file."),
     fine_tune: Optional[str] = typer.Option(None, help="Encoder layers to train: none, all, or from a block (block_13, block4)."),
     option: list[str] = typer.Option([], "--option", help="Model option KEY=VALUE, repeatable: --option filters=16,32,64,128."),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
@@ -465,14 +466,38 @@ DEMO = {"model": "unet", "size": 64, "batch_size": 8, "learning_rate": 3e-3, "au
 
 
 @app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="One JSON object per model instead of a table.")):
+    """List the models `seglab train --model` takes: what each is, its parameters and forward GFLOPs
+    per image at its default size (3 classes), whether pretrained encoder weights exist, and the
+    training recipe it starts from."""
+    load_tensorflow()
+    from seglab.models.registry import catalog
+
+    entries = catalog()
+    if as_json:
+        for entry in entries:
+            print(json.dumps(entry), flush=True)
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("model", "parameters", "GFLOPs", "pretrained", "size", "batch", "epochs", "lr"):
+        table.add_column(column, justify="left" if column in ("model", "pretrained") else "right", no_wrap=True)
+    table.add_column("what it is")
+    for e in entries:
+        table.add_row(e["model"], f"{e['parameters']:,}", f"{e['gflops']:.2f}",
+                      "imagenet" if e["pretrained_weights"] else "no", str(e["size"]), str(e["batch_size"]),
+                      str(e["epochs"]), f"{e['learning_rate']:g}", e["summary"])
+    console.print(table)
+
+
+@app.command()
 def bench(
     mode: str = typer.Argument("all", help="train, predict, or all (both, in one process)."),
-    model: str = typer.Option("unet", "--model", "-m", help="Model name: fcn8s, mobilenet_unet, pix2pix_unet, unet."),
+    model: str = typer.Option("unet", "--model", "-m", help="Model name (`seglab models` lists them)."),
     data: str = typer.Option("synthetic", help="Dataset folder the training pipeline reads, or 'synthetic'."),
     size: int = typer.Option(128, help="Square image side in pixels."),
     batch: int = typer.Option(32, help="Batch size."),
     steps: int = typer.Option(10, help="Timed training steps (after 2 warm-up steps)."),
-    weights: str = typer.Option("none", help="Encoder weights for mobilenet_unet and fcn8s: imagenet, none or a file."),
+    weights: str = typer.Option("none", help="Encoder weights for a model with a pretrained encoder: imagenet, none or a file."),
     jit: bool = typer.Option(False, help="Compile with XLA."),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
     runtime: str = typer.Option("keras", help="predict: keras, or onnx, litert or saved_model (the model exported, float32)."),
@@ -487,8 +512,9 @@ def bench(
     """
     load_tensorflow()
     from seglab.bench import bench as run_bench
+    from seglab.models import model_spec
 
-    options = {"weights": weights} if model in ("mobilenet_unet", "fcn8s") else {}
+    options = {"weights": weights} if model_spec(model).pretrained else {}
     result = run_bench(mode, model, data, size, batch, steps=steps, jit=jit, precision=precision, runtime=runtime,
                        quantize=quantize, **options)
     print(json.dumps(result), flush=True)

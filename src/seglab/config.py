@@ -16,24 +16,6 @@ import yaml
 OPTIMIZERS = ("adam", "rmsprop")
 SCHEDULES = ("cosine", "plateau", "constant")
 
-# Per-model defaults that train a good model on 2 CPU cores in minutes and on a GPU in seconds.
-# VGG16 (fcn8s) has no BatchNorm: it needs a smaller learning rate than the others.
-MODEL_DEFAULTS = {
-    # BatchNorm in the U-Net (the tutorial has none): on Oxford-IIIT Pet, 0.612 vs 0.489 val mIoU
-    # after 30 epochs from scratch.
-    "unet": {"size": 128, "batch_size": 16, "epochs": 30, "learning_rate": 1e-3, "model_options": {"batch_norm": True}},
-    "pix2pix_unet": {"size": 128, "batch_size": 16, "epochs": 30, "learning_rate": 1e-3},
-    # On Oxford-IIIT Pet, 20 epochs (benchmarks/train_vs_reference.py): training MobileNetV2 from
-    # block_6 on (BatchNorm kept frozen) beat the frozen encoder, 0.726 vs 0.716 val mIoU. The
-    # half-width decoder (3.8M instead of 6.5M parameters, half the FLOPs) gave 0.726 vs 0.728 and
-    # brings the run under the tutorial recipe's time on 2 CPU cores (the full one took 1.04-1.23x).
-    "mobilenet_unet": {"size": 128, "batch_size": 16, "epochs": 20, "learning_rate": 1e-3, "weights": "imagenet",
-                       "fine_tune": "block_6",
-                       "model_options": {"decoder_filters": (256, 128, 64, 32)}},
-    "fcn8s": {"size": 128, "batch_size": 8, "epochs": 20, "learning_rate": 1e-4, "weights": "imagenet", "fine_tune": "all"},
-}
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     data: str = "synthetic"
@@ -158,19 +140,15 @@ def _typed(key: str, value):
 
 def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     """Fill the model's defaults and check every value, with errors that say what is valid."""
-    from seglab.models import MODELS
+    from seglab.models import model_options, model_spec
     from seglab.precision import resolve_precision
 
-    if config.model not in MODELS:
-        raise ValueError(f"Unknown model {config.model!r}. Available: {', '.join(sorted(MODELS))}.")
-    defaults = MODEL_DEFAULTS[config.model]
-    filled = {key: defaults.get(key) for key in ("size", "batch_size", "epochs", "learning_rate", "weights", "fine_tune")
+    recipe = model_spec(config.model).recipe  # each model's defaults, declared beside its builder
+    filled = {key: getattr(recipe, key) for key in ("size", "batch_size", "epochs", "learning_rate", "weights", "fine_tune")
               if getattr(config, key) is None}
     # Every option the builder takes, so config.yaml says each value used; the user's win.
-    from seglab.models import model_options
-
     builder = {k: v for k, v in model_options(config.model).items() if k not in ("weights", "fine_tune")}
-    filled["model_options"] = {**builder, **defaults.get("model_options", {}), **config.model_options}
+    filled["model_options"] = {**builder, **recipe.model_options, **config.model_options}
     if config.loss is None:
         filled["loss"] = "bce+dice" if num_classes == 2 else "ce+dice"
     filled["precision"] = resolve_precision(config.precision)
@@ -183,10 +161,12 @@ def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
 
 def validate(config: TrainConfig, num_classes: int) -> None:
     """Check a resolved configuration, new or loaded from a run, with errors that say what is valid."""
-    from seglab.models import MODELS
+    from seglab.models import model_spec
 
-    if config.model not in MODELS:
-        raise ValueError(f"Unknown model {config.model!r}. Available: {', '.join(sorted(MODELS))}.")
+    spec = model_spec(config.model)  # a known model
+    if not spec.pretrained and (config.weights or config.fine_tune):
+        raise ValueError(f"weights and fine_tune are for models with a pretrained encoder; {config.model} trains "
+                         "from scratch (`seglab models` lists which take them).")
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {config.optimizer!r}. Use one of: {', '.join(OPTIMIZERS)}.")
     if config.schedule not in SCHEDULES:

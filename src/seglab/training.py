@@ -24,7 +24,7 @@ from seglab.data.pipeline import make_dataset
 from seglab.errors import TrainingFailed
 from seglab.losses import make_loss, resolve_class_weights
 from seglab.metrics import segmentation_metrics
-from seglab.models import build_model
+from seglab.models import build_model, model_spec
 from seglab.precision import precision
 from seglab.progress import EpochBar
 from seglab.runs import Run, check_output_dir
@@ -248,6 +248,6 @@ def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int)
 
 
 def _model_options(config: TrainConfig) -> dict:
-    if config.model in ("mobilenet_unet", "fcn8s"):
+    if model_spec(config.model).pretrained:
         return {"weights": config.weights, "fine_tune": config.fine_tune}
     return {}

@@ -7,7 +7,7 @@ import keras
 import pytest
 from keras import layers
 
-from seglab.models import build_model
+from seglab.models import build_model, model_spec
 from seglab.models.flops import forward_flops
 
 
@@ -26,5 +26,5 @@ def test_flops_match_the_reference_count_of_the_tutorial_models(name, size, shar
     seed_models = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(seed_models)
     reference, _ = seed_models.BUILDERS[name](size=size, num_classes=3)
-    options = {"weights": "none", "fine_tune": "all"} if name in ("mobilenet_unet", "fcn8s") else {}
+    options = {"weights": "none", "fine_tune": "all"} if model_spec(name).pretrained else {}
     assert forward_flops(build_model(name, 3, size, **options)) == seed_models.forward_flops(reference)

@@ -11,7 +11,7 @@ import pytest
 from seglab.errors import WeightsUnavailable
 from seglab.losses import make_loss
 from seglab.metrics import segmentation_metrics
-from seglab.models import MODELS, build_model
+from seglab.models import MODELS, build_model, model_spec
 
 SIZE = 32
 # Small enough to build and step in about a second; no pretrained weights.
@@ -101,7 +101,7 @@ def test_a_fresh_process_loads_a_compiled_model_after_importing_seglab(tmp_path)
 @pytest.mark.parametrize("name", sorted(TUTORIAL_PARAMS))
 def test_tutorial_settings_give_the_tutorial_parameter_counts(name):
     size, expected = TUTORIAL_PARAMS[name]
-    options = {"weights": "none", "fine_tune": "all"} if name in ("mobilenet_unet", "fcn8s") else {}
+    options = {"weights": "none", "fine_tune": "all"} if model_spec(name).pretrained else {}
     assert build_model(name, 3, size, **options).count_params() == expected
 
 

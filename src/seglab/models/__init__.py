@@ -7,6 +7,6 @@ Importing this package registers seglab's layers, losses and metrics with Keras,
 import seglab.losses  # noqa: F401  (registers the losses)
 import seglab.metrics  # noqa: F401  (registers the metrics)
 from seglab.models.backbones import CaffePreprocess
-from seglab.models.registry import DEFAULT_SIZES, MODELS, build_model, model_options
+from seglab.models.registry import MODELS, SPECS, build_model, model_options, model_spec
 
-__all__ = ["CaffePreprocess", "DEFAULT_SIZES", "MODELS", "build_model", "model_options"]
+__all__ = ["CaffePreprocess", "MODELS", "SPECS", "build_model", "model_options", "model_spec"]

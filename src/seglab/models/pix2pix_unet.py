@@ -8,6 +8,7 @@ from keras import layers
 
 from seglab.models.blocks import down_block, logits_head, pix2pix_init, skip_concat, up_block
 from seglab.models.sizes import check_divisible
+from seglab.models.spec import ModelSpec, Recipe
 
 
 def pix2pix_unet(num_logits: int, input_size: tuple[int, int], depth: int | None = None, filters: int = 64,
@@ -37,3 +38,7 @@ def pix2pix_unet(num_logits: int, input_size: tuple[int, int], depth: int | None
         x = skip_concat(x, features[f"P{level}"], f"up{level}")
     outputs = logits_head(x, num_logits, 3, strides=2, transpose=True, kernel_initializer=pix2pix_init())
     return keras.Model(inputs, outputs, name="pix2pix_unet")
+
+
+SPEC = ModelSpec("pix2pix_unet", pix2pix_unet, Recipe(size=128, batch_size=16, epochs=30, learning_rate=1e-3),
+                 summary="the pix2pix generator U-Net (Isola et al.), from scratch")

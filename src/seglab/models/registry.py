@@ -6,21 +6,21 @@ from types import MappingProxyType
 
 import keras
 
-from seglab.models.fcn8s import fcn8s
-from seglab.models.mobilenet_unet import mobilenet_unet
-from seglab.models.pix2pix_unet import pix2pix_unet
+from seglab.models import fcn8s, mobilenet_unet, pix2pix_unet, unet
 from seglab.models.sizes import parse_input_size
-from seglab.models.unet import unet
+from seglab.models.spec import ModelSpec
 
-MODELS = MappingProxyType({
-    "fcn8s": fcn8s,
-    "mobilenet_unet": mobilenet_unet,
-    "pix2pix_unet": pix2pix_unet,
-    "unet": unet,
-})
+# One spec per model family, declared in its own file (seglab.models.spec).
+SPECS = MappingProxyType({spec.name: spec for spec in sorted(
+    (fcn8s.SPEC, mobilenet_unet.SPEC, pix2pix_unet.SPEC, unet.SPEC), key=lambda spec: spec.name)})
+MODELS = MappingProxyType({name: spec.builder for name, spec in SPECS.items()})
 
-# Each tutorial's image size, and seglab's default for the model.
-DEFAULT_SIZES = MappingProxyType({"fcn8s": 256, "mobilenet_unet": 128, "pix2pix_unet": 256, "unet": 128})
+
+def model_spec(name: str) -> ModelSpec:
+    """The spec of model `name`; an unknown name is a ValueError listing the known ones."""
+    if name not in SPECS:
+        raise ValueError(f"Unknown model {name!r}. Available: {', '.join(SPECS)}.")
+    return SPECS[name]
 
 
 def model_options(name: str) -> dict[str, object]:
@@ -30,16 +30,14 @@ def model_options(name: str) -> dict[str, object]:
 
 
 def _builder(name: str):
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}. Available: {', '.join(sorted(MODELS))}.")
-    return MODELS[name]
+    return model_spec(name).builder
 
 
 def build_model(name: str, num_logits: int, input_size=None, **options) -> keras.Model:
     """Build model `name`: raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits].
 
     num_logits=1 gives one binary logit (sigmoid semantics). `input_size` is (H, W) or an int;
-    it defaults to the model's `DEFAULT_SIZES`. Options are the builder's keyword arguments
+    it defaults to the size of the model's training recipe. Options are the builder's keyword arguments
     (`model_options(name)` lists them).
     """
     builder = _builder(name)
@@ -52,7 +50,7 @@ def build_model(name: str, num_logits: int, input_size=None, **options) -> keras
     options = {key: _checked_option(name, key, value, valid[key]) for key, value in options.items()}
     if isinstance(num_logits, bool) or not isinstance(num_logits, int) or num_logits < 1:
         raise ValueError(f"num_logits must be a positive int (1 for a binary model); got {num_logits!r}.")
-    return builder(num_logits, parse_input_size(DEFAULT_SIZES[name] if input_size is None else input_size), **options)
+    return builder(num_logits, parse_input_size(model_spec(name).recipe.size if input_size is None else input_size), **options)
 
 
 def _kind(value) -> str | None:
@@ -84,3 +82,24 @@ def _checked_option(model: str, key: str, value, default):
         shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
         raise ValueError(f"Option {key} of {model} takes {kind} (default {default!r}); got {shown!r}.")
     return value
+
+
+def catalog(classes: int = 3) -> list[dict]:
+    """One entry per model: its spec's summary and recipe, with the parameters and forward GFLOPs
+    per image of the model built at its recipe's size for `classes` classes (random weights)."""
+    from seglab.models.flops import forward_flops
+
+    entries = []
+    for name, spec in SPECS.items():
+        recipe = spec.recipe
+        options = {**recipe.model_options, **({"weights": "none", "fine_tune": "all"} if spec.pretrained else {})}
+        model = build_model(name, classes, recipe.size, **options)
+        entries.append({
+            "model": name, "summary": spec.summary, "parameters": int(model.count_params()),
+            "gflops": round(forward_flops(model) / 1e9, 3),
+            "pretrained_weights": recipe.weights if spec.pretrained else None,
+            "size": recipe.size, "batch_size": recipe.batch_size, "epochs": recipe.epochs,
+            "learning_rate": recipe.learning_rate, "weights": recipe.weights, "fine_tune": recipe.fine_tune,
+            "model_options": dict(recipe.model_options),
+        })
+    return entries

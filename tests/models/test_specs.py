@@ -1,0 +1,59 @@
+"""One spec per model family: the registry, `seglab train`'s defaults and `seglab models` all read
+it, so a model's recipe is stated once."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from seglab.cli import app
+from seglab.config import TrainConfig, resolve
+from seglab.models import MODELS, SPECS, model_spec
+from seglab.models.registry import catalog
+
+
+def test_every_model_has_a_spec_declared_in_its_own_module():
+    assert set(SPECS) == set(MODELS) == {"fcn8s", "mobilenet_unet", "pix2pix_unet", "unet"}
+    for name, spec in SPECS.items():
+        assert spec.name == name and spec.builder.__module__ == f"seglab.models.{name}"
+        assert spec.summary and spec.recipe.size % 32 == 0
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_train_defaults_are_the_specs_recipe(name):
+    recipe = model_spec(name).recipe
+    config = resolve(TrainConfig(model=name), num_classes=3)
+    assert (config.size, config.batch_size, config.epochs, config.learning_rate) == (
+        recipe.size, recipe.batch_size, recipe.epochs, recipe.learning_rate)
+    assert (config.weights, config.fine_tune) == (recipe.weights, recipe.fine_tune)
+    assert {k: config.model_options[k] for k in recipe.model_options} == dict(recipe.model_options)
+
+
+@pytest.mark.slow  # builds VGG16
+def test_fcn8s_has_one_default_size():
+    from seglab.models import build_model
+
+    assert build_model("fcn8s", 3, weights="none").input_shape[1:3] == (model_spec("fcn8s").recipe.size,) * 2
+    assert resolve(TrainConfig(model="fcn8s"), num_classes=3).size == model_spec("fcn8s").recipe.size
+
+
+def test_an_unknown_model_lists_the_known_ones_and_weights_are_for_pretrained_encoders():
+    with pytest.raises(ValueError, match="Unknown model 'unet3'. Available: fcn8s, mobilenet_unet, pix2pix_unet, unet"):
+        model_spec("unet3")
+    with pytest.raises(ValueError, match="unet trains from scratch"):
+        resolve(TrainConfig(model="unet", weights="imagenet"), num_classes=3)
+
+
+@pytest.mark.slow  # builds every model twice
+def test_seglab_models_lists_each_model_with_its_size_and_recipe():
+    result = CliRunner().invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    entries = {e["model"]: e for e in map(json.loads, result.output.strip().splitlines())}
+    assert set(entries) == set(SPECS)
+    assert entries["mobilenet_unet"]["pretrained_weights"] == "imagenet" and entries["unet"]["pretrained_weights"] is None
+    assert entries["unet"]["gflops"] == pytest.approx(6.06, abs=0.01)  # the tutorial's U-Net, with BatchNorm
+    assert entries["mobilenet_unet"]["parameters"] == 3_787_331  # the recipe's half-width decoder
+    table = CliRunner().invoke(app, ["models"])
+    assert table.exit_code == 0 and all(name in table.output for name in SPECS)
+    assert catalog()[0]["model"] == "fcn8s"  # sorted by name
