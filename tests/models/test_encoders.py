@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seglab.models.encoders import ENCODERS, STRIDES, build_encoder
+from seglab.models.encoders import STRIDES, build_encoder
 
 FAST = ["mobilenet_v2", "mobilenet_v3_small", "vgg16"]  # the rest, a few seconds each, with `make test`
-SLOW = sorted(set(ENCODERS) - set(FAST))
+# One of each other family with `make test`; their larger siblings (ResNet101, EfficientNetV2 B1-B3
+# and S, ConvNeXt Small) take the same code path and would cost the suite a minute. All 14 passed
+# when this was written.
+SLOW = ["convnext_tiny", "efficientnetv2_b0", "mobilenet_v3_large", "resnet50"]
 
 
 def features_of(name, size=(64, 96)):
