@@ -1,8 +1,10 @@
 """Shared fixtures: small datasets written to temporary folders, and the real data beside the project."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +85,22 @@ TINY_TRAINING = {"model": "unet", "size": 32, "batch_size": 16, "model_options":
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, worker_id):
+    """The tiny run, trained once per test session: the first xdist worker to need it trains it
+    (under a file lock, in the folder the workers share) and each worker gets a copy of its own,
+    since tests write into it (metrics, reports, exports). Tracing the training step is most of
+    the 20 s a training takes, so a second worker training it too cost `make check` that much."""
+    from seglab.runs import Run
     from seglab.training import train
 
-    return train("synthetic", tmp_path_factory.mktemp("runs") / "tiny", epochs=2, verbose=0, **TINY_TRAINING)
+    mine = tmp_path_factory.mktemp("runs") / "tiny"
+    if worker_id == "master":  # no xdist
+        return train("synthetic", mine, epochs=2, verbose=0, **TINY_TRAINING)
+    shared = tmp_path_factory.getbasetemp().parent / "tiny_run"  # this session's, shared by its workers
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (shared / "run").is_dir():
+            train("synthetic", shared / "training", epochs=2, verbose=0, **TINY_TRAINING)
+            (shared / "training").rename(shared / "run")  # complete before any worker copies it
+    shutil.copytree(shared / "run", mine)
+    return Run(mine)

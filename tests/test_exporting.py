@@ -24,6 +24,11 @@ FAMILIES = [
     pytest.param("mobilenet_unet", 64, {"weights": "none", "alpha": 0.35, "decoder_filters": (16, 8, 8, 8)},
                  marks=pytest.mark.slow),
     pytest.param("fcn8s", 64, {"weights": "none"}, marks=pytest.mark.slow),
+    pytest.param("deeplabv3plus", 64, {"weights": "none", "encoder": "resnet50", "filters": 16}, marks=pytest.mark.slow),
+    pytest.param("fpn", 64, {"weights": "none", "encoder": "efficientnetv2_b0", "pyramid_filters": 16},
+                 marks=pytest.mark.slow),
+    pytest.param("unet", 64, {"encoder": "mobilenet_v3_small", "weights": "none", "decoder_filters": (16, 16, 8, 8, 8)},
+                 marks=pytest.mark.slow),
 ]
 
 
@@ -40,11 +45,19 @@ def test_every_family_exports_to_every_format_with_the_same_labels(name, size, o
     exported = PREDICTORS[format](path, classes=None, size=size, output="logits")
     check = parity(model, exported, images(4, size, size))
     assert check["max_abs_diff"] < 1e-3 and check["label_agreement"] >= 0.999, check
-    assert dynamic  # all four are fully convolutional
+    assert dynamic  # all are fully convolutional
     step = stride(model)
     wide = images(2, step * 2, step * 3)  # another, non-square size, a multiple of the stride
     assert exported(wide).shape == (2, step * 2, step * 3, 3)
     np.testing.assert_allclose(exported(wide), graph.predict_on_batch(wide), atol=1e-3)
+
+
+@pytest.mark.slow  # imports KerasHub
+def test_segformer_is_refused_clearly_before_anything_is_written(tmp_path):
+    model = build_model("segformer", 3, 64, weights="none")
+    with pytest.raises(ValueError, match="holds KerasHub's MiT encoder, which seglab cannot export yet"):
+        write_graph(model, "onnx", tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_stride_is_the_coarsest_feature_maps_step():

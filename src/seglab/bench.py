@@ -83,13 +83,15 @@ def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: i
         model.compile(optimizer="adam", loss=make_loss("ce", num_classes), metrics=segmentation_metrics(num_classes),
                       jit_compile=jit)
     fwd = forward_flops(model)
+    gflop = (lambda per_second, passes=1: None) if fwd is None else (  # None: a model with blocks not counted
+        lambda per_second, passes=1: round(passes * fwd / 1e9 * per_second, 1))
     result = {"impl": "seglab", "mode": mode, "model": model_name, "size": size, "batch": batch_size, "jit": jit,
-              "precision": precision, "fwd_gflop": round(fwd / 1e9, 3)}
+              "precision": precision, "fwd_gflop": fwd and round(fwd / 1e9, 3)}
     if mode in ("train", "all"):
         split = "train" if "train" in source.splits else next(iter(source.splits))
         dataset = make_dataset(source, split, size=size, batch_size=batch_size, repeat=True, seed=seed)
         train_img_s = time_training(model, dataset, steps, batch_size)
-        result |= {"train_img_s": round(train_img_s, 2), "train_gflop_s": round(3 * fwd / 1e9 * train_img_s, 1)}
+        result |= {"train_img_s": round(train_img_s, 2), "train_gflop_s": gflop(train_img_s, passes=3)}
     if mode in ("predict", "all"):
         images = np.random.default_rng(seed).uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32)
         with tempfile.TemporaryDirectory(prefix="seglab-bench-") as folder:
@@ -97,7 +99,7 @@ def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: i
             predict = (model.predict_on_batch if runtime == "keras"
                        else exported(model, source.classes, runtime, folder, calibration))
             infer_img_s = time_inference(predict, images)
-        result |= {"runtime": runtime, "quantize": quantize, "infer_img_s": round(infer_img_s, 2), "infer_gflop_s": round(fwd / 1e9 * infer_img_s, 1)}
+        result |= {"runtime": runtime, "quantize": quantize, "infer_img_s": round(infer_img_s, 2), "infer_gflop_s": gflop(infer_img_s)}
         if runtime != "keras":
             result["precision"] = quantize or "float32"  # exported graphs are float32 copies, or int8
     return result | {"peak_rss_mib": _peak_rss_mib(), "tensorflow": tf.__version__, "keras": keras.__version__}

@@ -135,6 +135,14 @@ def _parse_options(pairs: list[str]) -> dict:
     return options
 
 
+def _check_takes_encoder(model: str) -> None:
+    from seglab.models import SPECS, model_options
+
+    if model in SPECS and "encoder" not in model_options(model):
+        takes = ", ".join(name for name in SPECS if "encoder" in model_options(name))
+        _fail(f"--encoder is for the models built over any encoder ({takes}); {model}'s encoder is fixed.")
+
+
 def _class_names(classes: str | None):
     """`--classes a,b,c` -> a ClassSpec (None when not given): the one type from here on."""
     from seglab.data.classes import ClassSpec
@@ -173,6 +181,7 @@ def train(
     augment: bool = typer.Option(True, help="Flip, scale-and-crop, brightness and contrast on training batches."),
     weights: Optional[str] = typer.Option(None, help="Encoder weights (models with a pretrained encoder, see `seglab models`): imagenet, none, or a .weights.h5 file."),
     fine_tune: Optional[str] = typer.Option(None, help="Encoder layers to train: none, all, or from a block (block_13, block4)."),
+    encoder: Optional[str] = typer.Option(None, help="Encoder of unet, fpn or deeplabv3plus: a keras.applications network (`seglab models --encoders` lists them) or unet's own 'scratch'. Default: the model's."),
     option: list[str] = typer.Option([], "--option", help="Model option KEY=VALUE, repeatable: --option filters=16,32,64,128."),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
     previews: int = typer.Option(8, help="Validation samples predicted after every epoch, for the previews and `seglab view`."),
@@ -201,6 +210,9 @@ def train(
                        previews=previews, wandb=wandb, wandb_project=wandb_project, tensorboard=tensorboard,
                        val_fraction=val_fraction, class_weights=_class_weights(class_weights),
                        model_options=_parse_options(option))
+        if encoder is not None:
+            _check_takes_encoder(model)
+            options["model_options"]["encoder"] = encoder
         call = lambda: run_train(data, out, **options)  # noqa: E731
     try:
         run = call()
@@ -466,27 +478,44 @@ DEMO = {"model": "unet", "size": 64, "batch_size": 8, "learning_rate": 3e-3, "au
 
 
 @app.command()
-def models(as_json: bool = typer.Option(False, "--json", help="One JSON object per model instead of a table.")):
+def models(as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
+           encoders: bool = typer.Option(False, "--encoders", help="List the encoders (--encoder) instead, with their "
+                                                                   "parameters and GFLOPs at 128x128.")):
     """List the models `seglab train --model` takes: what each is, its parameters and forward GFLOPs
-    per image at its default size (3 classes), whether pretrained encoder weights exist, and the
-    training recipe it starts from."""
+    per image at its default size (3 classes), the pretrained weights it starts from, and the
+    training recipe. With --encoders: the keras.applications encoders unet, fpn and deeplabv3plus take."""
     load_tensorflow()
+    from seglab.models.encoders import encoder_catalog
     from seglab.models.registry import catalog
 
-    entries = catalog()
+    entries = encoder_catalog() if encoders else catalog()
     if as_json:
         for entry in entries:
             print(json.dumps(entry), flush=True)
         return
+    if encoders:
+        columns = {"encoder": "encoder", "keras.applications": "application", "parameters": "parameters",
+                   "GFLOPs": "gflops", "features": "features", "weights": "pretrained_weights"}
+    else:
+        columns = {"model": "model", "parameters": "parameters", "GFLOPs": "gflops", "starts from": "pretrained_weights",
+                   "size": "size", "batch": "batch_size", "epochs": "epochs", "lr": "learning_rate"}
     table = Table(box=None, header_style="bold")
-    for column in ("model", "parameters", "GFLOPs", "pretrained", "size", "batch", "epochs", "lr"):
-        table.add_column(column, justify="left" if column in ("model", "pretrained") else "right", no_wrap=True)
-    table.add_column("what it is")
+    for column, key in columns.items():
+        numeric = key in ("parameters", "gflops", "size", "batch_size", "epochs", "learning_rate")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    shown = {"parameters": "{:,}".format, "gflops": lambda v: "-" if v is None else f"{v:.2f}", "learning_rate": "{:g}".format,
+             "features": " ".join, "pretrained_weights": lambda v: v or "random"}
     for e in entries:
-        table.add_row(e["model"], f"{e['parameters']:,}", f"{e['gflops']:.2f}",
-                      "imagenet" if e["pretrained_weights"] else "no", str(e["size"]), str(e["batch_size"]),
-                      str(e["epochs"]), f"{e['learning_rate']:g}", e["summary"])
+        table.add_row(*(shown.get(key, str)(e[key]) for key in columns.values()))
     console.print(table)
+    if not encoders:
+        console.print()
+        for e in entries:
+            console.print(f"{e['model']}: {e['summary']}", highlight=False, markup=False)
+        console.print("\nGFLOPs: 2 x the multiply-adds of the conv and dense layers; - where a model holds blocks this "
+                      "count does not know (SegFormer's attention).", highlight=False)
+        console.print("\nunet, fpn and deeplabv3plus take --encoder (`seglab models --encoders` lists them).",
+                      highlight=False, markup=False)
 
 
 @app.command()

@@ -141,14 +141,18 @@ def _typed(key: str, value):
 def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     """Fill the model's defaults and check every value, with errors that say what is valid."""
     from seglab.models import model_options, model_spec
+    from seglab.models.encoders import PRETRAINED_START, SCRATCH
     from seglab.precision import resolve_precision
 
     recipe = model_spec(config.model).recipe  # each model's defaults, declared beside its builder
-    filled = {key: getattr(recipe, key) for key in ("size", "batch_size", "epochs", "learning_rate", "weights", "fine_tune")
-              if getattr(config, key) is None}
     # Every option the builder takes, so config.yaml says each value used; the user's win.
     builder = {k: v for k, v in model_options(config.model).items() if k not in ("weights", "fine_tune")}
-    filled["model_options"] = {**builder, **recipe.model_options, **config.model_options}
+    options = {**builder, **recipe.model_options, **config.model_options}
+    defaults = {key: getattr(recipe, key) for key in ("size", "batch_size", "epochs", "learning_rate", "weights", "fine_tune")}
+    if recipe.weights is None and options.get("encoder", SCRATCH) != SCRATCH:
+        defaults.update(PRETRAINED_START)  # unet's recipe is from scratch; over a keras.applications encoder it is not
+    filled = {key: value for key, value in defaults.items() if getattr(config, key) is None}
+    filled["model_options"] = options
     if config.loss is None:
         filled["loss"] = "bce+dice" if num_classes == 2 else "ce+dice"
     filled["precision"] = resolve_precision(config.precision)
@@ -162,11 +166,14 @@ def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
 def validate(config: TrainConfig, num_classes: int) -> None:
     """Check a resolved configuration, new or loaded from a run, with errors that say what is valid."""
     from seglab.models import model_spec
+    from seglab.models.encoders import SCRATCH
 
     spec = model_spec(config.model)  # a known model
-    if not spec.pretrained and (config.weights or config.fine_tune):
-        raise ValueError(f"weights and fine_tune are for models with a pretrained encoder; {config.model} trains "
-                         "from scratch (`seglab models` lists which take them).")
+    scratch = config.model_options.get("encoder") == SCRATCH
+    if (scratch or not spec.pretrained) and (config.weights or config.fine_tune):
+        raise ValueError(f"weights and fine_tune are for models with a pretrained encoder; {config.model}"
+                         f"{' with its scratch encoder' if scratch else ''} trains from scratch (`seglab models` "
+                         "lists which take them and the encoders).")
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {config.optimizer!r}. Use one of: {', '.join(OPTIMIZERS)}.")
     if config.schedule not in SCHEDULES:

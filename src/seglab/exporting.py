@@ -25,7 +25,8 @@ import numpy as np
 from seglab.config import TrainConfig
 from seglab.data.classes import ClassSpec
 from seglab.errors import OutputError, ParityFailed
-from seglab.graph_rewrites import SubPixelConvTranspose, float32_nodes, split_concat_conv, subpixel_applies
+from seglab.graph_rewrites import (ConstantNormalization, SubPixelConvTranspose, constant_normalization_applies,
+                                   float32_nodes, split_concat_conv, subpixel_applies)
 from seglab.runs import Run, check_output_dir
 from seglab.runtimes import EXPORT_JSON, FORMATS, OUTPUTS, PREDICTORS, KerasPredictor, decide, is_export, require_runtime
 
@@ -60,6 +61,12 @@ def deployable(model: keras.Model, output: str = "logits", subpixel: str | None 
     allows (else its own fixed size), returning `output`; and whether the size is dynamic.
     `subpixel` ("free": where the kernel equals the stride; "all") computes transposed
     convolutions in their sub-pixel form (see seglab.graph_rewrites)."""
+    if _holds_keras_hub(model):
+        # Measured with keras_hub 0.32: its MiT blocks' configs do not round-trip (no float32 copy),
+        # and the ONNX graph of its attention fails in ONNX Runtime on a batch of more than one.
+        raise ValueError(f"{model.name} holds KerasHub's MiT encoder, which seglab cannot export yet (its layers do "
+                         "not rebuild from their configs, and its ONNX graph fails at run time). Use the run with "
+                         "--runtime keras, or another model (`seglab models`).")
     try:
         copy, dynamic = _float32_copy(model, dynamic=True, subpixel=subpixel), True
         step = stride(model)  # a size the training size is not: does the copy really take it?
@@ -73,6 +80,11 @@ def deployable(model: keras.Model, output: str = "logits", subpixel: str | None 
     return copy, dynamic
 
 
+def _holds_keras_hub(model: keras.Model) -> bool:
+    return any(type(layer).__module__.startswith("keras_hub") or
+               (isinstance(layer, keras.Model) and _holds_keras_hub(layer)) for layer in model.layers)
+
+
 def _float32_copy(model: keras.Model, dynamic: bool, name: str = "image", subpixel: str | None = None) -> keras.Model:
     """`model` rebuilt with every layer in float32 (a mixed-precision model too) and, when
     `dynamic`, every input (a nested encoder's too) of any height and width."""
@@ -84,6 +96,8 @@ def _float32_copy(model: keras.Model, dynamic: bool, name: str = "image", subpix
             config["dtype"] = "float32"
         if subpixel and subpixel_applies(layer, all_kernels=subpixel == "all"):
             return SubPixelConvTranspose(config)
+        if constant_normalization_applies(layer):
+            return ConstantNormalization(config)
         return layer.__class__.from_config(config)
 
     shape = (None, None, model.input_shape[-1]) if dynamic else model.input_shape[1:]

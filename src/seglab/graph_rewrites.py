@@ -12,6 +12,7 @@ Both were chosen from ONNX Runtime's per-operator profile of seglab's U-Nets on 
   Runtime runs Conv in int8 but leaves ConvTranspose in float32, dequantizing its inputs on every
   call. With a kernel larger than the stride (pix2pix's 4x4, stride 2) the convolution does more
   multiply-adds than the transposed one, so float32 graphs keep those as they are.
+- **Constant normalisation** (Keras level): see ConstantNormalization; a correctness fix, not speed.
 - **Concatenation + convolution split** (ONNX level). conv(concat(a, b)) = conv(a, W_a) + conv(b, W_b):
   a U-Net decoder's skip concatenation then never materialises, and ONNX Runtime's blocked (NCHWc)
   layout runs straight through from the encoder's skip to the addition, which it fuses into the
@@ -105,6 +106,25 @@ class SubPixelConvTranspose(keras.layers.Layer):
         if self.use_bias:
             y = y + self.bias
         return self.activation(y)
+
+
+class ConstantNormalization(keras.layers.Layer):
+    """Keras's Normalization with a fixed mean and variance (EfficientNetV2's preprocessing), its
+    constants made inside the traced call. Keras's layer makes them once, outside the trace, and
+    tf2onnx turns such captured tensors into graph inputs the caller would have to feed."""
+
+    def __init__(self, source_config: dict, **kwargs):
+        super().__init__(name=source_config["name"], **kwargs)
+        self.mean = np.asarray(source_config["mean"], np.float32)
+        self.std = np.sqrt(np.maximum(np.asarray(source_config["variance"], np.float32), keras.backend.epsilon()))
+
+    def call(self, x):
+        return (x - keras.ops.convert_to_tensor(self.mean)) / keras.ops.convert_to_tensor(self.std)
+
+
+def constant_normalization_applies(layer) -> bool:
+    config = layer.get_config() if isinstance(layer, keras.layers.Normalization) else {}
+    return config.get("mean") is not None and config.get("variance") is not None and not config.get("invert")
 
 
 def split_concat_conv(path: Path) -> int:

@@ -14,7 +14,8 @@ from seglab.models.registry import catalog
 
 
 def test_every_model_has_a_spec_declared_in_its_own_module():
-    assert set(SPECS) == set(MODELS) == {"fcn8s", "mobilenet_unet", "pix2pix_unet", "unet"}
+    assert set(SPECS) == set(MODELS) == {"deeplabv3plus", "fcn8s", "fpn", "mobilenet_unet", "pix2pix_unet", "segformer",
+                                         "unet"}
     for name, spec in SPECS.items():
         assert spec.name == name and spec.builder.__module__ == f"seglab.models.{name}"
         assert spec.summary and spec.recipe.size % 32 == 0
@@ -39,10 +40,28 @@ def test_fcn8s_has_one_default_size():
 
 
 def test_an_unknown_model_lists_the_known_ones_and_weights_are_for_pretrained_encoders():
-    with pytest.raises(ValueError, match="Unknown model 'unet3'. Available: fcn8s, mobilenet_unet, pix2pix_unet, unet"):
+    with pytest.raises(ValueError, match="Unknown model 'unet3'. Available: deeplabv3plus, fcn8s, fpn, mobilenet_unet"):
         model_spec("unet3")
-    with pytest.raises(ValueError, match="unet trains from scratch"):
+    with pytest.raises(ValueError, match="unet with its scratch encoder trains from scratch"):
         resolve(TrainConfig(model="unet", weights="imagenet"), num_classes=3)
+    with pytest.raises(ValueError, match="pix2pix_unet trains from scratch"):
+        resolve(TrainConfig(model="pix2pix_unet", fine_tune="all"), num_classes=3)
+
+
+def test_unet_over_a_keras_applications_encoder_starts_from_imagenet_unless_told():
+    config = resolve(TrainConfig(model="unet", model_options={"encoder": "resnet50"}), num_classes=3)
+    assert (config.weights, config.fine_tune, config.model_options["encoder"]) == ("imagenet", "all", "resnet50")
+    config = resolve(TrainConfig(model="unet", weights="none", model_options={"encoder": "resnet50"}), num_classes=3)
+    assert (config.weights, config.fine_tune) == ("none", "all")
+    assert resolve(TrainConfig(model="unet"), num_classes=3).model_options["encoder"] == "scratch"
+
+
+def test_encoder_is_refused_for_a_model_whose_encoder_is_fixed(tmp_path):
+    result = CliRunner().invoke(app, ["train", "synthetic", "--model", "fcn8s", "--encoder", "resnet50",
+                                      "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0 and not (tmp_path / "run").exists()
+    assert "--encoder is for the models built over any encoder (deeplabv3plus, fpn, unet); fcn8s's encoder is fixed" \
+        in result.output
 
 
 @pytest.mark.slow  # builds every model twice
@@ -56,4 +75,4 @@ def test_seglab_models_lists_each_model_with_its_size_and_recipe():
     assert entries["mobilenet_unet"]["parameters"] == 3_787_331  # the recipe's half-width decoder
     table = CliRunner().invoke(app, ["models"])
     assert table.exit_code == 0 and all(name in table.output for name in SPECS)
-    assert catalog()[0]["model"] == "fcn8s"  # sorted by name
+    assert catalog()[0]["model"] == "deeplabv3plus"  # sorted by name

@@ -14,13 +14,23 @@ from seglab.metrics import segmentation_metrics
 from seglab.models import MODELS, build_model, model_spec
 
 SIZE = 32
-# Small enough to build and step in about a second; no pretrained weights.
+# Small enough to build and step in seconds; no pretrained weights, no dropout (the loss below is
+# compared between two forward passes).
 TINY = {
     "unet": {"filters": (4, 8)},
     "pix2pix_unet": {"filters": 4, "max_filters": 16, "dropout": 0.0},
     "mobilenet_unet": {"weights": "none", "fine_tune": "all", "alpha": 0.35, "decoder_filters": (16, 8, 8, 4)},
     "fcn8s": {"weights": "none"},
+    "deeplabv3plus": {"weights": "none", "filters": 16, "low_level_filters": 8, "dropout": 0.0},
+    "fpn": {"weights": "none", "pyramid_filters": 16, "segmentation_filters": 8, "dropout": 0.0},
+    "segformer": {"weights": "none", "dropout": 0.0},
 }
+SQUARE_ONLY = {"segformer"}  # KerasHub's MiT attention assumes a square token grid, of 64 px or more
+# Every architecture, over a few encoders of different families (None: the model's default).
+# (ConvNeXt, the one family without stride-2 features, is built in test_unet_joins_the_features_an_encoder_has.)
+STEPPED = [("unet", None), ("unet", "mobilenet_v3_small"), ("pix2pix_unet", None), ("mobilenet_unet", None),
+           ("fcn8s", None), ("deeplabv3plus", None), ("deeplabv3plus", "resnet50"), ("fpn", "efficientnetv2_b0"),
+           ("segformer", None)]
 # VGG16 has no BatchNorm: from scratch, Adam at 1e-3 overshoots on the first step.
 LEARNING_RATE = {"fcn8s": 1e-4}
 TUTORIAL_PARAMS = {"unet": (128, 7_760_931), "pix2pix_unet": (256, 54_423_171),
@@ -38,12 +48,12 @@ def fixed_batch(num_classes: int, batch: int = 4, size: int = SIZE):
     return images, labels
 
 
-def tiny_model(name: str, num_classes: int = 3) -> keras.Model:
+def tiny_model(name: str, num_classes: int = 3, size: int = SIZE, run_eagerly: bool = False, **options) -> keras.Model:
     keras.utils.set_random_seed(0)
-    model = build_model(name, num_classes, SIZE, **TINY[name])
+    model = build_model(name, num_classes, size, **{**TINY[name], **options})
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE.get(name, 1e-3)),
                   loss=make_loss("ce" if num_classes > 1 else "bce", num_classes),
-                  metrics=segmentation_metrics(max(num_classes, 2)))
+                  metrics=segmentation_metrics(max(num_classes, 2)), run_eagerly=run_eagerly)
     return model
 
 
@@ -54,21 +64,39 @@ def test_every_registered_model_has_a_tiny_config():
 @pytest.mark.parametrize("name", sorted(TINY))
 @pytest.mark.parametrize("num_classes", [3, 1])
 def test_logits_shape(name, num_classes):
-    model = build_model(name, num_classes, (SIZE, 2 * SIZE), **TINY[name])
-    images = np.zeros((2, SIZE, 2 * SIZE, 3), np.float32)
-    assert model.input_shape == (None, SIZE, 2 * SIZE, 3)
-    assert model(images).shape == (2, SIZE, 2 * SIZE, num_classes)
+    height, width = (2 * SIZE, 2 * SIZE) if name in SQUARE_ONLY else (SIZE, 2 * SIZE)
+    model = build_model(name, num_classes, (height, width), **TINY[name])
+    images = np.zeros((2, height, width, 3), np.float32)
+    assert model.input_shape == (None, height, width, 3)
+    assert model(images).shape == (2, height, width, num_classes)
     assert model.output.dtype == "float32"
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+def test_segformer_refuses_a_non_square_size_naming_a_square_one():
+    with pytest.raises(ValueError, match=r"SegFormer takes square images only .* Use 128x128 \(--size 128\)"):
+        build_model("segformer", 3, (64, 128), weights="none")
+
+
+@pytest.mark.parametrize("encoder, joined", [("convnext_tiny", ["up2", "up3", "up4"]),
+                                             ("mobilenet_v3_small", ["up1", "up2", "up3", "up4"])])
+def test_unet_joins_the_features_an_encoder_has(encoder, joined):
+    model = build_model("unet", 2, (64, 96), encoder=encoder, weights="none")
+    assert sorted(layer.name[:-len("_concat")] for layer in model.layers if layer.name.endswith("_concat")) == joined
+    assert model(np.zeros((1, 64, 96, 3), np.float32)).shape == (1, 64, 96, 2)
+
+
+@pytest.mark.parametrize("name, encoder", STEPPED)
 @pytest.mark.slow
-def test_a_training_step_lowers_the_loss_and_save_load_gives_identical_outputs(name, tmp_path):
-    model = tiny_model(name)
-    images, labels = fixed_batch(3)
-    before = model.train_on_batch(images, labels, return_dict=True)["loss"]  # the forward pass before the update
-    after = model.train_on_batch(images, labels, return_dict=True)["loss"]
-    assert after < before, f"{name}: loss {before:.4f} -> {after:.4f} after one step"
+def test_training_steps_lower_the_loss_and_save_load_gives_identical_outputs(name, encoder, tmp_path):
+    # Eagerly: tracing a training step of a 150-layer encoder takes longer than three eager steps.
+    model = tiny_model(name, size=64, run_eagerly=True, **({"encoder": encoder, "weights": "none"} if encoder else {}))
+    images, labels = fixed_batch(3, size=64)
+    loss = make_loss("ce", 3)
+    before = float(loss(labels, model(images, training=True)))  # training mode: BatchNorm on the batch, as the steps see it
+    for _ in range(3):
+        model.train_on_batch(images, labels)
+    after = float(loss(labels, model(images, training=True)))
+    assert after < before, f"{name} over {encoder}: loss {before:.4f} -> {after:.4f} after three steps"
 
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")  # safe mode, no custom_objects
@@ -111,8 +139,13 @@ def test_models_scale_raw_pixels_themselves():
 
 
 @pytest.mark.parametrize("name, options, message", [
-    ("unett", {}, "Unknown model 'unett'. Available: fcn8s, mobilenet_unet, pix2pix_unet, unet."),
-    ("unet", {"filter": 4}, "Unknown option for unet: filter. Valid options: filters=(32, 64, 128, 256), batch_norm=False"),
+    ("unett", {}, "Unknown model 'unett'. Available: deeplabv3plus, fcn8s, fpn, mobilenet_unet, pix2pix_unet, "
+                  "segformer, unet."),
+    ("fpn", {"encoder": "resnet5", "weights": "none"}, "Unknown encoder 'resnet5'. Available: convnext_small, "),
+    ("deeplabv3plus", {"encoder": "scratch"}, "Unknown encoder 'scratch' ('scratch' is unet's own encoder, for unet only)"),
+    ("unet", {"weights": "imagenet"}, "unet's scratch encoder has no pretrained weights"),
+    ("unet", {"filter": 4}, "Unknown option for unet: filter. Valid options: encoder='scratch', weights=None, "
+                            "fine_tune=None, filters=(32, 64, 128, 256), batch_norm=False"),
     ("fcn8s", {"weights": "none", "fine_tune": "block9"}, "fine_tune='block9' names no layer of the fcn8s encoder. "
                                                           "Use 'none', 'all' or a block: block1, block2, block3, block4, block5."),
 ])

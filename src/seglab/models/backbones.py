@@ -13,6 +13,7 @@ from seglab.errors import WeightsUnavailable
 
 # keras.applications.vgg16.preprocess_input ("caffe" mode): BGR channel order, ImageNet means.
 _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # "torch" mode, RGB 0..1
 _BLOCK = re.compile(r"block_?\d+")  # MobileNetV2 'block_13_expand', VGG16 'block4_conv1'
 
 
@@ -25,6 +26,21 @@ class CaffePreprocess(layers.Layer):
 
     def call(self, inputs):
         return ops.flip(inputs, axis=-1) - ops.convert_to_tensor(_CAFFE_BGR_MEAN, dtype=inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="seglab")
+class ImageNetNormalize(layers.Layer):
+    """RGB 0..255 -> (x / 255 - ImageNet mean) / ImageNet std per channel ("torch" mode), as the
+    SegFormer encoders expect. Its constants are part of the computation, so an exported graph
+    holds them (Keras's Normalization layer keeps them as weights that ONNX turned into inputs)."""
+
+    def call(self, inputs):
+        mean = ops.convert_to_tensor(_IMAGENET_MEAN, dtype=inputs.dtype) * 255
+        std = ops.convert_to_tensor(_IMAGENET_STD, dtype=inputs.dtype) * 255
+        return (inputs - mean) / std
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -55,3 +55,50 @@ def logits_head(x, num_logits: int, kernel_size: int = 1, strides: int = 1, tran
     so losses and argmax see full-precision scores."""
     conv = layers.Conv2DTranspose if transpose else layers.Conv2D
     return conv(num_logits, kernel_size, strides=strides, padding="same", dtype="float32", name="logits", **kwargs)(x)
+
+
+def conv_bn_relu(x, filters: int, kernel_size: int, name: str, dilation_rate: int = 1, separable: bool = False):
+    """Conv (no bias; depthwise separable if `separable`), BatchNorm, ReLU: the unit of the
+    DeepLab and FPN heads."""
+    conv = layers.SeparableConv2D if separable else layers.Conv2D
+    x = conv(filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def encoder_features(inputs, encoder_name: str, input_size, weights, fine_tune, model_name: str,
+                     levels=("P1", "P2", "P3", "P4", "P5")) -> dict:
+    """Raw 0..255 RGB `inputs` through the encoder `encoder_name` (seglab.models.encoders), with
+    its own preprocessing and `fine_tune` applied: {"P1": ..., "P5": ...} (the `levels` asked for)."""
+    from seglab.models.backbones import set_fine_tune
+    from seglab.models.encoders import build_encoder
+
+    preprocess, encoder = build_encoder(encoder_name, input_size, weights, levels)
+    set_fine_tune(encoder, fine_tune, weights, model_name=model_name)
+    return encoder(preprocess(inputs) if preprocess is not None else inputs)
+
+
+@keras.saving.register_keras_serializable(package="seglab")
+class BilinearUpsampling(layers.Layer):
+    """Bilinear upsampling by an integer factor, as UpSampling2D(interpolation="bilinear") computes
+    it, for feature maps of any size: Keras's layer needs static heights and widths, which a
+    dynamic-size export does not have."""
+
+    def __init__(self, factor: int, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, x):
+        import tensorflow as tf  # keras.ops.image.resize refuses a size known only at run time
+
+        shape = tf.shape(x)
+        resized = tf.image.resize(x, tf.stack([shape[1] * self.factor, shape[2] * self.factor]), method="bilinear")
+        return tf.cast(resized, x.dtype)  # tf.image.resize returns float32 for float16 inputs
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        scale = (lambda n: None if n is None else n * self.factor)
+        return (batch, scale(height), scale(width), channels)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}

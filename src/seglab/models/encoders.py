@@ -17,6 +17,10 @@ import keras
 from seglab.models.backbones import CaffePreprocess, load_application, mobilenet_v2_preprocess
 
 STRIDES = {"P1": 2, "P2": 4, "P3": 8, "P4": 16, "P5": 32}
+SCRATCH = "scratch"  # unet's own encoder (the tutorial's), trained from random weights; not a keras.applications one
+# Where a model over a keras.applications encoder is given no weights or fine_tune: the ImageNet
+# weights, all layers trained (segmentation_models.pytorch's default too).
+PRETRAINED_START = {"weights": "imagenet", "fine_tune": "all"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ ENCODERS = _applications()
 
 def encoder_spec(name: str) -> EncoderSpec:
     if name not in ENCODERS:
-        raise ValueError(f"Unknown encoder {name!r}. Available: {', '.join(sorted(ENCODERS))}.")
+        scratch = f" ({SCRATCH!r} is unet's own encoder, for unet only)" if name == SCRATCH else ""
+        raise ValueError(f"Unknown encoder {name!r}{scratch}. Available: {', '.join(sorted(ENCODERS))}.")
     return ENCODERS[name]
 
 
@@ -93,3 +98,17 @@ def feature_layers(base: keras.Model, input_size: tuple[int, int]) -> dict[str, 
             if (shape[1], shape[2]) == (height // stride, width // stride) and height % stride == 0 and width % stride == 0:
                 found[level] = layer.name
     return {level: found[level] for level in STRIDES if level in found}
+
+
+def encoder_catalog(size: int = 128) -> list[dict]:
+    """One entry per encoder: its keras.applications network, parameters and forward GFLOPs per
+    image at `size` x `size` (the features used, random weights), and the levels it has."""
+    from seglab.models.flops import forward_flops
+
+    entries = []
+    for name, spec in sorted(ENCODERS.items()):
+        preprocess, encoder = build_encoder(name, (size, size), weights="none")
+        entries.append({"encoder": name, "application": spec.application, "parameters": int(encoder.count_params()),
+                        "gflops": round(forward_flops(encoder) / 1e9, 3), "features": sorted(encoder.output),
+                        "pretrained_weights": "imagenet"})
+    return entries

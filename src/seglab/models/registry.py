@@ -6,13 +6,14 @@ from types import MappingProxyType
 
 import keras
 
-from seglab.models import fcn8s, mobilenet_unet, pix2pix_unet, unet
+from seglab.models import deeplabv3plus, fcn8s, fpn, mobilenet_unet, pix2pix_unet, segformer, unet
 from seglab.models.sizes import parse_input_size
 from seglab.models.spec import ModelSpec
 
 # One spec per model family, declared in its own file (seglab.models.spec).
 SPECS = MappingProxyType({spec.name: spec for spec in sorted(
-    (fcn8s.SPEC, mobilenet_unet.SPEC, pix2pix_unet.SPEC, unet.SPEC), key=lambda spec: spec.name)})
+    (deeplabv3plus.SPEC, fcn8s.SPEC, fpn.SPEC, mobilenet_unet.SPEC, pix2pix_unet.SPEC, segformer.SPEC, unet.SPEC),
+    key=lambda spec: spec.name)})
 MODELS = MappingProxyType({name: spec.builder for name, spec in SPECS.items()})
 
 
@@ -96,8 +97,8 @@ def catalog(classes: int = 3) -> list[dict]:
         model = build_model(name, classes, recipe.size, **options)
         entries.append({
             "model": name, "summary": spec.summary, "parameters": int(model.count_params()),
-            "gflops": round(forward_flops(model) / 1e9, 3),
-            "pretrained_weights": recipe.weights if spec.pretrained else None,
+            "gflops": None if (flops := forward_flops(model)) is None else round(flops / 1e9, 3),
+            "pretrained_weights": recipe.weights,
             "size": recipe.size, "batch_size": recipe.batch_size, "epochs": recipe.epochs,
             "learning_rate": recipe.learning_rate, "weights": recipe.weights, "fine_tune": recipe.fine_tune,
             "model_options": dict(recipe.model_options),

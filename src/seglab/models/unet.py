@@ -1,22 +1,57 @@
-"""The classic U-Net (Ronneberger et al., 2015) as the W&B segmentation tutorial builds it."""
+"""U-Net (Ronneberger et al., 2015): the W&B segmentation tutorial's from-scratch network, or its
+decoder over any keras.applications encoder (seglab.models.encoders)."""
 from __future__ import annotations
 
 import keras
 from keras import layers
 
-from seglab.models.blocks import conv_block, logits_head, skip_concat
+from seglab.models.blocks import conv_block, encoder_features, logits_head, skip_concat
+from seglab.models.encoders import PRETRAINED_START, SCRATCH
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import ModelSpec, Recipe
 
 
-def unet(num_logits: int, input_size: tuple[int, int], filters=(32, 64, 128, 256), batch_norm: bool = False,
-         dropout: float = 0.0, head_kernel_size: int = 3) -> keras.Model:
-    """U-Net: double 3x3 conv blocks down (`filters`), a bottleneck of twice the last, transposed-conv
-    ups with skip concatenation, a conv head. Raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits].
+def unet(num_logits: int, input_size: tuple[int, int], encoder: str = SCRATCH, weights=None,
+         fine_tune: str | None = None, filters=(32, 64, 128, 256), batch_norm: bool = False, dropout: float = 0.0,
+         head_kernel_size: int = 3, decoder_filters=(256, 128, 64, 32, 16)) -> keras.Model:
+    """U-Net. Raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits].
 
-    The defaults are the tutorial's (7,760,931 parameters at 128x128 with 3 classes); `len(filters)`
-    is the depth, so H and W must be divisible by 2**len(filters).
+    encoder='scratch' (the default) is the tutorial's network: double 3x3 conv blocks down (`filters`,
+    optionally batch-normalised), a bottleneck of twice the last, transposed-conv ups with skip
+    concatenation, a conv head; 7,760,931 parameters at 128x128 with 3 classes. `len(filters)` is
+    the depth, so H and W must be divisible by 2**len(filters). It has no pretrained weights.
+
+    Any other `encoder` (`seglab models` lists them) is a keras.applications network with `weights`
+    ('imagenet' where None, 'none' or a file) and `fine_tune` ('all' where None; see
+    backbones.set_fine_tune). Its features at
+    strides 32, 16, 8, 4 and 2 meet a decoder of nearest x2 upsampling, skip concatenation and two
+    3x3 conv + BatchNorm + ReLU per level (`decoder_filters`, the last at full resolution), as
+    segmentation_models.pytorch's Unet builds it.
     """
+    if encoder == SCRATCH:
+        if weights not in (None, "none") or fine_tune not in (None, "none", "all"):
+            raise ValueError("unet's scratch encoder has no pretrained weights to load or fine-tune: choose an "
+                             "encoder (--encoder mobilenet_v2, resnet50, ...; `seglab models` lists them) or leave "
+                             "weights and fine_tune unset.")
+        return _scratch_unet(num_logits, input_size, filters, batch_norm, dropout, head_kernel_size)
+    decoder_filters = tuple(int(f) for f in decoder_filters)
+    if len(decoder_filters) != 5 or min(decoder_filters) < 1:
+        raise ValueError(f"decoder_filters needs 5 positive values (strides 16, 8, 4, 2, 1); got {decoder_filters!r}.")
+    check_divisible(input_size, 32, "unet")
+    inputs = keras.Input((*input_size, 3), name="image")
+    features = encoder_features(inputs, encoder, input_size, PRETRAINED_START["weights"] if weights is None else weights,
+                                PRETRAINED_START["fine_tune"] if fine_tune is None else fine_tune, "unet")
+    x = features["P5"]
+    for level, f in zip((4, 3, 2, 1, 0), decoder_filters):
+        x = layers.UpSampling2D(2, name=f"up{level}_upsample")(x)
+        if f"P{level}" in features:  # ConvNeXt has no stride-2 features; nothing joins at full resolution
+            x = skip_concat(x, features[f"P{level}"], f"up{level}")
+        x = conv_block(x, f, f"up{level}", batch_norm=True)
+    outputs = logits_head(x, num_logits, 3)
+    return keras.Model(inputs, outputs, name="unet")
+
+
+def _scratch_unet(num_logits, input_size, filters, batch_norm, dropout, head_kernel_size) -> keras.Model:
     filters = tuple(int(f) for f in filters)
     if not filters or min(filters) < 1:
         raise ValueError(f"filters must be a non-empty sequence of positive ints; got {filters!r}.")
@@ -42,4 +77,5 @@ def unet(num_logits: int, input_size: tuple[int, int], filters=(32, 64, 128, 256
 # 30 epochs from scratch.
 SPEC = ModelSpec("unet", unet, Recipe(size=128, batch_size=16, epochs=30, learning_rate=1e-3,
                                       model_options={"batch_norm": True}),
-                 summary="the classic U-Net (Ronneberger et al.), from scratch")
+                 summary="U-Net (Ronneberger et al.): the tutorial's from scratch, or over any --encoder",
+                 pretrained=True)
