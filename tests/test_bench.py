@@ -27,4 +27,4 @@ def test_bench_rejects_an_unknown_mode_and_model():
     result = runner.invoke(app, ["bench", "fit", "--size", "32"])
     assert result.exit_code == 2 and "Use one of: train, predict, all" in result.output
     result = runner.invoke(app, ["bench", "train", "--model", "segnet", "--size", "32"])
-    assert result.exit_code == 2 and "Available: fcn8s, mobilenet_unet, pix2pix_unet, unet" in result.output
+    assert result.exit_code == 2 and "Available: deeplabv3plus, fcn8s, fpn, mobilenet_unet, pix2pix_unet, segformer, unet" in result.output

@@ -155,7 +155,7 @@ def test_the_command_line_trains_and_refuses_bad_options(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Run complete" in result.output and Run(tmp_path / "run").state["status"] == "complete"
     result = runner.invoke(app, ["train", "synthetic", "--out", str(tmp_path / "other"), "--model", "segnet"])
-    assert result.exit_code == 2 and "Available: fcn8s, mobilenet_unet, pix2pix_unet, unet" in result.output
+    assert result.exit_code == 2 and "Available: deeplabv3plus, fcn8s, fpn, mobilenet_unet, pix2pix_unet, segformer, unet" in result.output
     assert not (tmp_path / "other").exists()
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 
 # PyTorch's default (0.1 there): moving statistics that catch up within an epoch or two of a small
@@ -79,21 +79,39 @@ def encoder_features(inputs, encoder_name: str, input_size, weights, fine_tune, 
 
 
 @keras.saving.register_keras_serializable(package="seglab")
-class BilinearUpsampling(layers.Layer):
-    """Bilinear upsampling by an integer factor, as UpSampling2D(interpolation="bilinear") computes
-    it, for feature maps of any size: Keras's layer needs static heights and widths, which a
-    dynamic-size export does not have."""
+class Upsampling(layers.Layer):
+    """Upsampling by an integer factor, nearest or bilinear, computing what UpSampling2D does
+    (bilinear: TensorFlow's half-pixel centres, edges clamped) for feature maps whose height and
+    width are known only at run time, as in a dynamic-size export. Keras's UpSampling2D needs them
+    static, and in a LiteRT graph it lost the channel count, leaving the next convolution to
+    TensorFlow's Flex delegate. Built from shifts, weighted sums and reshapes: every runtime has them."""
 
-    def __init__(self, factor: int, **kwargs):
+    def __init__(self, factor: int, interpolation: str = "bilinear", **kwargs):
         super().__init__(**kwargs)
-        self.factor = int(factor)
+        if interpolation not in ("nearest", "bilinear"):
+            raise ValueError(f"interpolation must be 'nearest' or 'bilinear'; got {interpolation!r}.")
+        self.factor, self.interpolation = int(factor), interpolation
 
     def call(self, x):
-        import tensorflow as tf  # keras.ops.image.resize refuses a size known only at run time
+        return self._along(self._along(x, axis=1), axis=2)
 
-        shape = tf.shape(x)
-        resized = tf.image.resize(x, tf.stack([shape[1] * self.factor, shape[2] * self.factor]), method="bilinear")
-        return tf.cast(resized, x.dtype)  # tf.image.resize returns float32 for float16 inputs
+    def _along(self, x, axis: int):
+        k = self.factor
+        if self.interpolation == "nearest":
+            phases = [x] * k  # not ops.repeat: its graph forgets the channel count
+        else:
+            length = ops.shape(x)[axis]
+            first, last = ops.take(x, [0], axis=axis), ops.take(x, [length - 1], axis=axis)
+            before = ops.concatenate([first, ops.take(x, ops.arange(length - 1), axis=axis)], axis=axis)  # x[i-1], clamped
+            after = ops.concatenate([ops.take(x, ops.arange(1, length), axis=axis), last], axis=axis)  # x[i+1], clamped
+            phases = []
+            for r in range(k):  # output k*i + r samples the input at i + d
+                d = (r + 0.5) / k - 0.5
+                phases.append((1 - abs(d)) * x + abs(d) * (before if d < 0 else after))
+        stacked = ops.stack(phases, axis=axis + 1)  # [..., length, k, ...]
+        shape = ops.shape(x)
+        channels = x.shape[-1] if x.shape[-1] is not None else shape[3]  # a static count stays static
+        return ops.reshape(stacked, [shape[0], -1, shape[2], channels] if axis == 1 else [shape[0], shape[1], -1, channels])
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
@@ -101,4 +119,4 @@ class BilinearUpsampling(layers.Layer):
         return (batch, scale(height), scale(width), channels)
 
     def get_config(self):
-        return {**super().get_config(), "factor": self.factor}
+        return {**super().get_config(), "factor": self.factor, "interpolation": self.interpolation}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from seglab.models.blocks import BilinearUpsampling, conv_bn_relu, encoder_features
+from seglab.models.blocks import Upsampling, conv_bn_relu, encoder_features
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import ModelSpec, Recipe
 
@@ -45,14 +45,14 @@ def deeplabv3plus(num_logits: int, input_size: tuple[int, int], encoder: str = "
     x = layers.Concatenate(name="aspp_concat")(branches)
     x = conv_bn_relu(x, filters, 1, "aspp_project")
     x = layers.Dropout(dropout, name="aspp_dropout")(x) if dropout else x
-    x = BilinearUpsampling(4, name="decoder_up4")(x)
+    x = Upsampling(4, name="decoder_up4")(x)
     low = conv_bn_relu(features["P2"], low_level_filters, 1, "decoder_low")
     x = layers.Concatenate(name="decoder_concat")([x, low])
     x = conv_bn_relu(x, filters, 3, "decoder_conv1", separable=True)
     x = conv_bn_relu(x, filters, 3, "decoder_conv2", separable=True)
     x = layers.Conv2D(num_logits, 1, name="scores")(x)
     # named logits and float32, as every seglab model's last layer
-    outputs = BilinearUpsampling(4, dtype="float32", name="logits")(x)
+    outputs = Upsampling(4, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name="deeplabv3plus")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from seglab.models.blocks import BilinearUpsampling, conv_bn_relu, encoder_features
+from seglab.models.blocks import Upsampling, conv_bn_relu, encoder_features
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import ModelSpec, Recipe
 
@@ -24,20 +24,20 @@ def fpn(num_logits: int, input_size: tuple[int, int], encoder: str = "mobilenet_
     for level in (5, 4, 3, 2):
         lateral = layers.Conv2D(pyramid_filters, 1, name=f"lateral{level}")(features[f"P{level}"])
         x = lateral if x is None else layers.Add(name=f"top_down{level}")(
-            [layers.UpSampling2D(2, name=f"top_down{level}_up")(x), lateral])
+            [Upsampling(2, "nearest", name=f"top_down{level}_up")(x), lateral])
         pyramid[level] = x
     merged = []
     for level, x in pyramid.items():
         for step in range(max(1, level - 2)):  # P2 gets one block; each coarser level one more, each doubling
             x = conv_bn_relu(x, segmentation_filters, 3, f"seg{level}_{step}")
             if level > 2:
-                x = BilinearUpsampling(2, name=f"seg{level}_{step}_up")(x)
+                x = Upsampling(2, name=f"seg{level}_{step}_up")(x)
         merged.append(x)
     x = layers.Add(name="merge")(merged)
     x = layers.SpatialDropout2D(dropout, name="merge_dropout")(x) if dropout else x
     x = layers.Conv2D(num_logits, 1, name="scores")(x)
     # named logits and float32, as every seglab model's last layer
-    outputs = BilinearUpsampling(4, dtype="float32", name="logits")(x)
+    outputs = Upsampling(4, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name="fpn")
 
 

@@ -15,7 +15,7 @@ from keras import layers
 
 from seglab.errors import WeightsUnavailable
 from seglab.models.backbones import ImageNetNormalize, set_fine_tune
-from seglab.models.blocks import BilinearUpsampling
+from seglab.models.blocks import Upsampling
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import ModelSpec, Recipe
 
@@ -75,7 +75,7 @@ def segformer(num_logits: int, input_size: tuple[int, int], variant: str = "b0",
     x = layers.Dropout(dropout, name="dropout")(x) if dropout else x
     x = layers.Conv2D(num_logits, 1, name="scores")(x)
     # named logits and float32, as every seglab model's last layer
-    outputs = BilinearUpsampling(4, dtype="float32", name="logits")(x)
+    outputs = Upsampling(4, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name="segformer")
 
 

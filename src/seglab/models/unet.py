@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from seglab.models.blocks import conv_block, encoder_features, logits_head, skip_concat
+from seglab.models.blocks import Upsampling, conv_block, encoder_features, logits_head, skip_concat
 from seglab.models.encoders import PRETRAINED_START, SCRATCH
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import ModelSpec, Recipe
@@ -43,7 +43,7 @@ def unet(num_logits: int, input_size: tuple[int, int], encoder: str = SCRATCH, w
                                 PRETRAINED_START["fine_tune"] if fine_tune is None else fine_tune, "unet")
     x = features["P5"]
     for level, f in zip((4, 3, 2, 1, 0), decoder_filters):
-        x = layers.UpSampling2D(2, name=f"up{level}_upsample")(x)
+        x = Upsampling(2, "nearest", name=f"up{level}_upsample")(x)
         if f"P{level}" in features:  # ConvNeXt has no stride-2 features; nothing joins at full resolution
             x = skip_concat(x, features[f"P{level}"], f"up{level}")
         x = conv_block(x, f, f"up{level}", batch_norm=True)
