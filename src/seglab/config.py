@@ -141,7 +141,7 @@ def _typed(key: str, value):
 def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     """Fill the model's defaults and check every value, with errors that say what is valid."""
     from seglab.models import model_options, model_spec
-    from seglab.models.encoders import PRETRAINED_START, SCRATCH
+    from seglab.models.encoders import SCRATCH, start
     from seglab.precision import resolve_precision
 
     recipe = model_spec(config.model).recipe  # each model's defaults, declared beside its builder
@@ -149,8 +149,10 @@ def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     builder = {k: v for k, v in model_options(config.model).items() if k not in ("weights", "fine_tune")}
     options = {**builder, **recipe.model_options, **config.model_options}
     defaults = {key: getattr(recipe, key) for key in ("size", "batch_size", "epochs", "learning_rate", "weights", "fine_tune")}
-    if recipe.weights is None and options.get("encoder", SCRATCH) != SCRATCH:
-        defaults.update(PRETRAINED_START)  # unet's recipe is from scratch; over a keras.applications encoder it is not
+    encoder = options.get("encoder", SCRATCH)
+    if encoder != SCRATCH:  # over a keras.applications encoder: its pretrained start (unet's recipe is from scratch)
+        begin = start(encoder, config.weights or recipe.weights)
+        defaults.update(fine_tune=recipe.fine_tune or begin["fine_tune"], weights=recipe.weights or begin["weights"])
     filled = {key: value for key, value in defaults.items() if getattr(config, key) is None}
     filled["model_options"] = options
     if config.loss is None:

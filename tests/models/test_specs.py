@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 from seglab.cli import app
 from seglab.config import TrainConfig, resolve
 from seglab.models import MODELS, SPECS, model_spec
+from seglab.models.encoders import SCRATCH
+from seglab.models.encoders import start as encoder_start
 from seglab.models.registry import catalog
 
 
@@ -27,7 +29,9 @@ def test_train_defaults_are_the_specs_recipe(name):
     config = resolve(TrainConfig(model=name), num_classes=3)
     assert (config.size, config.batch_size, config.epochs, config.learning_rate) == (
         recipe.size, recipe.batch_size, recipe.epochs, recipe.learning_rate)
-    assert (config.weights, config.fine_tune) == (recipe.weights, recipe.fine_tune)
+    encoder = config.model_options.get("encoder", SCRATCH)
+    start = {"weights": None, "fine_tune": None} if encoder == SCRATCH else encoder_start(encoder)
+    assert (config.weights, config.fine_tune) == (recipe.weights or start["weights"], recipe.fine_tune or start["fine_tune"])
     assert {k: config.model_options[k] for k in recipe.model_options} == dict(recipe.model_options)
 
 
@@ -54,6 +58,16 @@ def test_unet_over_a_keras_applications_encoder_starts_from_imagenet_unless_told
     config = resolve(TrainConfig(model="unet", weights="none", model_options={"encoder": "resnet50"}), num_classes=3)
     assert (config.weights, config.fine_tune) == ("none", "all")
     assert resolve(TrainConfig(model="unet"), num_classes=3).model_options["encoder"] == "scratch"
+
+
+def test_an_encoder_brings_its_own_fine_tune_default_which_a_random_start_overrides():
+    for model in ("deeplabv3plus", "fpn", "unet"):
+        config = resolve(TrainConfig(model=model, model_options={"encoder": "mobilenet_v2"}), num_classes=3)
+        assert (config.weights, config.fine_tune) == ("imagenet", "block_6")
+        config = resolve(TrainConfig(model=model, weights="none", model_options={"encoder": "mobilenet_v2"}), num_classes=3)
+        assert (config.weights, config.fine_tune) == ("none", "all")
+        config = resolve(TrainConfig(model=model, fine_tune="block_13", model_options={"encoder": "mobilenet_v2"}), num_classes=3)
+        assert config.fine_tune == "block_13"
 
 
 def test_encoder_is_refused_for_a_model_whose_encoder_is_fixed(tmp_path):

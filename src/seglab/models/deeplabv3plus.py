@@ -57,5 +57,5 @@ def deeplabv3plus(num_logits: int, input_size: tuple[int, int], encoder: str = "
 
 
 SPEC = ModelSpec("deeplabv3plus", deeplabv3plus,
-                 Recipe(size=128, batch_size=16, epochs=20, learning_rate=1e-3, weights="imagenet", fine_tune="all"),
+                 Recipe(size=128, batch_size=16, epochs=20, learning_rate=1e-3, weights="imagenet"),
                  summary="DeepLabV3+ (Chen et al.): ASPP and a stride-4 decoder over any --encoder", pretrained=True)

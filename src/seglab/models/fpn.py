@@ -41,6 +41,5 @@ def fpn(num_logits: int, input_size: tuple[int, int], encoder: str = "mobilenet_
     return keras.Model(inputs, outputs, name="fpn")
 
 
-SPEC = ModelSpec("fpn", fpn, Recipe(size=128, batch_size=16, epochs=20, learning_rate=1e-3, weights="imagenet",
-                                    fine_tune="all"),
+SPEC = ModelSpec("fpn", fpn, Recipe(size=128, batch_size=16, epochs=20, learning_rate=1e-3, weights="imagenet"),
                  summary="FPN (Lin et al.; Kirillov et al.'s segmentation head) over any --encoder", pretrained=True)

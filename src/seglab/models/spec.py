@@ -18,7 +18,7 @@ class Recipe:
     epochs: int
     learning_rate: float
     weights: str | None = None  # "imagenet" for a pretrained encoder
-    fine_tune: str | None = None  # see backbones.set_fine_tune
+    fine_tune: str | None = None  # see backbones.set_fine_tune; None over an --encoder: that encoder's default
     model_options: Mapping[str, object] = field(default_factory=dict)  # builder options that differ from its defaults
 
     def __post_init__(self):
