@@ -40,9 +40,15 @@ def test_a_run_records_its_precision_and_its_model_keeps_it(tmp_path, name):
     import seglab
     from conftest import TINY_TRAINING
 
-    run = seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, precision=name, **TINY_TRAINING)
+    run = seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **{**TINY_TRAINING, "precision": name})
     assert yaml.safe_load(run.config.read_text())["precision"] == name
     model = keras.models.load_model(run.model)
     assert model.get_layer("logits").compute_dtype == "float32"  # the losses always see float32 logits
     expected = "bfloat16" if name == "mixed_bfloat16" else "float32"
     assert {layer.compute_dtype for layer in model.layers if layer.name != "logits" and layer.weights} == {expected}
+    if name == "mixed_bfloat16":  # its float32 export is checked against the model computed in float32, not bfloat16
+        from seglab.exporting import export
+
+        parity = export(run.path, "onnx")["parity"]
+        assert parity["reference"] == "model.keras computed in float32 (it was trained in mixed_bfloat16)"
+        assert parity["label_agreement"] >= 0.999

@@ -81,6 +81,15 @@ class Predictor:
         return result
 
 
+def probabilities_of(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, or the sigmoid of one logit, in float32."""
+    logits = np.asarray(logits, np.float32)
+    if logits.shape[-1] == 1:
+        return 1 / (1 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def decide(scores: np.ndarray, output: str, threshold: float = 0.5) -> np.ndarray:
     """Logits or probabilities [..., C] -> uint8 class indices; one channel: foreground above `threshold`."""
     if scores.shape[-1] == 1:
