@@ -64,6 +64,8 @@ def test_stride_is_the_coarsest_feature_maps_step():
     # A U-Net pools once per level of `filters`, then its bottleneck works at that size.
     assert stride(build_model("unet", 2, 64, filters=(4, 8, 16))) == 8
     assert stride(build_model("unet", 2, 64, filters=(4, 8, 16, 32, 64))) == 32
+    # DeepLabV3+ works at stride 16; its image-pooling branch's 1x1 maps are not a coarser level
+    assert stride(build_model("deeplabv3plus", 2, 128, weights="none", fine_tune="all")) == 16
 
 
 def test_a_binary_model_exports_labels_decided_inside_the_graph(tmp_path):
@@ -89,7 +91,8 @@ def test_export_writes_the_model_classes_and_what_the_file_takes(tiny_run, onnx_
     assert sorted(p.name for p in out.iterdir()) == ["classes.json", "export.json", "model.onnx"]
     assert json.loads((out / "export.json").read_text()) == meta
     assert meta["input"] == {"name": "image", "layout": "NHWC", "dtype": "float32", "channels": "RGB", "range": [0, 255],
-                             "height": None, "width": None, "multiple_of": 4, "size": 32}
+                             "height": None, "width": None, "multiple_of": 4, "size": 32, "crop": None,
+                             "scale": 1.0}
     assert meta["output"]["kind"] == "logits" and meta["output"]["classes"] == ["background", "circle", "square", "triangle"]
     assert meta["source"]["checkpoint"] == "model.keras" and len(meta["source"]["sha256"]) == 64
     assert meta["parity"]["verified"] and meta["parity"]["images"] == 32 and meta["parity"]["label_agreement"] >= 0.999
@@ -107,6 +110,18 @@ def test_an_exported_folder_predicts_the_masks_the_run_predicts(tiny_run, onnx_e
     for a, b in zip(from_run["images"], from_export["images"]):
         assert a["class_fraction"] == b["class_fraction"]
         assert (tmp_path / "keras" / a["mask"]).read_bytes() == (tmp_path / "onnx" / b["mask"]).read_bytes()
+
+
+def test_a_dynamic_size_export_slides_tiles_as_the_run_does(tiny_run, onnx_export):
+    from seglab.runtimes import open_predictor
+    from seglab.tiling import TTA, Inference
+
+    image = images(1, 70, 90, seed=5)[0].astype(np.uint8)
+    run, exported = open_predictor(tiny_run.path), open_predictor(onnx_export[0])
+    for tile in (32, 48):  # the training size, and one only a dynamic-size model takes
+        a = Inference(run, tile=tile, tta=TTA.parse("flip")).tiled_labels(image)
+        b = Inference(exported, tile=tile, tta=TTA.parse("flip")).tiled_labels(image)
+        assert a.shape == (70, 90) and (a == b).mean() >= 0.999
 
 
 @pytest.mark.slow

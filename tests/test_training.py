@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import TINY_TRAINING as TINY
+from conftest import write_folder
 from seglab.runs import Run
 import seglab
 
@@ -52,7 +53,11 @@ def test_an_existing_run_folder_is_not_overwritten(tmp_path):
 def test_bad_settings_fail_before_anything_is_written(tmp_path):
     for options, message in [({"optimizer": "sgd"}, "Unknown optimizer 'sgd'"),
                               ({"loss": "bce"}, "for two-class data"),
-                              ({"size": 30}, "divisible by 4")]:
+                              ({"size": 30}, "divisible by 4"),
+                              ({"crop": 64}, "--size 32 and --crop 64 disagree"),
+                              ({"size": None, "crop": 30}, "divisible by 4"),
+                              ({"scale": 0.5}, "--scale resizes images before cropping: it needs --crop"),
+                              ({"size": None, "crop": 32, "scale": 0}, "scale must be above 0")]:
         with pytest.raises(ValueError, match=message):
             seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **{**TINY, **options})
 
@@ -78,10 +83,16 @@ def _seglab(*args, **kwargs):
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
-    epochs = ["--epochs", "5"]
-    whole = _seglab("train", "synthetic", "--out", str(tmp_path / "whole"), *TINY_CLI, *epochs)
-    killed = _seglab("train", "synthetic", "--out", str(tmp_path / "killed"), *TINY_CLI, *epochs)
+@pytest.mark.parametrize("crops", [False, True], ids=["resized", "crops"])
+def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops):
+    data, epochs = "synthetic", ["--epochs", "5"]
+    if crops:  # random crops of a tiny folder's images at their own size (x 0.75), new ones every epoch
+        rng = np.random.default_rng(0)
+        masks = {f"s{i}": rng.integers(0, 3, (44 + 4 * i, 64), dtype=np.uint8) for i in range(10)}
+        data = str(write_folder(tmp_path / "data", masks, classes=["bg", "a", "b"]))
+        epochs += ["--crop", "32", "--scale", "0.75"]
+    whole = _seglab("train", data, "--out", str(tmp_path / "whole"), *TINY_CLI, *epochs)
+    killed = _seglab("train", data, "--out", str(tmp_path / "killed"), *TINY_CLI, *epochs)
     run = Run(tmp_path / "killed")
     deadline = time.time() + 240
     while time.time() < deadline and not (run.exists() and run.state.get("epochs_done", 0) >= 2):
@@ -95,6 +106,8 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
     output = resumed.communicate(timeout=300)[0]
     assert resumed.returncode == 0, output
     assert run.state["status"] == "complete" and run.state["epochs_done"] == 5
+    if crops:
+        assert {k: yaml.safe_load(run.config.read_text())[k] for k in ("crop", "scale", "size")} == {"crop": 32, "scale": 0.75, "size": 32}
     history, reference = run.history(), Run(tmp_path / "whole").history()
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
     # Every epoch's preview and viewer sample are there, and no temporary file is left behind.
@@ -104,8 +117,8 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
     for ours, theirs in zip(history, reference):
         assert ours["val_miou"] == pytest.approx(theirs["val_miou"], abs=1e-5)
         assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
-    a = keras.models.load_model(run.last).get_weights()
-    b = keras.models.load_model(tmp_path / "whole" / "last.keras").get_weights()
+    a = run.load_model("last").get_weights()
+    b = Run(tmp_path / "whole").load_model("last").get_weights()
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from seglab.errors import DataError, DatasetError, OutputError, ParityFailed, RunBusy, TrainingFailed, WeightsUnavailable
 from seglab.quiet import load_tensorflow
+from seglab.tiling import TTA_HELP
 
 # TensorFlow's C++ info and warning lines are noise for seglab's users (errors still show); the
 # commands that run a model load it through `load_tensorflow`, which drops its absl start-up lines.
@@ -171,6 +172,8 @@ def train(
     classes: Optional[str] = typer.Option(None, help="Comma-separated class names, index order (folder format)."),
     val_fraction: float = typer.Option(0.2, help="Share held out for validation where the dataset has no val split."),
     size: Optional[int] = typer.Option(None, help="Square input size in pixels. Default: the model's (128)."),
+    crop: Optional[int] = typer.Option(None, help="Train on random CROP x CROP crops at each image's own resolution instead of resizing whole images to --size (large images; validation scores centre crops)."),
+    scale: float = typer.Option(1.0, help="With --crop: resize every image by this factor first (0.5 halves 960x720 to 480x360)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size. Default: the model's."),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs. Default: the model's."),
     optimizer: str = typer.Option("adam", help="adam or rmsprop."),
@@ -204,11 +207,11 @@ def train(
     else:
         names = _class_names(classes)
         options = {k: v for k, v in dict(
-            format=format, view=view, size=size, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+            format=format, view=view, size=size, crop=crop, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
             loss=loss, weights=weights, fine_tune=fine_tune, classes=names.names if names else None).items() if v is not None}
         options.update(model=model, optimizer=optimizer, schedule=schedule, augment=augment, seed=seed, precision=precision,
                        previews=previews, wandb=wandb, wandb_project=wandb_project, tensorboard=tensorboard,
-                       val_fraction=val_fraction, class_weights=_class_weights(class_weights),
+                       val_fraction=val_fraction, class_weights=_class_weights(class_weights), scale=scale,
                        model_options=_parse_options(option))
         if encoder is not None:
             _check_takes_encoder(model)
@@ -220,6 +223,10 @@ def train(
         raise KeyboardInterrupt(f"Continue with: seglab train --resume {resume or out or 'runs/' + model}") from None
     state = run.state
     console.print(f"Run complete: {run.path}  best val mIoU {state.get('best_val_miou')} at epoch {state.get('best_epoch')}")
+
+
+TILE_NOTE = "a multiple of the model's stride; after the run's --scale"
+OVERLAP_HELP = "With --tile: how much neighbouring tiles overlap, as a share of the tile (0 to 0.9); overlaps are blended."
 
 
 @app.command()
@@ -234,16 +241,24 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the outputs. Default: the run folder "
                                        "(with --data, RUN/eval-DATANAME/)."),
     runtime: Optional[str] = typer.Option(None, help=RUNTIME_HELP),
+    tile: Optional[int] = typer.Option(None, help="Score at full resolution, predicting by sliding TILE x TILE windows (" + TILE_NOTE + ")."),
+    overlap: float = typer.Option(0.25, help=OVERLAP_HELP),
+    tta: Optional[str] = typer.Option(None, help="Test-time augmentation: " + TTA_HELP + "."),
 ):
     """Score a run's best model: metrics.json, confusion_matrix.png, best.png and worst.png in the run folder.
 
-    Example: seglab evaluate runs/pets --split test --full-res
+    Examples: seglab evaluate runs/pets --split test --full-res
+              seglab evaluate runs/camvid --tile 256 --tta flip
     """
     load_tensorflow()
     from seglab.evaluation import evaluate as run_evaluate
 
-    metrics = run_evaluate(run, data, split, full_res, batch_size, format=format, view=view, out=out, runtime=runtime)
-    where = "full resolution" if full_res else f"{metrics['size']}px"
+    metrics = run_evaluate(run, data, split, full_res, batch_size, format=format, view=view, out=out, runtime=runtime,
+                           tile=tile, overlap=overlap, tta=tta)
+    where = (f"full resolution, {metrics['tile']}px tiles overlapping {metrics['overlap']:g}" if metrics["tile"]
+             else "full resolution" if metrics["full_res"]
+             else f"{metrics['size']}px {'centre crops' if metrics['crop'] else 'resized'}")
+    where += f", TTA {metrics['tta']}" if metrics["tta"] else ""
     console.print(f"{metrics['images']} images, {metrics['pixels']:,} labelled pixels ({split}, {where})")
     console.print(f"pixel accuracy {metrics['pixel_accuracy']:.4f}   mIoU {metrics['miou']:.4f} (dataset-level)   "
                   f"per-image mIoU {metrics['image_miou']:.4f}   mean Dice {metrics['mean_dice']:.4f}")
@@ -257,7 +272,10 @@ def predict(
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for masks/, overlays/ and predictions.json."),
     threshold: float = typer.Option(0.5, help="Binary models: foreground where its probability is above this."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per model call."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images (or tiles, with --tile) per model call."),
+    tile: Optional[int] = typer.Option(None, help="Predict by sliding TILE x TILE windows over each image at its own resolution (" + TILE_NOTE + "). Default: the run's --crop for a run trained on crops; 0 resizes whole images to the model's size."),
+    overlap: float = typer.Option(0.25, help=OVERLAP_HELP),
+    tta: Optional[str] = typer.Option(None, help="Test-time augmentation: " + TTA_HELP + "."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any file failed (default: 0 when at least one image was predicted)."),
     runtime: Optional[str] = typer.Option(None, help=RUNTIME_HELP),
 ):
@@ -268,11 +286,12 @@ def predict(
 
     Examples: seglab predict runs/pets photos/ --out predictions/
               seglab predict runs/pets/export/onnx photos/ --out predictions/
+              seglab predict runs/camvid street.jpg --out predictions/ --tile 256 --tta flip
     """
     load_tensorflow()
     from seglab.prediction import predict as run_predict
 
-    summary = run_predict(run, inputs, out, threshold, batch_size, runtime=runtime)
+    summary = run_predict(run, inputs, out, threshold, batch_size, runtime=runtime, tile=tile, overlap=overlap, tta=tta)
     for failure in summary["failed"]:
         err.print(f"[yellow]skipped[/] {escape(failure['file'])}: {escape(failure['message'])}", highlight=False, soft_wrap=True)
     skipped, failed = len(summary["skipped_non_images"]), len(summary["failed"])
@@ -495,7 +514,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="One JSON object p
         return
     if encoders:
         columns = {"encoder": "encoder", "keras.applications": "application", "parameters": "parameters",
-                   "GFLOPs": "gflops", "features": "features", "weights": "pretrained_weights"}
+                   "GFLOPs": "gflops", "features": "features", "weights": "pretrained_weights", "trains": "fine_tune"}
     else:
         columns = {"model": "model", "parameters": "parameters", "GFLOPs": "gflops", "starts from": "pretrained_weights",
                    "size": "size", "batch": "batch_size", "epochs": "epochs", "lr": "learning_rate"}

@@ -26,6 +26,8 @@ class TrainConfig:
     model: str = "unet"
     model_options: dict = field(default_factory=dict)
     size: int | None = None
+    crop: int | None = None  # train on crop x crop crops at the image's own resolution (x scale); size = crop
+    scale: float = 1.0  # with crop: one resize factor for every image first
     batch_size: int | None = None
     epochs: int | None = None
     optimizer: str = "adam"
@@ -74,7 +76,7 @@ class TrainConfig:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown configuration keys: {', '.join(unknown)}. Known: {', '.join(known)}.")
-        missing = [k for k in known if k not in data]
+        missing = [k for k in known if k not in data and k not in ADDED_LATER]
         if complete and missing:
             raise ValueError(f"missing keys: {', '.join(missing)} (seglab writes every key; restore them).")
         data = {k: _typed(k, v) for k, v in data.items()}
@@ -99,11 +101,14 @@ class TrainConfig:
             raise ValueError(f"{path}: {e}") from None
 
 
+# Keys that runs written before them lack; a missing one takes its default.
+ADDED_LATER = frozenset({"crop", "scale"})
+
 # The type of each key, for checking what a config.yaml holds. None: the key may be null.
 _INT, _FLOAT, _BOOL, _STR = (int,), (float, int), (bool,), (str,)
 _TYPES = {
     "data": (_STR, False), "format": (_STR, True), "view": (_STR, True), "val_fraction": (_FLOAT, False),
-    "model": (_STR, False), "size": (_INT, True), "batch_size": (_INT, True), "epochs": (_INT, True),
+    "model": (_STR, False), "size": (_INT, True), "crop": (_INT, True), "scale": (_FLOAT, False), "batch_size": (_INT, True), "epochs": (_INT, True),
     "optimizer": (_STR, False), "learning_rate": (_FLOAT, True), "schedule": (_STR, False), "loss": (_STR, True),
     "augment": (_BOOL, False), "weights": (_STR, True), "fine_tune": (_STR, True), "precision": (_STR, False),
     "cache": (_BOOL, False), "previews": (_INT, False), "wandb": (_BOOL, False), "wandb_project": (_STR, True),
@@ -153,6 +158,11 @@ def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     if encoder != SCRATCH:  # over a keras.applications encoder: its pretrained start (unet's recipe is from scratch)
         begin = start(encoder, config.weights or recipe.weights)
         defaults.update(fine_tune=recipe.fine_tune or begin["fine_tune"], weights=recipe.weights or begin["weights"])
+    if config.crop is not None:  # the model's input is the crop
+        if config.size is not None and config.size != config.crop:
+            raise ValueError(f"--size {config.size} and --crop {config.crop} disagree: with --crop the model's input is "
+                             "the crop. Leave out --size.")
+        defaults["size"] = config.crop
     filled = {key: value for key, value in defaults.items() if getattr(config, key) is None}
     filled["model_options"] = options
     if config.loss is None:
@@ -183,6 +193,12 @@ def validate(config: TrainConfig, num_classes: int) -> None:
     for key in ("size", "batch_size", "epochs", "previews"):
         if getattr(config, key) is None or int(getattr(config, key)) < 1:
             raise ValueError(f"{key} must be at least 1; got {getattr(config, key)}.")
+    if config.crop is not None and (config.crop < 1 or config.crop != config.size):
+        raise ValueError(f"crop must be at least 1 and equal to size (the model's input); got crop {config.crop}, size {config.size}.")
+    if not (0 < config.scale <= 4 and math.isfinite(config.scale)):
+        raise ValueError(f"scale must be above 0 and at most 4; got {config.scale}.")
+    if config.scale != 1 and config.crop is None:
+        raise ValueError("--scale resizes images before cropping: it needs --crop (without crops, --size sets the resize).")
     if config.learning_rate is None or not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive finite number; got {config.learning_rate}.")
     if not 0 < config.val_fraction < 1:

@@ -17,6 +17,7 @@ from seglab.metrics import confusion_matrix, mean_iou, summarize
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path, check_output_dir, make_output_dir, write_text
 from seglab.runtimes import Predictor, open_predictor
+from seglab.tiling import TTA, Inference
 
 MOSAIC_IMAGES = 6
 
@@ -29,18 +30,27 @@ def _source(config: TrainConfig, data: str | None, classes: ClassSpec, format: s
     return source
 
 
-def _at_model_size(model: Predictor, source, split, batch_size):
-    """Yield (images [B, S, S, 3], truth [B, S, S], prediction [B, S, S]) at the model's input size."""
-    for images, truths in make_dataset(source, split, size=model.size, batch_size=batch_size):
+def _at_model_size(inference: Inference, source, split, batch_size):
+    """Yield (images [B, S, S, 3], truth [B, S, S], prediction [B, S, S]) at the model's input size:
+    whole images resized to it, or, for a run trained on crops, their centre crops (as training
+    scores them)."""
+    model = inference.predictor
+    for images, truths in make_dataset(source, split, size=model.size, batch_size=batch_size, crop=model.crop,
+                                       scale=model.scale):
         images = images.numpy()
-        yield images, truths.numpy(), np.stack(model.labels(images, [images.shape[1:3]] * len(images)))
+        yield images, truths.numpy(), np.stack(inference.resized_labels(images, [images.shape[1:3]] * len(images)))
 
 
-def _at_full_resolution(model: Predictor, source, split):
-    """Yield one image at a time at its original size, its logits resized bilinearly to it."""
+def _at_full_resolution(inference: Inference, source, split):
+    """Yield one image at a time at its original size: predicted by sliding tiles, or from the
+    whole image resized to the model's size, its scores resized bilinearly back."""
     for pair in source.split(split):
         image, truth = read_pair(pair.image, pair.mask, source.encoding, pair.image_region, pair.mask_region)
-        yield image[None], truth[None], np.stack(model.labels(model_input(image[None], model.size), [truth.shape]))
+        if inference.tile:
+            prediction = inference.tiled_labels(image)
+        else:
+            prediction = inference.resized_labels(np.asarray(model_input(image[None], inference.predictor.size)), [truth.shape])[0]
+        yield image[None], truth[None], prediction[None]
 
 
 def output_folder(run: Run, data: str | None) -> Path:
@@ -54,21 +64,29 @@ def output_folder(run: Run, data: str | None) -> Path:
 
 def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bool = False,
              batch_size: int | None = None, *, format: str | None = None, view: str | None = None, out=None,
-             runtime: str | None = None) -> dict:
+             runtime: str | None = None, tile: int | None = None, overlap: float = 0.25,
+             tta: str | TTA | None = None) -> dict:
     """Score the run's best model (model.keras, on `runtime`: Keras by default, or an export of it)
     on `split` of its own dataset, or of `data` (read as `format` with `view` when given); write
-    metrics.json (or metrics_<split>[_full].json for other splits and resolutions),
-    confusion_matrix.png and best/worst mosaics into `out` (default: `output_folder`); return
-    the metrics."""
+    metrics.json (or metrics_<split>[_full][_tile<N>][_tta-<mode>].json for other splits and
+    ways of predicting), confusion_matrix.png and best/worst mosaics into `out` (default:
+    `output_folder`); return the metrics.
+
+    By default images are scored at the model's size (centre crops for a run trained on crops);
+    `full_res` resizes predictions to each image's own size; `tile` (implies `full_res`)
+    predicts by sliding tiles overlapping by `overlap`; `tta` averages over augmented copies."""
     run = Run(run_path)
     config = TrainConfig.load(run.config)
     classes = ClassSpec.load(run.classes)
     out = check_output_dir(out if out is not None else output_folder(run, data))
+    tta = TTA.parse(tta) if isinstance(tta, str) or tta is None else tta
     model = open_predictor(run.path, runtime)
+    full_res = full_res or bool(tile)
+    inference = Inference(model, tile or None, overlap, tta, batch_size or config.batch_size, model.scale)
     source = _source(config, data, classes, format, view)
     k = classes.num_classes
-    batches = (_at_full_resolution(model, source, split) if full_res
-               else _at_model_size(model, source, split, batch_size or config.batch_size))
+    batches = (_at_full_resolution(inference, source, split) if full_res
+               else _at_model_size(inference, source, split, batch_size or config.batch_size))
 
     total = np.zeros((k, k), np.int64)
     per_image, scored = [], []  # scored: (image mIoU, index, image, truth, prediction) at model size
@@ -85,8 +103,8 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
     metrics = summarize(total, classes.names, np.stack(per_image) if per_image else None)
     metrics |= {"split": split, "data": str(source.root), "full_res": full_res, "size": config.size,
                 "model": config.model, "checkpoint": run.model.name, "runtime": model.runtime,
-                "class_names": list(classes.names)}
-    suffix = "" if (split == "val" and not full_res) else f"_{split}{'_full' if full_res else ''}"
+                **inference.describe(), "crop": config.crop, "class_names": list(classes.names)}
+    suffix = _suffix(split, full_res, inference)
     make_output_dir(out)
     write_text(out / f"metrics{suffix}.json", json.dumps(metrics, indent=2) + "\n")
     _plot_confusion(total, classes, out / f"confusion_matrix{suffix}.png")
@@ -98,6 +116,14 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
             with atomic_path(out / f"{name}{suffix}.png") as tmp:
                 picture.save(tmp)
     return metrics
+
+
+def _suffix(split: str, full_res: bool, inference: Inference) -> str:
+    """'' for the default scoring (val, model size), else what differs: _val_full_tile256_tta-flip."""
+    parts = [split] + ["full"] * full_res + [f"tile{inference.tile}"] * bool(inference.tile)
+    if inference.tta:
+        parts.append("tta-" + re.sub(r"[^\w.,-]", "_", str(inference.tta)))
+    return "" if parts == ["val"] else "_" + "_".join(parts)
 
 
 def _thumbnail(image, truth, prediction, size):

@@ -107,15 +107,20 @@ def _float32_copy(model: keras.Model, dynamic: bool, name: str = "image", subpix
 
 def stride(model: keras.Model) -> int:
     """How many input pixels one step of the coarsest feature map spans (16 for a 4-level U-Net):
-    a dynamic-size export takes heights and widths that are multiples of it."""
-    def spatial(layer):
+    a dynamic-size export takes heights and widths that are multiples of it. The 1x1 outputs of a
+    global pooling (DeepLabV3+'s image-pooling branch) are not feature maps and do not count."""
+    def layers(layer):
         for inner in getattr(layer, "layers", []):
-            yield from spatial(inner)
-        shape = getattr(layer, "output", None)
-        shape = getattr(shape, "shape", None)
-        if shape is not None and len(shape) == 4 and shape[1]:
-            yield shape[1]
-    return max(1, model.input_shape[1] // min(spatial(model), default=model.input_shape[1]))
+            yield from layers(inner)
+        yield layer
+
+    pooled = any(type(layer).__name__.startswith("Global") for layer in layers(model))
+    sides = []
+    for layer in layers(model):
+        shape = getattr(getattr(layer, "output", None), "shape", None)
+        if shape is not None and len(shape) == 4 and shape[1] and not (pooled and shape[1] == 1):
+            sides.append(shape[1])
+    return max(1, model.input_shape[1] // min(sides, default=model.input_shape[1]))
 
 
 def sha256(path: Path) -> str:
@@ -140,7 +145,8 @@ def split_images(source, config: TrainConfig, split: str = "val", count: int = P
     from seglab.data.pipeline import make_dataset
 
     images = []
-    for batch, _ in make_dataset(source, split, size=config.size, batch_size=8, shuffle=False, validate_first=False):
+    for batch, _ in make_dataset(source, split, size=config.size, batch_size=8, shuffle=False, validate_first=False,
+                                 crop=config.crop, scale=config.scale):
         images.append(batch.numpy())
         if sum(len(b) for b in images) >= count:
             break
@@ -154,7 +160,8 @@ def validation_miou(model, source, config: TrainConfig, classes: ClassSpec) -> f
 
     k = classes.num_classes
     total = np.zeros((k, k), np.int64)
-    for images, truths in make_dataset(source, "val", size=config.size, batch_size=8, validate_first=False):
+    for images, truths in make_dataset(source, "val", size=config.size, batch_size=8, validate_first=False,
+                                       crop=config.crop, scale=config.scale):
         images = images.numpy()
         predicted = np.stack(model.labels(images, [images.shape[1:3]] * len(images)))
         total += confusion_matrix(truths.numpy(), predicted, k, classes.ignore_index)
@@ -375,7 +382,7 @@ def _metadata(run, config, classes, format, output, graph, binary, dynamic, step
         "file": FORMATS[format][0],
         "input": {"name": "image", "layout": "NHWC", "dtype": "float32", "channels": "RGB", "range": [0, 255],
                   "height": height, "width": width, "multiple_of": step if dynamic else None,
-                  "size": config.size},
+                  "size": config.size, "crop": config.crop, "scale": config.scale},
         "output": {"kind": output, "shape": shape, "dtype": "int32" if output == "labels" else "float32",
                    "classes": list(classes.names),
                    # labels of a one-logit model are decided inside the graph, at this threshold

@@ -2,9 +2,12 @@
 
 Any image Pillow reads (EXIF orientation applied; grayscale, palette, RGBA, 16-bit made RGB).
 A file that cannot be read or written is reported, skipped and counted, never the end of the batch.
+Images are resized to the model's size, or covered by sliding tiles at their own resolution
+(`seglab.tiling`), with or without test-time augmentation.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -18,11 +21,13 @@ from seglab.data.colors import blend, indexed_png
 from seglab.data.images import IMAGE_EXTENSIONS, find_images, output_names, read_image
 from seglab.data.pipeline import model_input
 from seglab.errors import DataError
-from seglab.progress import Stopwatch, progress
+from seglab.progress import GrowingBar, Stopwatch, progress
 from seglab.runs import check_output_dir, make_output_dir, write_text
 from seglab.runtimes import open_predictor
+from seglab.tiling import TTA, Inference
 
 OVERLAY_ALPHA = 0.5
+TILED_MAX_PIXELS = 1 << 30  # with --tile, images up to a gigapixel (3 GiB decoded) are taken, not refused as bombs
 
 
 def _read(path: Path):
@@ -35,29 +40,40 @@ def _read(path: Path):
         return DataError(path, f"cannot be read ({type(e).__name__}: {e}).")
 
 
-def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, runtime: str | None = None) -> dict:
+def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, runtime: str | None = None, *,
+            tile: int | None = None, overlap: float = 0.25, tta: str | TTA | None = None) -> dict:
     """Predict every image in `inputs` (files or folders) with the run's best model (on `runtime`:
     Keras by default; see `seglab.runtimes.open_predictor`), or with the model of an export folder;
     write out/masks/<name>.png (indexed, class palette), out/overlays/<name>.png and
     out/predictions.json. <name> is the input's file name (`photo.jpg` -> masks/photo.jpg.png),
-    made unique and safe by `seglab.data.images.output_names`."""
+    made unique and safe by `seglab.data.images.output_names`.
+
+    `tile`: slide tile x tile windows overlapping by `overlap` over each image at its own
+    resolution (after the run's --scale), `batch_size` tiles per model call; default: the run's
+    crop for a run trained on crops, else none (0: none), i.e. resize each image to the model's
+    size. `tta`: test-time augmentation ('flip', 'flips', 'scales=0.75,1,1.25'; see TTA.parse)."""
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be between 0 and 1; got {threshold}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
+    tta = TTA.parse(tta) if isinstance(tta, str) or tta is None else tta
     out = check_output_dir(out)
     paths, skipped = find_images(inputs)
     if not paths:
         raise ValueError(f"No images found in {', '.join(map(str, inputs))} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}).")
     model = open_predictor(run_path, runtime)
+    tile = model.crop if tile is None else (tile or None)
+    inference = Inference(model, tile, overlap, tta, batch_size, model.scale)
     classes = model.classes
     make_output_dir(out / "masks")
     make_output_dir(out / "overlays")
     results, failed = [], []
     named = list(zip(paths, output_names(paths)))
-    chunks = [named[i:i + batch_size] for i in range(0, len(named), batch_size)]
+    per_call = 1 if tile else batch_size  # tiles: one image at a time, its tiles batched
+    chunks = [named[i:i + per_call] for i in range(0, len(named), per_call)]
     clock = Stopwatch()
     writing = deque()  # (path, future) of outputs being written, oldest first
+    tiles = GrowingBar("Predicting tiles") if tile else None  # for tiles, the bar counts tiles, not images
 
     def collect(path, future):
         try:
@@ -66,33 +82,75 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
             failed.append(_failure(path, f"its outputs could not be written ({e.strerror or e})."))
 
     # Files are decoded and outputs encoded in threads while the model runs (Pillow's decoders and
-    # zlib let go of the GIL); at most a few batches wait to be written, so memory stays bounded.
-    with ThreadPoolExecutor() as pool:
-        decoded = pool.map(lambda chunk: [(p, s, _read(p)) for p, s in chunk], chunks)
-        for chunk in progress(clock.timed(decoded, "waiting for decoded images"), len(paths), "Predicting", size=len):
+    # zlib let go of the GIL); at most a few batches are decoded ahead or wait to be written, so
+    # memory stays bounded however many (or large) the images.
+    with ThreadPoolExecutor() as pool, _large_images_allowed(bool(tile)), contextlib.ExitStack() as stack:
+        if tiles is not None:
+            stack.callback(tiles.close)
+        decoded = _ahead(pool, lambda chunk: [(p, s, _read(p)) for p, s in chunk], chunks, 2)
+        if tiles is None:
+            decoded = progress(decoded, len(paths), "Predicting", size=len)
+        for chunk in clock.timed(decoded, "waiting for decoded images"):
             good = [(p, s, image) for p, s, image in chunk if not isinstance(image, DataError)]
             failed += [_failure(p, image.problem.message) for p, _, image in chunk if isinstance(image, DataError)]
             if not good:
                 continue
-            with clock("resize to the model's size"):
-                batch = np.concatenate([model_input(image[None], model.size) for _, _, image in good])
-            with clock("model"):
-                outputs = model(batch)
-            with clock("resize to the original size and decide"):
-                labels = model.to_labels(outputs, [image.shape[:2] for _, _, image in good], threshold)
+            if tile:
+                labels = []
+                for _, _, image in good:
+                    tiles.grow(inference.tile_count(image.shape))
+                    with clock("model"):  # tiles, their blending and the decision
+                        labels.append(inference.tiled_labels(image, threshold, tiles.advance))
+            else:
+                with clock("resize to the model's size"):
+                    batch = np.concatenate([model_input(image[None], model.size) for _, _, image in good])
+                shapes = [image.shape[:2] for _, _, image in good]
+                if tta is None:
+                    with clock("model"):
+                        outputs = model(batch)
+                    with clock("resize to the original size and decide"):
+                        labels = model.to_labels(outputs, shapes, threshold)
+                else:
+                    with clock("model"):  # every augmented copy, and the decision
+                        labels = inference.resized_labels(np.asarray(batch), shapes, threshold)
             writing.extend((path, pool.submit(_write, path, stem, image, mask, classes, out))
                            for (path, stem, image), mask in zip(good, labels))
             with clock("waiting for masks and overlays to be written"):
-                while len(writing) > 2 * batch_size:
+                while len(writing) > 2 * per_call:
                     collect(*writing.popleft())
         with clock("waiting for masks and overlays to be written"):
             while writing:
                 collect(*writing.popleft())
-    summary = {**model.source, "size": model.size, "threshold": threshold,
+    summary = {**model.source, "size": model.size, **inference.describe(), "threshold": threshold,
                "predicted": len(results), "failed": failed, "skipped_non_images": [str(p) for p in skipped],
                "seconds": clock.summary(), "images": results}
     write_text(out / "predictions.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _ahead(pool, fn, items, ahead: int):
+    """`pool.map(fn, items)` in order, with at most `ahead` results computed before they are asked
+    for (`Executor.map` would start every item at once and hold all the results)."""
+    pending = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+@contextlib.contextmanager
+def _large_images_allowed(allowed: bool):
+    """Pillow refuses images above ~179 megapixels as decompression bombs; tiled prediction is
+    for large images, so it takes them up to a gigapixel."""
+    before = Image.MAX_IMAGE_PIXELS
+    if allowed and before is not None:
+        Image.MAX_IMAGE_PIXELS = max(before, TILED_MAX_PIXELS)
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
 
 
 def _failure(path: Path, message: str) -> dict:

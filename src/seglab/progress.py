@@ -88,3 +88,30 @@ class Stopwatch:
 
 
 _DONE = object()
+
+
+class GrowingBar:
+    """A progress bar over work whose amount is learnt as it goes (the tiles of each image, known
+    once the image is decoded): `grow(n)` adds to the total, `advance(n)` to what is done.
+    On a terminal only."""
+
+    def __init__(self, description: str):
+        self._bar, self.total = None, 0
+        if sys.stderr.isatty():
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            self._bar = Progress(*columns, console=_console, transient=True)
+            self._task = self._bar.add_task(description, total=0)
+            self._bar.start()
+
+    def grow(self, n: int) -> None:
+        self.total += n
+        if self._bar is not None:
+            self._bar.update(self._task, total=self.total)
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -42,16 +42,25 @@ class Predictor:
     """A model behind one call: `__call__(batch)` returns what the model returns (`output`);
     `labels` turns that into class indices at the sizes asked for.
 
-    `size` is the square side images are resized to before the model (the run's training size).
+    `size` is the square side images are resized to before the model (the run's training size);
+    `multiple` the model's stride: the sizes it can take, where it takes more than `size`
+    (`any_size`), are multiples of it.
     """
 
     runtime = "keras"
 
-    def __init__(self, classes: ClassSpec, size: int, output: str = "logits", source: dict | None = None):
+    def __init__(self, classes: ClassSpec, size: int, output: str = "logits", source: dict | None = None,
+                 multiple: int = 1, dynamic: bool = False):
         if output not in OUTPUTS:
             raise ValueError(f"Unknown output {output!r}. Use one of: {', '.join(OUTPUTS)}.")
         self.classes, self.size, self.output = classes, int(size), output
+        self.multiple, self.dynamic = max(1, int(multiple)), dynamic
+        self.crop, self.scale = None, 1.0  # a run trained on crops (of images resized by scale): see open_predictor
         self.source = {"runtime": self.runtime, **(source or {})}  # where the model came from, for output files
+
+    def any_size(self) -> bool:
+        """Whether the model takes inputs of other sizes than `size` (multiples of `multiple`)."""
+        return self.dynamic
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -102,8 +111,27 @@ class KerasPredictor(Predictor):
     runtime = "keras"
 
     def __init__(self, model, classes: ClassSpec, size: int, source: dict | None = None):
-        super().__init__(classes, size, "logits", source)
+        from seglab.exporting import stride
+
+        super().__init__(classes, size, "logits", source, multiple=stride(model))
         self.model = model
+        self._checked_any_size = False
+
+    def any_size(self) -> bool:
+        """A saved model takes its training size only; the first time another size is asked for,
+        it is swapped for the float32 copy with a dynamic height and width that export makes, where
+        the architecture allows one (the same copy ONNX and LiteRT files are made from)."""
+        if not self._checked_any_size:
+            from seglab.exporting import deployable
+
+            self._checked_any_size = True
+            try:
+                copy, self.dynamic = deployable(self.model)
+            except ValueError:  # a model export refuses (KerasHub's MiT) keeps its one size
+                self.dynamic = False
+            if self.dynamic:
+                self.model = copy
+        return self.dynamic
 
     def __call__(self, batch):
         return np.asarray(self.model.predict_on_batch(np.asarray(batch, np.float32)), np.float32)
@@ -112,8 +140,8 @@ class KerasPredictor(Predictor):
 class OnnxPredictor(Predictor):
     runtime = "onnx"
 
-    def __init__(self, path: Path, classes, size, output, source=None):
-        super().__init__(classes, size, output, source)
+    def __init__(self, path: Path, classes, size, output, source=None, multiple=1, dynamic=False):
+        super().__init__(classes, size, output, source, multiple, dynamic)
         require_runtime("onnx")
         import onnxruntime as ort
 
@@ -135,8 +163,8 @@ class OnnxPredictor(Predictor):
 class LiteRTPredictor(Predictor):
     runtime = "litert"
 
-    def __init__(self, path: Path, classes, size, output, source=None):
-        super().__init__(classes, size, output, source)
+    def __init__(self, path: Path, classes, size, output, source=None, multiple=1, dynamic=False):
+        super().__init__(classes, size, output, source, multiple, dynamic)
         require_runtime("litert")
         from ai_edge_litert.interpreter import Interpreter
 
@@ -166,8 +194,8 @@ class LiteRTPredictor(Predictor):
 class SavedModelPredictor(Predictor):
     runtime = "saved_model"
 
-    def __init__(self, path: Path, classes, size, output, source=None):
-        super().__init__(classes, size, output, source)
+    def __init__(self, path: Path, classes, size, output, source=None, multiple=1, dynamic=False):
+        super().__init__(classes, size, output, source, multiple, dynamic)
         import tensorflow as tf
 
         try:
@@ -201,6 +229,8 @@ def open_export(folder) -> Predictor:
     try:
         meta = json.loads(meta_path.read_text())
         format, output, size = meta["format"], meta["output"]["kind"], int(meta["input"]["size"])
+        multiple = meta["input"].get("multiple_of")
+        crop, scale = meta["input"].get("crop"), float(meta["input"].get("scale") or 1.0)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{meta_path} is unreadable ({_first_line(e)}). Export the run again with `seglab export`.") from None
     if format not in FORMATS:
@@ -211,7 +241,10 @@ def open_export(folder) -> Predictor:
     classes = ClassSpec.load(folder / "classes.json")
     origin = meta.get("source", {})
     source = {"run": origin.get("run"), "checkpoint": origin.get("checkpoint"), "export": str(folder.resolve())}
-    return PREDICTORS[format](model_path, classes, size, output, source=source)
+    predictor = PREDICTORS[format](model_path, classes, size, output, source=source, multiple=multiple or 1,
+                                   dynamic=multiple is not None)
+    predictor.crop, predictor.scale = crop, scale
+    return predictor
 
 
 def open_predictor(path, runtime: str | None = None) -> Predictor:
@@ -237,4 +270,6 @@ def open_predictor(path, runtime: str | None = None) -> Predictor:
 
     config, classes = TrainConfig.load(run.config), ClassSpec.load(run.classes)
     source = {"run": str(run.path), "checkpoint": run.model.name}
-    return KerasPredictor(run.load_model(), classes, config.size, source=source)
+    predictor = KerasPredictor(run.load_model(), classes, config.size, source=source)
+    predictor.crop, predictor.scale = config.crop, config.scale
+    return predictor

@@ -38,15 +38,15 @@ class Samples:
     truths: np.ndarray  # uint8 [N, H, W]
 
     @classmethod
-    def draw(cls, source, count: int, size: int, seed: int) -> "Samples":
-        """`count` validation pairs of `source` drawn with `seed`, at the model's `size`: the same
-        ones every epoch and after a resume."""
+    def draw(cls, source, count: int, size: int, seed: int, crop: int | None = None, scale: float = 1.0) -> "Samples":
+        """`count` validation pairs of `source` drawn with `seed`, at the model's `size` (their
+        centre crops, for a run trained on crops): the same ones every epoch and after a resume."""
         from seglab.data.pipeline import make_dataset  # TensorFlow: only when training
 
         pairs = source.split("val")
         chosen = [pairs[i] for i in choose(max(1, count), len(pairs), seed)]
         ds = make_dataset(dataclasses.replace(source, pairs=chosen), "val", size=size, batch_size=len(chosen),
-                          validate_first=False)
+                          validate_first=False, crop=crop, scale=scale)
         images, truths = next(iter(ds))
         return cls([p.name for p in chosen], images.numpy(), truths.numpy())
 

@@ -190,11 +190,13 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, verbo
     if initial_epoch >= config.epochs:
         run.write_state(**{**run.state, "status": "complete"})
         return run
+    crops = {"crop": config.crop, "scale": config.scale}  # validation: centre crops (see README, "Large images")
     train_ds = make_dataset(source, "train", size=config.size, batch_size=config.batch_size, augment=config.augment,
-                            cache=config.cache, repeat=True, seed=config.seed, validate_first=False)
+                            cache=config.cache, repeat=True, seed=config.seed, validate_first=False, **crops)
     val_ds = make_dataset(source, "val", size=config.size, batch_size=config.batch_size, cache=config.cache,
-                          validate_first=False)
-    checkpoint = RunCheckpoint(run, source.classes, Samples.draw(source, config.previews, config.size, config.seed), history,
+                          validate_first=False, **crops)
+    samples = Samples.draw(source, config.previews, config.size, config.seed, **crops)
+    checkpoint = RunCheckpoint(run, source.classes, samples, history,
                                make_trackers(config, run, source.classes))
     callbacks = [checkpoint]
     bar = None

@@ -139,3 +139,38 @@ def test_tensorflow_value_map_matches_numpy(values):
     raw = np.arange(256, dtype=np.uint8).reshape(16, 16)
     enc = ValueMap(values)
     np.testing.assert_array_equal(value_map_op(enc)(tf.constant(raw)).numpy(), enc.decode(raw).labels)
+
+
+def test_crops_come_at_the_images_own_resolution(tmp_path):
+    """Random training crops differ per epoch and are cut from the full-size pair; validation
+    takes the centre; a smaller image is padded (its mask with ignore); --scale resizes first."""
+    rng = np.random.default_rng(0)
+    masks = {f"s{i}": rng.integers(0, 3, (40, 60), dtype=np.uint8) for i in range(4)} | {"tiny": np.ones((10, 12), np.uint8)}
+    root = write_folder(tmp_path / "ds", masks, classes=["bg", "a", "b"])
+    src = open_source(root, val_fraction=0.4)
+    epochs = list(make_dataset(src, "train", size=24, crop=24, batch_size=8, repeat=True, seed=3).take(2))
+    for images, truths in epochs:
+        assert images.shape[1:] == (24, 24, 3) and truths.shape[1:] == (24, 24)
+    assert not np.array_equal(epochs[0][1].numpy(), epochs[1][1].numpy())  # new crops every epoch
+    for image, truth in zip(*epochs[0]):  # each crop is a window of one pair, image and mask alike
+        found = [p for p in src.split("train") if _window_of(np.asarray(Image.open(p.mask)), truth.numpy(), np.asarray(Image.open(p.image)), image.numpy())]
+        assert found
+    val = src.split("val")
+    images, truths = next(iter(make_dataset(src, "val", size=24, crop=24, batch_size=8)))
+    for pair, image, truth in zip(val, images.numpy(), truths.numpy()):
+        full = np.asarray(Image.open(pair.mask))
+        if full.shape == (40, 60):
+            np.testing.assert_array_equal(truth, full[8:32, 18:42])
+        else:  # 10 x 12, centred in ignore
+            assert (truth == 255).sum() == 24 * 24 - 120 and (truth[7:17, 6:18] == 1).all()
+    halved = next(iter(make_dataset(src, "val", size=16, crop=16, scale=0.5, batch_size=8)))[1].numpy()
+    assert halved.shape[1:] == (16, 16)
+
+
+def _window_of(mask, crop_mask, image, crop_image) -> bool:
+    h, w = crop_mask.shape
+    for y in range(mask.shape[0] - h + 1):
+        for x in range(mask.shape[1] - w + 1):
+            if np.array_equal(mask[y:y + h, x:x + w], crop_mask):
+                return np.array_equal(image[y:y + h, x:x + w].astype(np.float32), crop_image)
+    return False

@@ -7,6 +7,7 @@ from PIL import Image
 from seglab.data.classes import ClassSpec
 
 IGNORE_COLOR = (255, 255, 255)
+BLEND_ROWS = 512
 
 
 def palette(classes: ClassSpec) -> np.ndarray:
@@ -31,5 +32,11 @@ def indexed_png(labels: np.ndarray, classes: ClassSpec) -> Image.Image:
 
 
 def blend(image: np.ndarray, labels: np.ndarray, classes: ClassSpec, alpha: float = 0.5) -> np.ndarray:
-    """The class colours of `labels` [H, W] laid over `image` [H, W, 3] at `alpha`: RGB uint8."""
-    return (np.asarray(image, np.float32) * (1 - alpha) + colorize(labels, classes) * alpha).astype(np.uint8)
+    """The class colours of `labels` [H, W] laid over `image` [H, W, 3] at `alpha`: RGB uint8.
+    Computed in bands of rows, so a very large image needs little memory beyond the result."""
+    out = np.empty(np.shape(image), np.uint8)
+    colors = palette(classes).astype(np.float32) * alpha
+    for y in range(0, len(out), BLEND_ROWS):
+        band = slice(y, y + BLEND_ROWS)
+        out[band] = np.asarray(image[band], np.float32) * (1 - alpha) + colors[labels[band]]
+    return out

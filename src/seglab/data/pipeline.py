@@ -67,6 +67,43 @@ class Size:
         return max(1, round(h * s)), max(1, round(w * s))
 
 
+@dataclass(frozen=True)
+class Crops:
+    """Square crops of side `side` taken at each image's own resolution, after one resize of
+    the whole image by `scale`: random crops for training, the centre crop for validation.
+    An image smaller than a crop is padded (the mask with ignore)."""
+
+    side: int
+    scale: float = 1.0
+    keep_aspect = False  # the loader's Size interface: crops never pad to a shape
+
+    def __post_init__(self):
+        if self.side < 1:
+            raise ValueError(f"crop must be at least 1 pixel; got {self.side}.")
+        if not (0 < self.scale <= 4 and np.isfinite(self.scale)):
+            raise ValueError(f"scale must be above 0 and at most 4; got {self.scale}.")
+
+    def resized(self, h: int, w: int) -> tuple[int, int]:
+        """(height, width) an h x w image is resized to before cropping."""
+        return max(1, round(h * self.scale)), max(1, round(w * self.scale))
+
+    def take(self, image, mask, ignore_index: int, seed=None):
+        """A side x side crop of image [h, w, 3] and mask [h, w]: at a place drawn from `seed`
+        (int64 [2]), or the centre without one."""
+        h, w = tf.shape(mask)[0], tf.shape(mask)[1]
+        ph, pw = tf.maximum(h, self.side), tf.maximum(w, self.side)
+        image, mask = pad_pair(image, mask, ph, pw, (ph - h) // 2, (pw - w) // 2, ignore_index)
+        room = tf.cast(tf.stack([ph - self.side, pw - self.side]), tf.float32)
+        if seed is None:
+            top_left = tf.cast(room // 2, tf.int32)
+        else:
+            top_left = tf.cast(tf.floor(tf.random.stateless_uniform([2], seed) * (room + 1)), tf.int32)
+            top_left = tf.minimum(top_left, tf.cast(room, tf.int32))  # the draw may reach room + 1 at 1.0
+        y, x = top_left[0], top_left[1]
+        return (tf.ensure_shape(image[y:y + self.side, x:x + self.side], [self.side, self.side, 3]),
+                tf.ensure_shape(mask[y:y + self.side, x:x + self.side], [self.side, self.side]))
+
+
 def decode_route(pair: Pair, source: Source, size: Size) -> int:
     """Which decoder a pair takes, from its file headers."""
     if pair.image_region or pair.mask_region or not isinstance(source.encoding, ValueMap):
@@ -110,8 +147,9 @@ def model_input(images, size: int):
 
 def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draft_w, draft_h):
     """Pillow route of the tf.data loader (byte-string arguments from numpy_function)."""
+    draft = (int(draft_w), int(draft_h)) if draft_w and draft_h else None
     return read_pair(os.fsdecode(image_path), os.fsdecode(mask_path), encoding, image_region.decode() or None,
-                     mask_region.decode() or None, (int(draft_w), int(draft_h)))
+                     mask_region.decode() or None, draft)
 
 
 def _loader(source: Source, size: Size, interpolation: str):
@@ -130,8 +168,9 @@ def _loader(source: Source, size: Size, interpolation: str):
         branches.append(tf_branch(lambda d: tf.io.decode_png(d, channels=3)))
 
         def pil():
+            draft = (0, 0) if isinstance(size, Crops) else (size.width, size.height)  # crops: the image's own size
             image, labels = tf.numpy_function(
-                lambda *a: _pil_decode(enc, *a), [image_path, mask_path, image_region, mask_region, size.width, size.height],
+                lambda *a: _pil_decode(enc, *a), [image_path, mask_path, image_region, mask_region, *draft],
                 [tf.uint8, tf.uint8], stateful=False)
             return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(labels, [None, None])
         if to_classes is None:
@@ -151,6 +190,8 @@ def _loader(source: Source, size: Size, interpolation: str):
         # Rounded to whole 0..255 values, as the uint8 cache stores them: cached or not, a sample
         # is the same pixels, so training's val_miou and `seglab evaluate` agree exactly.
         image = tf.round(tf.clip_by_value(image, 0.0, 255.0))
+        if isinstance(size, Crops):  # each image its own size: cropped after the cache
+            return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(labels, [None, None])
         return tf.ensure_shape(image, [size.height, size.width, 3]), tf.ensure_shape(labels, [size.height, size.width])
     return load
 
@@ -170,7 +211,11 @@ def value_map_op(enc: ValueMap):
     return lambda raw: tf.gather(lut, tf.cast(raw, tf.int32))
 
 
-def _resized(size: Size, h, w):
+def _resized(size: Size | Crops, h, w):
+    if isinstance(size, Crops):
+        scale = tf.constant(size.scale, tf.float64)
+        return (tf.maximum(1, tf.cast(tf.round(tf.cast(h, tf.float64) * scale), tf.int32)),
+                tf.maximum(1, tf.cast(tf.round(tf.cast(w, tf.float64) * scale), tf.int32)))
     if not size.keep_aspect:
         return size.height, size.width
     s = tf.minimum(size.height / tf.cast(h, tf.float64), size.width / tf.cast(w, tf.float64))
@@ -193,6 +238,8 @@ def make_dataset(
     drop_remainder: bool = False,
     seed: int = 0,
     validate_first: bool = True,
+    crop: int | None = None,
+    scale: float = 1.0,
 ) -> tf.data.Dataset:
     """A batched tf.data.Dataset of (images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W]).
 
@@ -200,12 +247,16 @@ def make_dataset(
     built, and a DatasetError lists every problem (the messages of `seglab check`). `shuffle`
     defaults to True for the train split. `cache` keeps decoded, resized samples in memory after
     the first epoch; augmentation still draws anew every epoch.
+
+    `crop`: instead of resizing whole images to `size`, take `crop` x `crop` crops of them at
+    their own resolution after resizing by `scale` (`Crops`): random ones for the train split,
+    drawn anew every epoch, the centre one for the others. The cache then holds whole images.
     """
     if interpolation not in ("bilinear", "area"):
         raise ValueError(f"interpolation must be 'bilinear' or 'area'; got '{interpolation}'.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
-    size = Size.of(size, keep_aspect)
+    size = Crops(crop, scale) if crop else Size.of(size, keep_aspect)
     pairs = source.split(split)
     if validate_first:
         validate(source, [split])
@@ -228,7 +279,16 @@ def make_dataset(
         ds = ds.shuffle(min(len(pairs), 4096) if cache else len(pairs), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if isinstance(size, Crops):
+        ignore = source.classes.ignore_index
+        if split == "train":  # one seed per sample, drawn after shuffle and repeat: new crops every epoch
+            seeds = tf.data.Dataset.random(seed=seed + 1).batch(2, drop_remainder=True)
+            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda pair, s: size.take(*pair, ignore, s),
+                                                      num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(lambda image, mask: size.take(image, mask, ignore), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if augment is not None:
         # One seed per batch, drawn after shuffle and repeat so every epoch draws anew.
         seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)

@@ -115,7 +115,8 @@ def feature_layers(base: keras.Model, input_size: tuple[int, int]) -> dict[str, 
 
 def encoder_catalog(size: int = 128) -> list[dict]:
     """One entry per encoder: its keras.applications network, parameters and forward GFLOPs per
-    image at `size` x `size` (the features used, random weights), and the levels it has."""
+    image at `size` x `size` (the features used, random weights), the levels it has, and the
+    layers a pretrained start trains (`fine_tune`)."""
     from seglab.models.flops import forward_flops
 
     entries = []
@@ -123,5 +124,5 @@ def encoder_catalog(size: int = 128) -> list[dict]:
         preprocess, encoder = build_encoder(name, (size, size), weights="none")
         entries.append({"encoder": name, "application": spec.application, "parameters": int(encoder.count_params()),
                         "gflops": round(forward_flops(encoder) / 1e9, 3), "features": sorted(encoder.output),
-                        "pretrained_weights": "imagenet"})
+                        "pretrained_weights": "imagenet", "fine_tune": spec.fine_tune})
     return entries
