@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from seglab.data.classes import ClassSpec
-from seglab.runtimes import KerasPredictor
+from seglab.runtimes import KerasPredictor, Predictor
 from seglab.tiling import TTA, Inference, Tiling, gaussian_weights, probabilities, reflect_index, tile_starts
 
 
@@ -126,6 +126,9 @@ def test_tiles_the_model_cannot_take_and_overlaps_out_of_range_are_refused(tiny_
     for overlap in (-0.1, 0.95):
         with pytest.raises(ValueError, match="--overlap must be between 0 and 0.9"):
             Inference(predictor, tile=4 * step, overlap=overlap)
+    labels_only = Predictor(predictor.classes, predictor.size, "labels")  # an export that decides labels in its graph
+    with pytest.raises(ValueError, match="Export the run with --output logits"):
+        Inference(labels_only, tta=TTA.parse("flip"))
     # a tile larger than the image: one padded tile, labels at the image's size
     inference = Inference(predictor, tile=16 * step)
     labels = inference.tiled_labels(asymmetric_image(7, 11))

@@ -246,6 +246,8 @@ class Inference:
 
     def __post_init__(self):
         check_overlap(self.overlap)
+        if (self.tile or self.tta) and self.predictor.output == "labels":
+            as_probabilities(None, self.predictor)  # refused before anything is written: it names the fix
         check_sizes(self.predictor, self.tile, self.tta)
 
     @property
