@@ -107,7 +107,8 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops):
     assert resumed.returncode == 0, output
     assert run.state["status"] == "complete" and run.state["epochs_done"] == 5
     if crops:
-        assert {k: yaml.safe_load(run.config.read_text())[k] for k in ("crop", "scale", "size")} == {"crop": 32, "scale": 0.75, "size": 32}
+        config = yaml.safe_load(run.config.read_text())
+        assert (config["crop"], config["scale"], config["size"]) == (32, 0.75, 32)
     history, reference = run.history(), Run(tmp_path / "whole").history()
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
     # Every epoch's preview and viewer sample are there, and no temporary file is left behind.

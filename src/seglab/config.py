@@ -108,7 +108,8 @@ ADDED_LATER = frozenset({"crop", "scale"})
 _INT, _FLOAT, _BOOL, _STR = (int,), (float, int), (bool,), (str,)
 _TYPES = {
     "data": (_STR, False), "format": (_STR, True), "view": (_STR, True), "val_fraction": (_FLOAT, False),
-    "model": (_STR, False), "size": (_INT, True), "crop": (_INT, True), "scale": (_FLOAT, False), "batch_size": (_INT, True), "epochs": (_INT, True),
+    "model": (_STR, False), "size": (_INT, True), "crop": (_INT, True), "scale": (_FLOAT, False),
+    "batch_size": (_INT, True), "epochs": (_INT, True),
     "optimizer": (_STR, False), "learning_rate": (_FLOAT, True), "schedule": (_STR, False), "loss": (_STR, True),
     "augment": (_BOOL, False), "weights": (_STR, True), "fine_tune": (_STR, True), "precision": (_STR, False),
     "cache": (_BOOL, False), "previews": (_INT, False), "wandb": (_BOOL, False), "wandb_project": (_STR, True),

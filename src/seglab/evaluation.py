@@ -16,7 +16,7 @@ from seglab.data.pipeline import make_dataset, model_input, read_pair
 from seglab.metrics import confusion_matrix, mean_iou, summarize
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path, check_output_dir, make_output_dir, write_text
-from seglab.runtimes import Predictor, open_predictor
+from seglab.runtimes import open_predictor
 from seglab.tiling import TTA, Inference
 
 MOSAIC_IMAGES = 6
@@ -49,7 +49,8 @@ def _at_full_resolution(inference: Inference, source, split):
         if inference.tile:
             prediction = inference.tiled_labels(image)
         else:
-            prediction = inference.resized_labels(np.asarray(model_input(image[None], inference.predictor.size)), [truth.shape])[0]
+            resized = np.asarray(model_input(image[None], inference.predictor.size))
+            prediction = inference.resized_labels(resized, [truth.shape])[0]
         yield image[None], truth[None], prediction[None]
 
 

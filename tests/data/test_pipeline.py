@@ -153,8 +153,8 @@ def test_crops_come_at_the_images_own_resolution(tmp_path):
         assert images.shape[1:] == (24, 24, 3) and truths.shape[1:] == (24, 24)
     assert not np.array_equal(epochs[0][1].numpy(), epochs[1][1].numpy())  # new crops every epoch
     for image, truth in zip(*epochs[0]):  # each crop is a window of one pair, image and mask alike
-        found = [p for p in src.split("train") if _window_of(np.asarray(Image.open(p.mask)), truth.numpy(), np.asarray(Image.open(p.image)), image.numpy())]
-        assert found
+        assert any(_window_of(np.asarray(Image.open(p.mask)), truth.numpy(), np.asarray(Image.open(p.image)), image.numpy())
+                   for p in src.split("train"))
     val = src.split("val")
     images, truths = next(iter(make_dataset(src, "val", size=24, crop=24, batch_size=8)))
     for pair, image, truth in zip(val, images.numpy(), truths.numpy()):
