@@ -18,6 +18,7 @@ probabilities back to the input's size.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Iterator
@@ -250,7 +251,7 @@ class Inference:
             as_probabilities(None, self.predictor)  # refused before anything is written: it names the fix
         check_sizes(self.predictor, self.tile, self.tta)
 
-    @property
+    @functools.cached_property  # one Tiling for every image (a frozen dataclass still takes it)
     def tiling(self) -> Tiling | None:
         return None if self.tile is None else Tiling(self.predictor, self.tile, self.overlap, self.tta, self.batch_size)
 
