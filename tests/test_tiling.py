@@ -160,3 +160,16 @@ def test_predict_and_evaluate_slide_tiles_from_the_command_line(tiny_run, tmp_pa
 
     result = CliRunner().invoke(app, ["predict", str(tiny_run.path), str(folder), "--out", str(tmp_path / "o2"), "--tile", "30"])
     assert result.exit_code == 2 and "--tile 32" in result.output
+
+
+def test_a_run_trained_at_a_scale_is_tiled_at_that_scale_and_answered_at_full_size():
+    import tensorflow as tf
+
+    predictor, whole = pointwise()
+    image = noise(50, 70)
+    labels = Inference(predictor, tile=16, scale=0.5).tiled_labels(image)
+    assert labels.shape == (50, 70)
+    # what the scaled image gives, resized back: the scaling is undone exactly for a pointwise model
+    small = np.asarray(tf.round(tf.image.resize(image, (25, 35))), np.uint8)
+    expected = np.asarray(tf.image.resize(whole(small)[None].astype(np.float32), (50, 70)))[0].argmax(-1)
+    assert (labels == expected).mean() > 0.999
