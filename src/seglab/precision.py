@@ -1,12 +1,15 @@
 """Numeric precision of training and inference: float32, or mixed precision where the hardware
 computes bfloat16 natively.
 
-`auto` picks `mixed_bfloat16` on CPUs with native bfloat16 instructions (AVX512_BF16, AMX),
-where oneDNN runs the convolutions in bfloat16: on 2 such cores `unet` trained 1.4-2.5x faster
-than in float32 (`seglab bench train --precision ...`), `mobilenet_unet` about as fast. Everywhere
-else it picks float32: without those instructions bfloat16 is emulated and slower, and on GPUs
-TensorFlow already uses TF32. The weights, the logits and the losses stay float32 in every mode;
-a saved model keeps its layers' precision, so evaluate and predict run it as it was trained.
+`auto` picks `mixed_float16` where TensorFlow sees a GPU: tensor cores run float16 matmuls and
+convolutions at several times their float32 rate, and Keras wraps the optimizer in a
+`LossScaleOptimizer` for this policy, so small float16 gradients are scaled up instead of lost.
+On CPUs with native bfloat16 instructions (AVX512_BF16, AMX) it picks `mixed_bfloat16`, where
+oneDNN runs the convolutions in bfloat16: on 2 such cores `unet` trained 1.4-2.5x faster than in
+float32 (`seglab bench train --precision ...`), `mobilenet_unet` about as fast. Elsewhere it picks
+float32: without those instructions bfloat16 is emulated and slower. The weights, the logits and
+the losses stay float32 in every mode; a saved model keeps its layers' precision, so evaluate and
+predict run it as it was trained.
 """
 from __future__ import annotations
 
@@ -43,7 +46,9 @@ def resolve_precision(name: str) -> str:
         raise ValueError(f"Unknown precision {name!r}. Use one of: {', '.join(PRECISIONS)}.")
     if name != "auto":
         return name
-    return "mixed_bfloat16" if not _has_gpu() and cpu_has_bfloat16() else "float32"
+    if _has_gpu():
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
 
 
 @contextlib.contextmanager

@@ -36,7 +36,12 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
     rate = config.learning_rate
     if config.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.01)
-    return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config.optimizer](rate)
+    optimizer = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config.optimizer](rate)
+    if config.precision == "mixed_float16":
+        # Keras would wrap it in compile too, but then last.keras records the bare optimizer, whose
+        # variables do not match the saved ones: a resumed run restarted its optimizer at step 0.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
