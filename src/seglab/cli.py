@@ -59,7 +59,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts hold literal brackets: pip install 'seglab[wandb]'
 )
 
-PRECISION_HELP = ("auto (mixed_bfloat16 on CPUs with native bfloat16, else float32), float32, mixed_bfloat16 "
+PRECISION_HELP = ("auto (mixed_float16 on a GPU, mixed_bfloat16 on CPUs with native bfloat16, else float32), float32, mixed_bfloat16 "
                   "or mixed_float16.")
 RUNTIME_HELP = ("keras (default for a run), onnx, litert or saved_model: other than keras, the run's export folder "
                 "(RUN/export/FORMAT/) is used, exported first if needed. An export folder runs on its own.")
