@@ -109,14 +109,9 @@ def stride(model: keras.Model) -> int:
     """How many input pixels one step of the coarsest feature map spans (16 for a 4-level U-Net):
     a dynamic-size export takes heights and widths that are multiples of it. The 1x1 outputs of a
     global pooling (DeepLabV3+'s image-pooling branch) are not feature maps and do not count."""
-    def layers(layer):
-        for inner in getattr(layer, "layers", []):
-            yield from layers(inner)
-        yield layer
-
-    pooled = any(type(layer).__name__.startswith("Global") for layer in layers(model))
+    pooled = any(type(layer).__name__.startswith("Global") for layer in _all_layers(model))
     sides = []
-    for layer in layers(model):
+    for layer in _all_layers(model):
         shape = getattr(getattr(layer, "output", None), "shape", None)
         if shape is not None and len(shape) == 4 and shape[1] and not (pooled and shape[1] == 1):
             sides.append(shape[1])
@@ -212,6 +207,7 @@ def float32_reference(model: keras.Model) -> tuple[keras.Model, str]:
 
 
 def _all_layers(model: keras.Model):
+    """Every layer of `model`, those of nested models (an encoder) too."""
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):

@@ -86,12 +86,17 @@ def probabilities(predictor: Predictor, batch: np.ndarray, tta: TTA | None = Non
 
 def as_probabilities(outputs: np.ndarray, predictor: Predictor) -> np.ndarray:
     """What a model returned, as probabilities: softmax (sigmoid for one logit) of logits."""
+    check_blendable(predictor)
     if predictor.output == "probabilities":
         return np.asarray(outputs, np.float32)
+    return probabilities_of(outputs)
+
+
+def check_blendable(predictor: Predictor) -> None:
+    """Refuse a model whose outputs cannot be averaged: an export that returns labels."""
     if predictor.output == "labels":
         raise ValueError("Tiles and test-time augmentation average class probabilities, and this export returns labels. "
                          "Export the run with --output logits (the default) or probabilities.")
-    return probabilities_of(outputs)
 
 
 def _flip(batch: np.ndarray, vertical: bool, horizontal: bool) -> np.ndarray:
@@ -247,8 +252,8 @@ class Inference:
 
     def __post_init__(self):
         check_overlap(self.overlap)
-        if (self.tile or self.tta) and self.predictor.output == "labels":
-            as_probabilities(None, self.predictor)  # refused before anything is written: it names the fix
+        if self.tile or self.tta:
+            check_blendable(self.predictor)  # before anything is written
         check_sizes(self.predictor, self.tile, self.tta)
 
     @functools.cached_property  # one Tiling for every image (a frozen dataclass still takes it)
