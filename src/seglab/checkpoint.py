@@ -86,12 +86,8 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        bad = [k for k, v in logs.items() if not math.isfinite(v)]
-        if bad:
-            kept = (f"The run keeps epoch {epoch} (last.keras)." if epoch else
-                    "No epoch finished, so the run holds no model.")
-            self.failure = (f"epoch {epoch + 1}: {', '.join(bad)} became NaN or infinite. {kept} "
-                            "Lower --learning-rate, or check the data with `seglab check`.")
+        self.failure = non_finite(epoch, logs)
+        if self.failure:
             self.model.stop_training = True
             return
         self.wait()  # the previous epoch's files first
@@ -162,6 +158,32 @@ class RunCheckpoint(keras.callbacks.Callback):
                          title=f"epoch {sampled.epoch}: image | truth | prediction", captions=captions)
         with atomic_path(self.run.previews / f"epoch_{sampled.epoch:03d}.png") as tmp:
             picture.save(tmp)
+
+
+def non_finite(epoch: int, logs: dict) -> str | None:
+    """Why training must stop after `epoch` (0-based), when a figure in its logs is NaN or infinite."""
+    bad = [k for k, v in logs.items() if not math.isfinite(v)]
+    if not bad:
+        return None
+    kept = f"The run keeps epoch {epoch} (last.keras)." if epoch else "No epoch finished, so the run holds no model."
+    return (f"epoch {epoch + 1}: {', '.join(bad)} became NaN or infinite. {kept} "
+            "Lower --learning-rate, or check the data with `seglab check`.")
+
+
+class StopWhereTheChiefStops(keras.callbacks.Callback):
+    """What a worker other than the chief does after each epoch: nothing written, but it stops
+    where the chief's RunCheckpoint stops (the logs are the same on every worker), since a worker
+    that trained on alone would wait for the others' gradients for ever."""
+
+    failure: str | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.failure = non_finite(epoch, dict(logs or {}))
+        if self.failure:
+            self.model.stop_training = True
+
+    def close(self) -> None:
+        pass
 
 
 def _mean(values) -> str:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from seglab.errors import DataError, DatasetError, OutputError, ParityFailed, RunBusy, TrainingFailed, WeightsUnavailable
 from seglab.quiet import load_tensorflow
+from seglab.distribute import DISTRIBUTE_HELP, is_chief
 from seglab.tiling import TTA_HELP
 
 # TensorFlow's C++ info and warning lines are noise for seglab's users (errors still show); the
@@ -187,6 +188,7 @@ def train(
     encoder: Optional[str] = typer.Option(None, help="Encoder of unet, fpn or deeplabv3plus: a keras.applications network (`seglab models --encoders` lists them) or unet's own 'scratch'. Default: the model's."),
     option: list[str] = typer.Option([], "--option", help="Model option KEY=VALUE, repeatable: --option filters=16,32,64,128."),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
+    distribute: str = typer.Option("auto", help="tf.distribute strategy, also with --resume: " + DISTRIBUTE_HELP + " --batch-size is the global batch."),
     previews: int = typer.Option(8, help="Validation samples predicted after every epoch, for the previews and `seglab view`."),
     wandb: bool = typer.Option(False, "--wandb", help="Also log to Weights & Biases (pip install 'seglab[wandb]'; WANDB_MODE=offline works)."),
     wandb_project: Optional[str] = typer.Option(None, help="W&B project (implies --wandb). Default: seglab."),
@@ -198,12 +200,15 @@ def train(
     Example: seglab train ../shared/data/oxford-pets --model mobilenet_unet --weights ../shared/weights/mobilenet_v2_1.0_notop.weights.h5
 
     Killed or interrupted, `seglab train --resume runs/NAME` continues from the last finished epoch.
+
+    On several machines: run the same command on every worker, with TF_CONFIG set on each and
+    --out on storage they all see (see README, "Beyond one machine"); the chief writes the run.
     """
     load_tensorflow()
     from seglab.training import train as run_train
 
     if resume is not None:
-        call = lambda: run_train(resume=resume)  # noqa: E731  (every other option comes from the run)
+        call = lambda: run_train(resume=resume, distribute=distribute)  # noqa: E731  (the rest comes from the run)
     else:
         names = _class_names(classes)
         options = {k: v for k, v in dict(
@@ -211,7 +216,7 @@ def train(
             loss=loss, weights=weights, fine_tune=fine_tune, classes=names.names if names else None).items() if v is not None}
         options.update(model=model, optimizer=optimizer, schedule=schedule, augment=augment, seed=seed, precision=precision,
                        previews=previews, wandb=wandb, wandb_project=wandb_project, tensorboard=tensorboard,
-                       val_fraction=val_fraction, class_weights=_class_weights(class_weights), scale=scale,
+                       val_fraction=val_fraction, class_weights=_class_weights(class_weights), scale=scale, distribute=distribute,
                        model_options=_parse_options(option))
         if encoder is not None:
             _check_takes_encoder(model)
@@ -221,6 +226,9 @@ def train(
         run = call()
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"Continue with: seglab train --resume {resume or out or 'runs/' + model}") from None
+    if distribute != "none" and not is_chief():  # a multi-worker job's other workers write nothing
+        console.print(f"Training finished on this worker; the chief writes the run folder {run.path}.")
+        return
     state = run.state
     console.print(f"Run complete: {run.path}  best val mIoU {state.get('best_val_miou')} at epoch {state.get('best_epoch')}")
 

@@ -39,6 +39,9 @@ class TrainConfig:
     weights: str | None = None
     fine_tune: str | None = None
     precision: str = "auto"
+    distribute: str = "auto"  # the tf.distribute strategy: resolved to none, mirrored or multi-worker
+    replicas: int | None = None  # set by training: replicas in sync; batch_size is the global batch
+    replica_batch: int | None = None  # set by training: batch_size / replicas
     cache: bool = True
     previews: int = 8  # validation samples predicted, shown and logged after every epoch
     wandb: bool = False
@@ -102,7 +105,7 @@ class TrainConfig:
 
 
 # Keys that runs written before them lack; a missing one takes its default.
-ADDED_LATER = frozenset({"crop", "scale"})
+ADDED_LATER = frozenset({"crop", "scale", "distribute", "replicas", "replica_batch"})
 
 # The type of each key, for checking what a config.yaml holds. None: the key may be null.
 _INT, _FLOAT, _BOOL, _STR = (int,), (float, int), (bool,), (str,)
@@ -112,6 +115,7 @@ _TYPES = {
     "batch_size": (_INT, True), "epochs": (_INT, True),
     "optimizer": (_STR, False), "learning_rate": (_FLOAT, True), "schedule": (_STR, False), "loss": (_STR, True),
     "augment": (_BOOL, False), "weights": (_STR, True), "fine_tune": (_STR, True), "precision": (_STR, False),
+    "distribute": (_STR, False), "replicas": (_INT, True), "replica_batch": (_INT, True),
     "cache": (_BOOL, False), "previews": (_INT, False), "wandb": (_BOOL, False), "wandb_project": (_STR, True),
     "tensorboard": (_BOOL, False), "seed": (_INT, False),
 }
@@ -210,6 +214,10 @@ def validate(config: TrainConfig, num_classes: int) -> None:
 
     if config.precision not in PRECISIONS:
         raise ValueError(f"Unknown precision {config.precision!r}. Use one of: {', '.join(PRECISIONS)}.")
+    from seglab.distribute import DISTRIBUTES
+
+    if config.distribute not in DISTRIBUTES:
+        raise ValueError(f"Unknown distribute {config.distribute!r}. Use one of: {', '.join(DISTRIBUTES)}.")
     if config.wandb and importlib.util.find_spec("wandb") is None:
         raise ValueError("--wandb needs the wandb package: pip install 'seglab[wandb]'.")
     if binary_head(config) and num_classes != 2:

@@ -57,3 +57,7 @@ class TrainingFailed(RuntimeError):
 
 class ParityFailed(RuntimeError):
     """An exported model gives other labels than the Keras model it came from; nothing was kept."""
+
+
+class WorkerLost(TrainingFailed):
+    """A worker of a multi-worker job stopped or became unreachable; the others stopped too."""

@@ -27,6 +27,7 @@ from seglab.data.classes import ClassSpec
 from seglab.errors import OutputError, ParityFailed
 from seglab.graph_rewrites import (ConstantNormalization, SubPixelConvTranspose, constant_normalization_applies,
                                    float32_nodes, split_concat_conv, subpixel_applies)
+from seglab.models import all_layers
 from seglab.runs import Run, check_output_dir
 from seglab.runtimes import (EXPORT_JSON, FORMATS, OUTPUTS, PREDICTORS, KerasPredictor, decide, is_export, probabilities_of,
                              require_runtime)
@@ -109,9 +110,9 @@ def stride(model: keras.Model) -> int:
     """How many input pixels one step of the coarsest feature map spans (16 for a 4-level U-Net):
     a dynamic-size export takes heights and widths that are multiples of it. The 1x1 outputs of a
     global pooling (DeepLabV3+'s image-pooling branch) are not feature maps and do not count."""
-    pooled = any(type(layer).__name__.startswith("Global") for layer in _all_layers(model))
+    pooled = any(type(layer).__name__.startswith("Global") for layer in all_layers(model))
     sides = []
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         shape = getattr(getattr(layer, "output", None), "shape", None)
         if shape is not None and len(shape) == 4 and shape[1] and not (pooled and shape[1] == 1):
             sides.append(shape[1])
@@ -199,24 +200,16 @@ def float32_reference(model: keras.Model) -> tuple[keras.Model, str]:
     mixed precision a float32 copy of it, since the file computes in float32. bfloat16 rounds to
     3 significant digits: a run trained in mixed_bfloat16 agreed with its own float32 copy on
     only 99.74% of pixels, a rounding difference, not an export error."""
-    if all(layer.compute_dtype in (None, "float32") for layer in _all_layers(model)):
+    if all(layer.compute_dtype in (None, "float32") for layer in all_layers(model)):
         return model, "model.keras"
     copy = _float32_copy(model, dynamic=False)
     copy.set_weights(model.get_weights())
     return copy, f"model.keras computed in float32 (it was trained in {model_precision(model)})"
 
 
-def _all_layers(model: keras.Model):
-    """Every layer of `model`, those of nested models (an encoder) too."""
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-
-
 def model_precision(model: keras.Model) -> str:
     """The dtype policy most of the model's layers compute in."""
-    names = [layer.dtype_policy.name for layer in _all_layers(model) if layer.weights]
+    names = [layer.dtype_policy.name for layer in all_layers(model) if layer.weights]
     return max(set(names), key=names.count) if names else "float32"
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from seglab.data.classes import IGNORE_INDEX
@@ -50,13 +51,22 @@ def _probabilities(labels, logits):
     return ops.softmax(logits, axis=-1), ops.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
 
 
+def _per_replica(loss):
+    """A replica's share of the batch loss under tf.distribute: its mean divided by the replicas in
+    sync, so that the gradients the strategy sums are the mean's (and Keras, which multiplies
+    back, reports the mean). Keras divides in its own reduction, which a loss that returns a
+    scalar, as these do, skips. One replica: the loss itself."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss / replicas
+
+
 class _CompiledLoss(keras.losses.Loss):
     """A loss whose `loss_value` runs compiled with XLA (see `seglab.xla`), built on first use."""
 
     def call(self, y_true, y_pred):
         if getattr(self, "_compiled", None) is None:
             self._compiled = compiled(self.loss_value)
-        return self._compiled(y_true, y_pred)
+        return _per_replica(self._compiled(y_true, y_pred))
 
     def loss_value(self, y_true, y_pred):
         raise NotImplementedError
@@ -166,8 +176,8 @@ class SumLoss(_CompiledLoss):
             raise ValueError(f"SumLoss got {len(self.losses)} losses but {len(self.weights)} weights.")
         super().__init__(name=name or "_".join(l.name for l in self.losses), reduction=reduction, dtype=dtype)
 
-    def loss_value(self, y_true, y_pred):  # one XLA computation: each part's own compiles into it
-        return sum(w * loss(y_true, y_pred) for w, loss in zip(self.weights, self.losses))
+    def loss_value(self, y_true, y_pred):  # one XLA computation, the parts' inside it
+        return sum(w * loss.loss_value(y_true, y_pred) for w, loss in zip(self.weights, self.losses))
 
     def get_config(self):
         return {**super().get_config(), "losses": [keras.losses.serialize(l) for l in self.losses], "weights": self.weights}

@@ -14,14 +14,17 @@ import warnings
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from seglab.checkpoint import RunCheckpoint
+from seglab.checkpoint import RunCheckpoint, StopWhereTheChiefStops
 from seglab.config import TrainConfig, binary_head, resolve, validate
 from seglab.data.check import CheckReport
 from seglab.data.check import validate as validate_source
 from seglab.data.classes import ClassSpec
 from seglab.data.pipeline import make_dataset
-from seglab.errors import TrainingFailed
+from seglab.distribute import Cluster, build_for_fit, distributed_dataset, lost_peer, synchronize_batch_norm
+from seglab.distribute import start as start_cluster
+from seglab.errors import TrainingFailed, WorkerLost
 from seglab.losses import make_loss, resolve_class_weights
 from seglab.metrics import segmentation_metrics
 from seglab.models import build_model, model_spec
@@ -70,27 +73,42 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
     `verbose`: Keras's 0, 1 or 2 (None: 1 on a terminal, else 2), or 'bar' for one progress bar
     over the epochs instead of a log line each.
 
+    `distribute` (an option, also on resume; default auto) picks the tf.distribute strategy
+    (`seglab.distribute`). In a multi-worker job every worker calls this with the same
+    arguments; only the chief writes the run folder.
+
     Everything that can be refused (options, dataset, model) is refused before the run folder is
     written, and one process at a time writes a run folder (`Run.lock`)."""
+    # First: a multi-worker strategy must start before any other TensorFlow work.
+    distribute = options.pop("distribute", None)
+    cluster = start_cluster(distribute or (config.distribute if config and resume is None else "auto"))
     if resume is not None:
         run = Run(resume)
         if not run.config.is_file():
             raise FileNotFoundError(f"{run.path} is not a seglab run folder (no config.yaml). Give the --out folder of "
                                     "a `seglab train` run.")
-        with run.lock():
-            return _fit(run, *_resumed(run), verbose=verbose)
+        with _writer(run, cluster):
+            return _fit(run, *_resumed(run, cluster), cluster=cluster, verbose=verbose)
     config = (config or TrainConfig()).replace(data=_data_path(data), **options)
     run = Run(out or Path("runs") / config.model)
-    _refuse_existing(run)
-    check_output_dir(run.path)
-    source, config, model = _new(config)
+    if cluster.chief:
+        _refuse_existing(run)
+        check_output_dir(run.path)
+    source, config, model = _new(config, cluster)
+    if not cluster.chief:
+        return _fit(run, config, source, model, 0, cluster=cluster, verbose=verbose)
     run.path.mkdir(parents=True, exist_ok=True)
     with run.lock():
         _refuse_existing(run)  # another process may have started here meanwhile
         config.save(run.config)
         source.classes.save(run.classes)
         run.write_state(status="running", epochs_done=0)
-        return _fit(run, config, source, model, 0, verbose=verbose)
+        return _fit(run, config, source, model, 0, cluster=cluster, verbose=verbose)
+
+
+def _writer(run: Run, cluster: Cluster):
+    """The run folder's writer lock, held by the chief; the other workers of a job only read."""
+    return run.lock() if cluster.chief else contextlib.nullcontext()
 
 
 def _data_path(data) -> str:
@@ -105,18 +123,23 @@ def _refuse_existing(run: Run) -> None:
                               "or give another --out.")
 
 
-def _new(config: TrainConfig):
+def _new(config: TrainConfig, cluster: Cluster):
     """The source, resolved config and compiled model of a new run: all checked, nothing written."""
     source = config.open_source()
     reports = _checked_source(source, config)
     config = resolve(config, source.classes.num_classes)
-    config = config.replace(class_weights=_class_weights(config, source, reports))
+    config = config.replace(class_weights=_class_weights(config, source, reports), **_distribution(config, cluster))
     keras.utils.set_random_seed(config.seed)  # the initial weights, and every draw of the run after them
-    model = _compiled_model(config, source.classes.num_classes, _steps(source, config))
+    model = _compiled_model(config, source.classes.num_classes, _steps(source, config), cluster)
     return source, config, model
 
 
-def _resumed(run: Run):
+def _distribution(config: TrainConfig, cluster: Cluster) -> dict:
+    """What config.yaml records of the strategy: its name, replicas and per-replica batch."""
+    return {"distribute": cluster.name, "replicas": cluster.replicas, "replica_batch": cluster.replica_batch(config.batch_size)}
+
+
+def _resumed(run: Run, cluster: Cluster):
     """The config, source, model and finished epochs of an interrupted run, checked against
     what it was trained with."""
     config = TrainConfig.load(run.config)
@@ -131,22 +154,30 @@ def _resumed(run: Run):
     if source.classes.names != trained.names:
         raise ValueError(f"{config.data} now has the classes {', '.join(source.classes.names)}, but {run.path} was "
                          f"trained on {', '.join(trained.names)}. Resume with the run's data, or start a new run.")
+    distribution = _distribution(config, cluster)
+    moved = any(getattr(config, k) != v for k, v in distribution.items())
+    config = config.replace(**distribution)
+    if moved and cluster.chief:  # resumed on other replicas: the global batch, so each step's samples, are the same
+        config.save(run.config)
     if config.class_weights == "auto":
         config = config.replace(class_weights=_class_weights(config, source, reports))
     steps = _steps(source, config)
     if run.last.is_file():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a frozen encoder without weights warns; only its layout is used
-            fresh = _compiled_model(config.replace(weights="none"), num_classes, steps)
+            fresh = _compiled_model(config.replace(weights="none"), num_classes, steps, cluster)
         keras.utils.set_random_seed(config.seed)  # after the throwaway model: the run's draws are as they were
-        model = run.load_model("last")
+        with cluster.scope():
+            model = run.load_model("last")
+        synchronize_batch_norm(model, cluster)
         _refuse_edits(run, fresh, model)
         initial_epoch = int(model.optimizer.iterations.numpy()) // steps
     else:  # killed before its first epoch ended: nothing trained yet, start afresh
         keras.utils.set_random_seed(config.seed)
-        model = _compiled_model(config, num_classes, steps)
+        model = _compiled_model(config, num_classes, steps, cluster)
         initial_epoch = 0
-    run.remove_stale_temporaries()
+    if cluster.chief:
+        run.remove_stale_temporaries()
     return config, source, model, initial_epoch
 
 
@@ -188,46 +219,76 @@ def _steps(source, config: TrainConfig) -> int:
     return math.ceil(len(source.split("train")) / config.batch_size)
 
 
-def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, verbose: int | None = None) -> Run:
-    """Train from `initial_epoch` to `config.epochs`, writing each epoch into the run folder."""
+def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, cluster: Cluster,
+         verbose: int | None = None) -> Run:
+    """Train from `initial_epoch` to `config.epochs`, writing each epoch into the run folder (the
+    chief of a multi-worker job; the other workers write nothing)."""
     steps = _steps(source, config)
     history = run.history()[:initial_epoch]
     if initial_epoch >= config.epochs:
-        run.write_state(**{**run.state, "status": "complete"})
+        if cluster.chief:
+            run.write_state(**{**run.state, "status": "complete"})
         return run
     crops = {"crop": config.crop, "scale": config.scale}  # validation: centre crops (see README, "Large images")
-    train_ds = make_dataset(source, "train", size=config.size, batch_size=config.batch_size, augment=config.augment,
-                            cache=config.cache, repeat=True, seed=config.seed, validate_first=False, **crops)
-    val_ds = make_dataset(source, "val", size=config.size, batch_size=config.batch_size, cache=config.cache,
-                          validate_first=False, **crops)
-    samples = Samples.draw(source, config.previews, config.size, config.seed, **crops)
-    checkpoint = RunCheckpoint(run, source.classes, samples, history,
-                               make_trackers(config, run, source.classes))
+    train_ds = distributed_dataset(cluster, lambda shard: make_dataset(
+        source, "train", size=config.size, batch_size=config.batch_size, augment=config.augment, cache=config.cache,
+        repeat=True, seed=config.seed, validate_first=False, start_batch=initial_epoch * steps, shard=shard, **crops),
+        config.batch_size)
+    val_ds = distributed_dataset(cluster, lambda shard: make_dataset(
+        source, "val", size=config.size, batch_size=config.batch_size, cache=config.cache, validate_first=False,
+        shard=shard, **crops), config.batch_size)
+    _build_for_fit(model, cluster, config)
+    if cluster.chief:
+        samples = Samples.draw(source, config.previews, config.size, config.seed, **crops)
+        checkpoint = RunCheckpoint(run, source.classes, samples, history, make_trackers(config, run, source.classes))
+    else:
+        checkpoint = StopWhereTheChiefStops()
     callbacks = [checkpoint]
     bar = None
     if verbose == "bar":
         bar, verbose = EpochBar(config.epochs, initial_epoch), 0
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: bar.advance(logs or {})))
-    if config.schedule == "plateau":
+    if config.schedule == "plateau":  # on every worker: the rate is the same everywhere
         callbacks.append(ResumablePlateau(history, monitor="val_miou", factor=0.5, patience=3))
     try:
         with _collector_skips_what_exists():
-            model.fit(train_ds.skip(initial_epoch * steps), epochs=config.epochs, initial_epoch=initial_epoch,
-                      steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks, shuffle=False,
+            model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                      validation_data=val_ds, callbacks=callbacks, shuffle=False,
                       verbose=(1 if sys.stderr.isatty() else 2) if verbose is None else verbose)
     except KeyboardInterrupt:
         checkpoint.close()  # the epoch being written is finished, not lost
-        run.write_state(**{**run.state, "status": "interrupted"})
+        if cluster.chief:
+            run.write_state(**{**run.state, "status": "interrupted"})
         raise
+    except Exception as e:
+        if not lost_peer(e, cluster):
+            raise
+        checkpoint.close()
+        reason = str(e).strip().splitlines()
+        detail = next((line for line in reason if "Collective ops is aborted by" in line), reason[0] if reason else "")
+        failure = (f"worker {cluster.worker} of {cluster.workers} lost contact with the others ({detail.strip()}): a "
+                   f"worker stopped or the network failed. {run.path} keeps the last finished epoch; restart every "
+                   f"worker with `seglab train --resume {run.path}`.")
+        if cluster.chief:
+            run.write_state(**{**run.state, "status": "interrupted", "error": failure})
+        raise WorkerLost(failure) from None
     finally:
         if bar is not None:
             bar.close()
     checkpoint.close()
     if checkpoint.failure:
-        run.write_state(**{**run.state, "status": "failed", "error": checkpoint.failure})
+        if cluster.chief:
+            run.write_state(**{**run.state, "status": "failed", "error": checkpoint.failure})
         raise TrainingFailed(checkpoint.failure)
-    run.write_state(**{**run.state, "status": "complete"})
+    if cluster.chief:
+        run.write_state(**{**run.state, "status": "complete"})
     return run
+
+
+def _build_for_fit(model, cluster: Cluster, config: TrainConfig) -> None:
+    batch = cluster.replica_batch(config.batch_size)
+    build_for_fit(model, cluster, np.zeros((batch, config.size, config.size, 3), np.float32),
+                  np.zeros((batch, config.size, config.size), np.uint8))
 
 
 @contextlib.contextmanager
@@ -244,11 +305,12 @@ def _collector_skips_what_exists():
         gc.unfreeze()
 
 
-def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int):
+def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int, cluster: Cluster):
     num_logits = 1 if binary_head(config) else num_classes
     weights = None if config.class_weights is None else list(config.class_weights)
-    with precision(config.precision):
+    with precision(config.precision), cluster.scope():
         model = build_model(config.model, num_logits, config.size, **_model_options(config), **config.model_options)
+        synchronize_batch_norm(model, cluster)
         model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=make_loss(config.loss, num_logits, weights),
                       metrics=segmentation_metrics(num_classes))
     return model

@@ -34,20 +34,26 @@ class Augment:
         if not 0 < lo <= hi:
             raise ValueError(f"Augment scale must be (lo, hi) with 0 < lo <= hi; got {self.scale}.")
 
-    def __call__(self, images, masks, seed):
-        """images float32 [B, H, W, 3] 0..255, masks uint8 [B, H, W], seed int64 [2] -> the same shapes."""
+    def __call__(self, images, masks, seed, part=None):
+        """images float32 [B, H, W, 3] 0..255, masks uint8 [B, H, W], seed int64 [2] -> the same shapes.
+
+        `part` (offset, total): the batch is samples offset .. offset + B of a batch of `total`
+        drawn with `seed` (one replica's share in data-parallel training); each sample gets the
+        draw it gets in that whole batch."""
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=5)
         batch, height, width = tf.shape(masks)[0], tf.shape(masks)[1], tf.shape(masks)[2]
-        boxes = self._boxes(batch, seeds[0], seeds[1], seeds[2])
+        draws, first = (batch, 0) if part is None else (tf.cast(part[1], tf.int32), tf.cast(part[0], tf.int32))
+        mine = lambda values: values[first:first + batch]  # noqa: E731
+        boxes = mine(self._boxes(draws, seeds[0], seeds[1], seeds[2]))
         index = tf.range(batch)
         images = tf.image.crop_and_resize(images, boxes, index, [height, width], method="bilinear", extrapolation_value=0.0)
         masks = tf.image.crop_and_resize(tf.cast(masks[..., None], tf.float32), boxes, index, [height, width],
                                          method="nearest", extrapolation_value=float(self.ignore_index))
         masks = tf.cast(masks[..., 0], tf.uint8)
         if self.brightness:
-            images += 255.0 * tf.random.stateless_uniform([batch, 1, 1, 1], seeds[3], -self.brightness, self.brightness)
+            images += 255.0 * mine(tf.random.stateless_uniform([draws, 1, 1, 1], seeds[3], -self.brightness, self.brightness))
         if self.contrast:
-            factor = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[4], 1 - self.contrast, 1 + self.contrast)
+            factor = mine(tf.random.stateless_uniform([draws, 1, 1, 1], seeds[4], 1 - self.contrast, 1 + self.contrast))
             mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
             images = (images - mean) * factor + mean
         return tf.clip_by_value(images, 0.0, 255.0), masks

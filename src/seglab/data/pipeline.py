@@ -20,6 +20,7 @@ from seglab.data.classes import IGNORE_INDEX
 from seglab.data.images import read_image
 from seglab.data.masks import ValueMap, decode_mask
 from seglab.data.sources import Pair, Source
+from seglab.distribute import Shard
 
 JPEG_RATIOS = (1, 2, 4, 8)  # decode routes 0..3: TensorFlow JPEG decode at 1/ratio scale
 ROUTE_PNG = 4  # TensorFlow PNG decode
@@ -240,6 +241,8 @@ def make_dataset(
     validate_first: bool = True,
     crop: int | None = None,
     scale: float = 1.0,
+    start_batch: int = 0,
+    shard: Shard | None = None,
 ) -> tf.data.Dataset:
     """A batched tf.data.Dataset of (images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W]).
 
@@ -251,6 +254,15 @@ def make_dataset(
     `crop`: instead of resizing whole images to `size`, take `crop` x `crop` crops of them at
     their own resolution after resizing by `scale` (`Crops`): random ones for the train split,
     drawn anew every epoch, the centre one for the others. The cache then holds whole images.
+
+    `start_batch`: begin the stream at that batch, as if that many had been taken (a resumed
+    run), skipping file names and random draws rather than decoding what is skipped.
+
+    `shard`: this input pipeline's share of each batch of `batch_size` (data-parallel training,
+    see `seglab.distribute.Shard`), batched `shard.replica_batch` at a time. Every sample gets the
+    crop and augmentation it gets in the single-process stream. A finite split is padded with
+    samples labelled only ignore, so every pipeline yields as many batches and the scores do not
+    change.
     """
     if interpolation not in ("bilinear", "area"):
         raise ValueError(f"interpolation must be 'bilinear' or 'area'; got '{interpolation}'.")
@@ -263,6 +275,13 @@ def make_dataset(
     shuffle = (split == "train") if shuffle is None else shuffle
     augment = Augment(ignore_index=source.classes.ignore_index) if augment is True else (augment or None)
 
+    if shard is not None and shuffle and not repeat:
+        raise ValueError("a shard of a finite split takes slices of its batches in order: shuffle needs repeat.")
+    positions = range(len(pairs))
+    if shard is not None and not repeat:  # a finite split: this pipeline's slices, padded to whole batches
+        positions = [n for n in positions if shard.keeps(n)]
+        padding = -(-len(pairs) // batch_size) * shard.share - len(positions)
+        pairs = [pairs[n] for n in positions]
     columns = (  # paths as bytes: any file name works, UTF-8 or not
         [os.fsencode(p.image) for p in pairs], [os.fsencode(p.mask) for p in pairs],
         np.array([decode_route(p, source, size) for p in pairs], np.int32),
@@ -279,20 +298,39 @@ def make_dataset(
         ds = ds.shuffle(min(len(pairs), 4096) if cache else len(pairs), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    random_crops = isinstance(size, Crops) and split == "train"
+    if random_crops:  # one seed per sample, drawn after shuffle and repeat: new crops every epoch
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 1).batch(2, drop_remainder=True)))
+    else:
+        ds = ds.map(lambda *sample: (sample, tf.zeros([2], tf.int64)))
+    if start_batch:
+        ds = ds.skip(start_batch * batch_size)
+    if shard is not None and repeat:  # before decoding: each pipeline decodes only its own samples
+        ds = ds.enumerate().filter(lambda n, sample: shard.keeps(n)).map(lambda n, sample: sample)
+    ds = ds.map(lambda sample, crop_seed: (load(*sample), crop_seed), num_parallel_calls=tf.data.AUTOTUNE)
     if isinstance(size, Crops):
         ignore = source.classes.ignore_index
-        if split == "train":  # one seed per sample, drawn after shuffle and repeat: new crops every epoch
-            seeds = tf.data.Dataset.random(seed=seed + 1).batch(2, drop_remainder=True)
-            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda pair, s: size.take(*pair, ignore, s),
+        ds = ds.map(lambda pair, s: size.take(*pair, ignore, s if random_crops else None),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda pair, s: pair)
+    if shard is not None and not repeat and padding:
+        h, w = (size.side, size.side) if isinstance(size, Crops) else (size.height, size.width)
+        blank = (tf.zeros([h, w, 3], tf.float32), tf.fill([h, w], tf.constant(source.classes.ignore_index, tf.uint8)))
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
+    ds = ds.batch(batch_size if shard is None else shard.replica_batch, drop_remainder=drop_remainder)
+    if augment is not None:
+        # One seed per batch, drawn after shuffle and repeat so every epoch draws anew. A shard's
+        # batch takes its slice of the draws of the whole batch it is part of.
+        seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True).skip(start_batch)
+        if shard is None:
+            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda batch, s: augment(*batch, s),
                                                       num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            ds = ds.map(lambda image, mask: size.take(image, mask, ignore), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if augment is not None:
-        # One seed per batch, drawn after shuffle and repeat so every epoch draws anew.
-        seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(lambda batch, s: augment(*batch, s), num_parallel_calls=tf.data.AUTOTUNE)
+            seeds = seeds.flat_map(lambda s: tf.data.Dataset.from_tensors(s).repeat(shard.replicas))
+            ds = tf.data.Dataset.zip((ds, seeds)).enumerate().map(
+                lambda m, batch_seed: augment(*batch_seed[0], batch_seed[1], part=(shard.offset(m), batch_size)),
+                num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_without_autotune_model())
 
 

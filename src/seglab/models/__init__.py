@@ -9,4 +9,14 @@ import seglab.metrics  # noqa: F401  (registers the metrics)
 from seglab.models.backbones import CaffePreprocess
 from seglab.models.registry import MODELS, SPECS, build_model, model_options, model_spec
 
-__all__ = ["CaffePreprocess", "MODELS", "SPECS", "build_model", "model_options", "model_spec"]
+__all__ = ["CaffePreprocess", "MODELS", "SPECS", "all_layers", "build_model", "model_options", "model_spec"]
+
+
+def all_layers(model):
+    """Every layer of `model`, those of nested models (an encoder) too."""
+    import keras
+
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from all_layers(layer)

@@ -1,0 +1,250 @@
+"""Data-parallel training on tf.distribute: which strategy `--distribute` picks, which process
+writes the run folder, and how each input pipeline takes its share of a batch.
+
+- `mirrored`: MirroredStrategy over this machine's GPUs (one process).
+- `multi-worker`: MultiWorkerMirroredStrategy over the processes that `TF_CONFIG` names, as
+  Vertex AI, Kubernetes operators and Slurm launchers set it. Every worker runs the same
+  `seglab train` command; the chief (task `chief`, else `worker` 0) alone writes the run folder,
+  which the others read on `--resume`, so it must lie on storage every worker sees.
+- `auto`: multi-worker when TF_CONFIG names more than one worker, mirrored when more than one GPU
+  is visible, else none: one process on its default device, today's path.
+
+`--batch-size` is the global batch: each of the R replicas computes B / R samples of it, and the
+gradients are averaged, so a run's learning rate means the same on 1 or 8 replicas.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+DISTRIBUTES = ("auto", "none", "mirrored", "multi-worker")
+DISTRIBUTE_HELP = ("auto (multi-worker when TF_CONFIG names several workers, mirrored over several GPUs, else none), "
+                   "none, mirrored (this machine's GPUs) or multi-worker (the workers TF_CONFIG names).")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One input pipeline's share of every global batch (`global_batch` samples, the
+    single-process batch): pipeline `index` of `count` takes the `index`-th contiguous slice of
+    each and batches it `replica_batch` at a time, one batch for each replica it feeds. So the
+    replicas' batches together are the single-process batch, sample for sample, each pipeline
+    decodes only its slice, and every pipeline yields the same number of batches (collectives
+    need all workers to take every step)."""
+
+    index: int
+    count: int
+    global_batch: int
+    replica_batch: int
+
+    def __post_init__(self):
+        if self.global_batch % (self.count * self.replica_batch):
+            raise ValueError(f"a global batch of {self.global_batch} does not split into {self.count} pipeline(s) "
+                             f"of {self.replica_batch}-sample batches.")
+
+    @property
+    def share(self) -> int:
+        """Samples this pipeline takes from each global batch."""
+        return self.global_batch // self.count
+
+    @property
+    def replicas(self) -> int:
+        """Replicas this pipeline feeds (batches it yields per global batch)."""
+        return self.share // self.replica_batch
+
+    def keeps(self, position):
+        """Whether the sample at `position` of the whole stream is this pipeline's."""
+        return (position % self.global_batch) // self.share == self.index
+
+    def offset(self, batch):
+        """Where this pipeline's `batch`-th batch starts within its global batch."""
+        return self.index * self.share + (batch % self.replicas) * self.replica_batch
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place in a training job."""
+
+    name: str  # none, mirrored or multi-worker
+    strategy: object | None = None  # a tf.distribute.Strategy, or None for the plain path
+    replicas: int = 1
+    workers: int = 1
+    worker: int = 0  # this process's index among the workers, the chief first
+    chief: bool = True  # writes the run folder
+
+    @property
+    def distributed(self) -> bool:
+        return self.strategy is not None
+
+    def replica_batch(self, batch_size: int) -> int:
+        """The per-replica batch of a global `batch_size`; refused when it does not split evenly."""
+        if batch_size % self.replicas:
+            raise ValueError(f"--batch-size {batch_size} is the global batch and must split evenly over the "
+                             f"{self.replicas} replicas of this {self.name} job: give a multiple of {self.replicas}.")
+        return batch_size // self.replicas
+
+    def scope(self):
+        import contextlib
+
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def describe(self) -> str:
+        if not self.distributed:
+            return "one process"
+        where = f"{self.workers} workers" if self.name == "multi-worker" else "one machine"
+        return f"{self.name}: {self.replicas} replicas on {where}" + ("" if self.chief else f" (this is worker {self.worker})")
+
+
+def tf_config() -> dict:
+    """TF_CONFIG parsed ({} when unset); a malformed one is a ValueError saying what is wrong."""
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return {}
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({e.msg} at character {e.pos}). It should look like "
+                         '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}.') from None
+    cluster, task = config.get("cluster"), config.get("task")
+    if not isinstance(cluster, dict) or not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise ValueError('TF_CONFIG needs "cluster" (job name -> list of host:port) and "task" ({"type": ..., '
+                         '"index": ...}); got ' + text[:200])
+    unknown = sorted(set(cluster) - {"chief", "worker"})
+    if unknown or task["type"] not in cluster:
+        raise ValueError(f"TF_CONFIG: seglab trains with MultiWorkerMirroredStrategy, whose cluster has 'chief' and "
+                         f"'worker' jobs; got jobs {sorted(cluster)} and task {task}.")
+    return config
+
+
+def _workers(config: dict) -> list[tuple[str, int]]:
+    """(job, index) of every worker in TF_CONFIG, the chief first."""
+    cluster = config.get("cluster", {})
+    return [(job, i) for job in ("chief", "worker") for i in range(len(cluster.get(job, [])))]
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run folder: the chief of the TF_CONFIG job, or the only process."""
+    config = tf_config()
+    if not config:
+        return True
+    workers = _workers(config)
+    return len(workers) < 2 or workers.index((config["task"]["type"], int(config["task"]["index"]))) == 0
+
+
+def resolve_distribute(name: str) -> str:
+    """'auto' -> the strategy for this process's machine and TF_CONFIG; other names are checked."""
+    if name not in DISTRIBUTES:
+        raise ValueError(f"Unknown --distribute {name!r}. Use one of: {', '.join(DISTRIBUTES)}.")
+    if name != "auto":
+        return name
+    if len(_workers(tf_config())) > 1:
+        return "multi-worker"
+    import tensorflow as tf
+
+    return "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "none"
+
+
+def start(name: str = "auto") -> Cluster:
+    """The Cluster for `--distribute name`. For multi-worker this must run before any other
+    TensorFlow work in the process (TensorFlow configures its collectives at start-up)."""
+    name = resolve_distribute(name)
+    if name == "none":
+        return Cluster("none")
+    import tensorflow as tf
+
+    if name == "mirrored":
+        strategy = tf.distribute.MirroredStrategy(_mirrored_devices())
+        return Cluster(name, strategy, strategy.num_replicas_in_sync)
+    config = tf_config()
+    workers = _workers(config) or [("worker", 0)]
+    task = config.get("task", {"type": "worker", "index": 0})
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as e:
+        if "program startup" not in str(e):
+            raise
+        raise RuntimeError("--distribute multi-worker must start before any other TensorFlow work in the process: run "
+                           "`seglab train` as its own process (or call seglab.train first thing).") from None
+    _keras_reduces_multi_worker_scalars()
+    worker = workers.index((task["type"], int(task["index"])))
+    return Cluster(name, strategy, strategy.num_replicas_in_sync, len(workers), worker, chief=is_chief())
+
+
+def _mirrored_devices() -> list[str]:
+    """Every GPU TensorFlow sees; without one, every logical CPU (one, unless the process split its
+    CPU with `tf.config.set_logical_device_configuration`, as the tests do to run two replicas)."""
+    import tensorflow as tf
+
+    return [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+
+
+def distributed_dataset(cluster: Cluster, make, batch_size: int):
+    """`make(shard)` -> a tf.data.Dataset, as this job's replicas read it: on the plain path
+    `make(None)` itself, else one dataset per input pipeline, each its `Shard` of every batch."""
+    if not cluster.distributed:
+        return make(None)
+    replica_batch = cluster.replica_batch(batch_size)
+
+    def pipeline(context):
+        return make(Shard(context.input_pipeline_id, context.num_input_pipelines, batch_size, replica_batch))
+    return cluster.strategy.distribute_datasets_from_function(pipeline)
+
+
+def build_for_fit(model, cluster: Cluster, images, masks) -> None:
+    """Build the model's metrics, loss and optimizer from one batch's shapes before `fit`.
+
+    Keras 3.15's fit first reduces a distributed batch with MEAN to learn the shapes
+    (`_maybe_symbolic_build`), and MultiWorkerMirroredStrategy's collective reduce does not take
+    an (images, masks) pair. Built here, under the strategy, that step has nothing to do and is
+    skipped on this model object (a saved model knows nothing of it)."""
+    if not cluster.distributed:
+        return
+    with cluster.strategy.scope():
+        model._symbolic_build(data_batch=(images, masks))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+def synchronize_batch_norm(model, cluster: Cluster) -> None:
+    """Batch normalisation computes its statistics over the global batch, not each replica's
+    share: with a per-replica batch of 2 or 4, as segmentation often has, local statistics are
+    noise, and synchronized ones normalise as one process would (three small all-reduces per
+    layer and step). Saved models keep the flag; outside a strategy it changes nothing."""
+    if cluster.replicas < 2:
+        return
+    import keras
+
+    from seglab.models import all_layers
+
+    for layer in all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+
+
+def _keras_reduces_multi_worker_scalars() -> None:
+    """Keras 3.15 reduces each step's logs across workers with `reduce("MEAN", v, axis=0)`, which
+    fails on the scalar loss and metrics ("Invalid reduction dimension 0", keras-team/keras#20585):
+    scalars are averaged over the replicas instead. The epoch's figures do not come from these
+    (Keras reads the metrics' summed state at the epoch's end); they are the progress bar's."""
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer
+
+    original = trainer.reduce_per_replica
+    if getattr(original, "seglab", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction == "auto" and trainer._collective_all_reduce_multi_worker(strategy):
+            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy, reduction)
+    reduce_per_replica.seglab = True
+    trainer.reduce_per_replica = reduce_per_replica
+
+
+PEER_ERRORS = ("UnavailableError", "CancelledError", "AbortedError", "DeadlineExceededError")
+
+
+def lost_peer(error: BaseException, cluster: Cluster) -> bool:
+    """Whether `error` says another worker of a multi-worker job stopped or became unreachable:
+    TensorFlow aborts the collectives (gRPC 'Connection reset by peer' at once, or its health check
+    after about 40 s for a machine that went silent)."""
+    return cluster.workers > 1 and type(error).__name__ in PEER_ERRORS
