@@ -286,6 +286,11 @@ def predict(
     tta: Optional[str] = typer.Option(None, help="Test-time augmentation: " + TTA_HELP + "."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any file failed (default: 0 when at least one image was predicted)."),
     runtime: Optional[str] = typer.Option(None, help=RUNTIME_HELP),
+    engine: str = typer.Option("local", help="local (this process) or ray: a pool of Ray Data actors, on this machine or, with --address, a Ray cluster (pip install 'seglab[ray]'). The outputs are the same files."),
+    address: Optional[str] = typer.Option(None, help="With --engine ray: the cluster to join (ray://HEAD:10001 or HEAD:6379). Default: start Ray on this machine only."),
+    actors: int = typer.Option(1, help="With --engine ray: actors in the pool, each loading the model once."),
+    cpus_per_actor: Optional[float] = typer.Option(None, help="With --engine ray: CPUs each actor reserves. Default: the cluster's CPUs shared out among the actors."),
+    gpus_per_actor: float = typer.Option(0, help="With --engine ray: GPUs each actor reserves (1 for one GPU each)."),
 ):
     """Predict masks at each image's original resolution, with overlays and predictions.json.
 
@@ -295,18 +300,25 @@ def predict(
     Examples: seglab predict runs/pets photos/ --out predictions/
               seglab predict runs/pets/export/onnx photos/ --out predictions/
               seglab predict runs/camvid street.jpg --out predictions/ --tile 256 --tta flip
+              seglab predict runs/pets archive/ --out predictions/ --engine ray --address ray://head:10001 --actors 8
     """
     load_tensorflow()
     from seglab.prediction import predict as run_predict
 
-    summary = run_predict(run, inputs, out, threshold, batch_size, runtime=runtime, tile=tile, overlap=overlap, tta=tta)
+    from seglab.ray_engine import RayOptions
+
+    if engine != "ray" and (address or actors != 1 or cpus_per_actor or gpus_per_actor):
+        _fail("--address, --actors, --cpus-per-actor and --gpus-per-actor are for --engine ray.")
+    summary = run_predict(run, inputs, out, threshold, batch_size, runtime=runtime, tile=tile, overlap=overlap, tta=tta,
+                          engine=engine, ray=RayOptions(address, actors, cpus_per_actor, gpus_per_actor))
     for failure in summary["failed"]:
         err.print(f"[yellow]skipped[/] {escape(failure['file'])}: {escape(failure['message'])}", highlight=False, soft_wrap=True)
     skipped, failed = len(summary["skipped_non_images"]), len(summary["failed"])
     seconds = summary["seconds"]
     console.print(f"Predicted {summary['predicted']} image(s) into {out}; {failed} failed and skipped"
                   + (f"; {skipped} non-image file(s) ignored" if skipped else "")
-                  + f". {seconds['total']:.1f} s on {summary['runtime']} (model {seconds.get('model', 0):.1f} s; "
+                  + f". {seconds['total']:.1f} s on {summary['runtime']}{' with Ray' if engine == 'ray' else ''} "
+                  f"(model {seconds.get('model', seconds.get('actors: model', 0)):.1f} s; "
                   "predictions.json has the rest).", soft_wrap=True, markup=False)
     if failed:
         err.print(f"{failed} file(s) failed; see predictions.json for each one's reason.", highlight=False, markup=False)

@@ -8,6 +8,7 @@ Images are resized to the model's size, or covered by sliding tiles at their own
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -22,10 +23,12 @@ from seglab.data.images import IMAGE_EXTENSIONS, find_images, output_names, read
 from seglab.data.pipeline import model_input
 from seglab.errors import DataError
 from seglab.progress import GrowingBar, Stopwatch, progress
+from seglab.ray_engine import RayOptions, predict_on_ray
 from seglab.runs import check_output_dir, make_output_dir, write_text
 from seglab.runtimes import open_predictor
 from seglab.tiling import TTA, Inference
 
+ENGINES = ("local", "ray")
 OVERLAY_ALPHA = 0.5
 TILED_MAX_PIXELS = 1 << 30  # with --tile, images up to a gigapixel (3 GiB decoded) are taken, not refused as bombs
 
@@ -41,7 +44,8 @@ def _read(path: Path):
 
 
 def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, runtime: str | None = None, *,
-            tile: int | None = None, overlap: float = 0.25, tta: str | TTA | None = None) -> dict:
+            tile: int | None = None, overlap: float = 0.25, tta: str | TTA | None = None,
+            engine: str = "local", ray: RayOptions | None = None) -> dict:
     """Predict every image in `inputs` (files or folders) with the run's best model (on `runtime`:
     Keras by default; see `seglab.runtimes.open_predictor`), or with the model of an export folder;
     write out/masks/<name>.png (indexed, class palette), out/overlays/<name>.png and
@@ -51,7 +55,13 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
     `tile`: slide tile x tile windows overlapping by `overlap` over each image at its own
     resolution (after the run's --scale), `batch_size` tiles per model call; default: the run's
     crop for a run trained on crops, else none (0: none), i.e. resize each image to the model's
-    size. `tta`: test-time augmentation ('flip', 'flips', 'scales=0.75,1,1.25'; see TTA.parse)."""
+    size. `tta`: test-time augmentation ('flip', 'flips', 'scales=0.75,1,1.25'; see TTA.parse).
+
+    `engine`: 'local' (this process) or 'ray': the same chunks of images, decoded, predicted and
+    encoded by a pool of Ray Data actors (`ray`: where and how many; see `seglab.ray_engine`),
+    and written here, so the outputs are the same files."""
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}. Use one of: {', '.join(ENGINES)}.")
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be between 0 and 1; got {threshold}.")
     if batch_size < 1:
@@ -64,16 +74,37 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
     model = open_predictor(run_path, runtime)
     tile = model.crop if tile is None else (tile or None)
     inference = Inference(model, tile, overlap, tta, batch_size, model.scale)
-    classes = model.classes
+    if engine == "ray":
+        ray = ray or RayOptions()
+        ray.check()  # Ray installed, options sane: before anything is written
     make_output_dir(out / "masks")
     make_output_dir(out / "overlays")
-    results, failed = [], []
     named = list(zip(paths, output_names(paths)))
     per_call = 1 if tile else batch_size  # tiles: one image at a time, its tiles batched
     chunks = [named[i:i + per_call] for i in range(0, len(named), per_call)]
+    if engine == "ray":
+        job = {"run": str(run_path), "runtime": runtime, "tile": tile, "overlap": overlap, "tta": tta,
+               "batch_size": batch_size, "threshold": threshold}
+        results, failed, seconds = predict_on_ray(ray, job, chunks, out)
+    else:
+        results, failed, seconds = _predict_here(inference, chunks, out, threshold)
+    order = {str(p): i for i, p in enumerate(paths)}  # input order, whichever finished first
+    results.sort(key=lambda r: order[r["file"]])
+    failed.sort(key=lambda r: order[r["file"]])
+    summary = {**model.source, "size": model.size, **inference.describe(), "threshold": threshold,
+               "predicted": len(results), "failed": failed, "skipped_non_images": [str(p) for p in skipped],
+               "engine": engine, "seconds": seconds, "images": results}
+    write_text(out / "predictions.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _predict_here(inference: Inference, chunks: list, out: Path, threshold: float):
+    """The local engine: (records, failures, seconds per stage) of predicting `chunks`."""
+    classes, per_call = inference.predictor.classes, len(chunks[0])
+    results, failed = [], []
     clock = Stopwatch()
     writing = deque()  # (path, future) of outputs being written, oldest first
-    tiles = GrowingBar("Predicting tiles") if tile else None  # for tiles, the bar counts tiles, not images
+    tiles = GrowingBar("Predicting tiles") if inference.tile else None  # for tiles, the bar counts tiles, not images
 
     def collect(path, future):
         try:
@@ -84,35 +115,18 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
     # Files are decoded and outputs encoded in threads while the model runs (Pillow's decoders and
     # zlib let go of the GIL); at most a few batches are decoded ahead or wait to be written, so
     # memory stays bounded however many (or large) the images.
-    with ThreadPoolExecutor() as pool, _large_images_allowed(bool(tile)), contextlib.ExitStack() as stack:
+    with ThreadPoolExecutor() as pool, _large_images_allowed(bool(inference.tile)), contextlib.ExitStack() as stack:
         if tiles is not None:
             stack.callback(tiles.close)
         decoded = _ahead(pool, lambda chunk: [(p, s, _read(p)) for p, s in chunk], chunks, 2)
         if tiles is None:
-            decoded = progress(decoded, len(paths), "Predicting", size=len)
+            decoded = progress(decoded, sum(map(len, chunks)), "Predicting", size=len)
         for chunk in clock.timed(decoded, "waiting for decoded images"):
             good = [(p, s, image) for p, s, image in chunk if not isinstance(image, DataError)]
             failed += [_failure(p, image.problem.message) for p, _, image in chunk if isinstance(image, DataError)]
             if not good:
                 continue
-            if tile:
-                labels = []
-                for _, _, image in good:
-                    tiles.grow(inference.tile_count(image.shape))
-                    with clock("model"):  # tiles, their blending and the decision
-                        labels.append(inference.tiled_labels(image, threshold, tiles.advance))
-            else:
-                with clock("resize to the model's size"):
-                    batch = np.concatenate([model_input(image[None], model.size) for _, _, image in good])
-                shapes = [image.shape[:2] for _, _, image in good]
-                if tta is None:
-                    with clock("model"):
-                        outputs = model(batch)
-                    with clock("resize to the original size and decide"):
-                        labels = model.to_labels(outputs, shapes, threshold)
-                else:
-                    with clock("model"):  # every augmented copy, and the decision
-                        labels = inference.resized_labels(np.asarray(batch), shapes, threshold)
+            labels = chunk_labels(inference, [image for _, _, image in good], threshold, clock, tiles)
             writing.extend((path, pool.submit(_write, path, stem, image, mask, classes, out))
                            for (path, stem, image), mask in zip(good, labels))
             with clock("waiting for masks and overlays to be written"):
@@ -121,11 +135,32 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
         with clock("waiting for masks and overlays to be written"):
             while writing:
                 collect(*writing.popleft())
-    summary = {**model.source, "size": model.size, **inference.describe(), "threshold": threshold,
-               "predicted": len(results), "failed": failed, "skipped_non_images": [str(p) for p in skipped],
-               "seconds": clock.summary(), "images": results}
-    write_text(out / "predictions.json", json.dumps(summary, indent=2) + "\n")
-    return summary
+    return results, failed, clock.summary()
+
+
+def chunk_labels(inference: Inference, images: list[np.ndarray], threshold: float, clock: Stopwatch,
+                 tiles: GrowingBar | None = None) -> list[np.ndarray]:
+    """The label maps of a chunk of decoded images (one model call, or one image's tiles), each
+    at its image's size: what both engines run, so both give the same masks."""
+    model = inference.predictor
+    if inference.tile:
+        labels = []
+        for image in images:
+            if tiles is not None:
+                tiles.grow(inference.tile_count(image.shape))
+            with clock("model"):  # tiles, their blending and the decision
+                labels.append(inference.tiled_labels(image, threshold, tiles.advance if tiles is not None else None))
+        return labels
+    with clock("resize to the model's size"):
+        batch = np.concatenate([model_input(image[None], model.size) for image in images])
+    shapes = [image.shape[:2] for image in images]
+    if inference.tta is None:
+        with clock("model"):
+            outputs = model(batch)
+        with clock("resize to the original size and decide"):
+            return model.to_labels(outputs, shapes, threshold)
+    with clock("model"):  # every augmented copy, and the decision
+        return inference.resized_labels(np.asarray(batch), shapes, threshold)
 
 
 def _ahead(pool, fn, items, ahead: int):
@@ -157,11 +192,26 @@ def _failure(path: Path, message: str) -> dict:
     return {"file": str(path), "message": message}
 
 
-def _write(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes: ClassSpec, out: Path) -> dict:
-    indexed_png(labels, classes).save(out / "masks" / f"{stem}.png")
+def encode(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes: ClassSpec) -> tuple[bytes, bytes, dict]:
+    """The mask PNG (indexed, class palette), the overlay PNG and the image's record."""
+    mask, overlay = io.BytesIO(), io.BytesIO()
+    indexed_png(labels, classes).save(mask, format="PNG")
     # zlib level 1: a photo's overlay encodes 4x faster than at Pillow's default 6, for a larger file
-    Image.fromarray(blend(image, labels, classes, OVERLAY_ALPHA)).save(out / "overlays" / f"{stem}.png", compress_level=1)
+    Image.fromarray(blend(image, labels, classes, OVERLAY_ALPHA)).save(overlay, format="PNG", compress_level=1)
     counts = np.bincount(labels.ravel(), minlength=classes.num_classes)[: classes.num_classes]
-    return {"file": str(path), "width": int(labels.shape[1]), "height": int(labels.shape[0]),
-            "mask": f"masks/{stem}.png", "overlay": f"overlays/{stem}.png",
-            "class_fraction": {name: round(float(c) / labels.size, 6) for name, c in zip(classes.names, counts)}}
+    record = {"file": str(path), "width": int(labels.shape[1]), "height": int(labels.shape[0]),
+              "mask": f"masks/{stem}.png", "overlay": f"overlays/{stem}.png",
+              "class_fraction": {name: round(float(c) / labels.size, 6) for name, c in zip(classes.names, counts)}}
+    return mask.getvalue(), overlay.getvalue(), record
+
+
+def store(out: Path, record: dict, mask: bytes, overlay: bytes) -> dict:
+    """Write an image's encoded mask and overlay where its record says; the record."""
+    (out / record["mask"]).write_bytes(mask)
+    (out / record["overlay"]).write_bytes(overlay)
+    return record
+
+
+def _write(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes: ClassSpec, out: Path) -> dict:
+    mask, overlay, record = encode(path, stem, image, labels, classes)
+    return store(out, record, mask, overlay)

@@ -1,0 +1,143 @@
+"""`seglab predict --engine ray`: batch prediction on Ray Data, on this machine or a Ray cluster.
+
+The driver (the `seglab predict` process) lists the images and cuts them into the chunks the
+local engine would run: `--batch-size` images per model call, or one image with `--tile`. Ray
+Data hands the chunks to a pool of actors (`map_batches`), each of which loads the model once,
+then reads, predicts and encodes its chunks with the local engine's own functions, and sends
+back PNG bytes and records. The driver writes them, so masks, overlays and predictions.json are
+the same files the local engine writes, and the output folder need only be on the driver's
+machine. The actors read the images and the run (or export) folder by path: on a cluster those
+must lie on storage every node sees, with seglab installed on every node.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from seglab.progress import progress
+
+MISSING = "--engine ray needs Ray Data: pip install 'seglab[ray]'."
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where the actors run and how many: `address` of a running cluster ('ray://host:10001' or
+    'host:6379'; None starts Ray on this machine only), `actors` in the pool, `cpus` and `gpus`
+    each actor reserves (cpus None: this machine's cores shared out among the actors)."""
+
+    address: str | None = None
+    actors: int = 1
+    cpus: float | None = None
+    gpus: float = 0
+
+    def check(self) -> None:
+        if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.data") is None:
+            raise ValueError(MISSING)
+        if self.actors < 1:
+            raise ValueError(f"--actors must be at least 1; got {self.actors}.")
+        if (self.cpus is not None and self.cpus <= 0) or self.gpus < 0:
+            raise ValueError(f"--cpus-per-actor must be above 0 and --gpus-per-actor at least 0; got {self.cpus} and {self.gpus}.")
+
+
+class ChunkPredictor:
+    """A Ray actor: the model loaded once, then chunks of (path, output stem) in, for each image
+    either its encoded mask and overlay with its record, or why it failed."""
+
+    def __init__(self, job: dict):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from seglab.runtimes import open_predictor
+        from seglab.tiling import TTA, Inference
+
+        model = open_predictor(job["run"], job["runtime"])
+        tta = TTA.parse(job["tta"]) if isinstance(job["tta"], str) or job["tta"] is None else job["tta"]
+        self.inference = Inference(model, job["tile"], job["overlap"], tta, job["batch_size"], model.scale)
+        self.threshold = job["threshold"]
+        self.pool = ThreadPoolExecutor()
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        from seglab.errors import DataError
+        from seglab.prediction import _failure, _large_images_allowed, _read, chunk_labels, encode
+        from seglab.progress import Stopwatch
+
+        rows = {"file": [], "record": [], "mask": [], "overlay": [], "seconds": []}
+        for paths, stems in zip(batch["paths"], batch["stems"]):
+            clock = Stopwatch()
+            with _large_images_allowed(bool(self.inference.tile)), clock("read"):
+                images = list(self.pool.map(lambda ps: (Path(ps[0]), ps[1], _read(Path(ps[0]))), zip(paths, stems)))
+            good = [(p, s, image) for p, s, image in images if not isinstance(image, DataError)]
+            for p, _, image in images:
+                if isinstance(image, DataError):
+                    rows = _row(rows, p, {"failed": _failure(p, image.problem.message)}, b"", b"")
+            if good:
+                labels = chunk_labels(self.inference, [image for _, _, image in good], self.threshold, clock)
+                with clock("encode"):  # zlib lets go of the GIL: the chunk's images side by side
+                    encoded = self.pool.map(lambda item: encode(*item[0], item[1], self.inference.predictor.classes),
+                                            zip(good, labels))
+                    for (p, _, _), (png, overlay, record) in zip(good, encoded):
+                        rows = _row(rows, p, record, png, overlay)
+            rows["seconds"] += [json.dumps(clock.seconds)] + [""] * (len(rows["file"]) - len(rows["seconds"]) - 1)
+        return {k: np.array(v, dtype=object) for k, v in rows.items()}
+
+
+def _row(rows: dict, path, record: dict, mask: bytes, overlay: bytes) -> dict:
+    rows["file"].append(str(path))
+    rows["record"].append(json.dumps(record))
+    rows["mask"].append(mask)
+    rows["overlay"].append(overlay)
+    return rows
+
+
+def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
+    """(records, failures, seconds per stage) of predicting `chunks` on a Ray actor pool; the
+    outputs are written into `out` as they arrive."""
+    import ray
+
+    from seglab.prediction import _failure, store
+
+    started = time.perf_counter()
+    owned = not ray.is_initialized()
+    if owned:
+        ray.init(address=options.address or "local", include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
+    try:
+        cpus = options.cpus or max(1.0, float(ray.cluster_resources().get("CPU", 1)) // options.actors)
+        ray.data.DataContext.get_current().enable_progress_bars = False  # seglab draws its own
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # its execution plans and timings, at INFO
+        items = [{"paths": [str(p) for p, _ in chunk], "stems": [s for _, s in chunk]} for chunk in chunks]
+        # Blocks of a few chunks: small enough that every actor stays busy to the end.
+        ds = ray.data.from_items(items, override_num_blocks=min(len(items), 64 * options.actors)).map_batches(
+            ChunkPredictor, fn_constructor_args=(job,), batch_size=1, concurrency=options.actors,
+            num_cpus=cpus, num_gpus=options.gpus, batch_format="numpy",
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(cpus)), "TF_CPP_MIN_LOG_LEVEL": "2"}})
+        results, failed, seconds = [], [], {}
+        ready = time.perf_counter()
+        rows = (row for batch in ds.iter_batches(batch_size=None, batch_format="numpy")
+                for row in zip(batch["file"], batch["record"], batch["mask"], batch["overlay"], batch["seconds"]))
+        for file, record, mask, overlay, spent in progress(rows, sum(map(len, chunks)), "Predicting"):
+            record = json.loads(record)
+            for stage, value in (json.loads(spent) if spent else {}).items():
+                seconds[f"actors: {stage}"] = seconds.get(f"actors: {stage}", 0.0) + value
+            if "failed" in record:
+                failed.append(record["failed"])
+                continue
+            try:
+                results.append(store(out, record, bytes(mask), bytes(overlay)))
+            except OSError as e:
+                failed.append(_failure(Path(file), f"its outputs could not be written ({e.strerror or e})."))
+    finally:
+        if owned:
+            ray.shutdown()
+    total = time.perf_counter() - started
+    summary = {stage: round(value, 3) for stage, value in seconds.items()}
+    # the actors' stages add up over actors running side by side: the driver's wall clock is "total"
+    summary.update({"starting ray": round(ready - started, 3), "total": round(total, 3),
+                    "actors": options.actors, "cpus_per_actor": cpus, "gpus_per_actor": options.gpus})
+    return results, failed, summary
