@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -83,7 +84,7 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
     per_call = 1 if tile else batch_size  # tiles: one image at a time, its tiles batched
     chunks = [named[i:i + per_call] for i in range(0, len(named), per_call)]
     if engine == "ray":
-        job = {"run": str(run_path), "runtime": runtime, "tile": tile, "overlap": overlap, "tta": tta,
+        job = {"run": str(run_path), "cwd": os.getcwd(), "runtime": runtime, "tile": tile, "overlap": overlap, "tta": tta,
                "batch_size": batch_size, "threshold": threshold}
         results, failed, seconds = predict_on_ray(ray, job, chunks, out)
     else:

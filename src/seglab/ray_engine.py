@@ -51,6 +51,8 @@ class ChunkPredictor:
 
     def __init__(self, job: dict):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if os.path.isdir(job["cwd"]):  # relative paths mean what they meant to the driver
+            os.chdir(job["cwd"])
         from seglab.runtimes import open_predictor
         from seglab.tiling import TTA, Inference
 
