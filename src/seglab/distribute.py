@@ -163,8 +163,8 @@ def start(name: str = "auto") -> Cluster:
     except RuntimeError as e:
         if "program startup" not in str(e):
             raise
-        raise RuntimeError("--distribute multi-worker must start before any other TensorFlow work in the process: run "
-                           "`seglab train` as its own process (or call seglab.train first thing).") from None
+        raise ValueError("--distribute multi-worker must start before any other TensorFlow work in the process: run "
+                         "`seglab train` as its own process (or call seglab.train first thing).") from None
     _keras_reduces_multi_worker_scalars()
     worker = workers.index((task["type"], int(task["index"])))
     return Cluster(name, strategy, strategy.num_replicas_in_sync, len(workers), worker, chief=is_chief())
@@ -190,8 +190,8 @@ def distributed_dataset(cluster: Cluster, make, batch_size: int):
     return cluster.strategy.distribute_datasets_from_function(pipeline)
 
 
-def build_for_fit(model, cluster: Cluster, images, masks) -> None:
-    """Build the model's metrics, loss and optimizer from one batch's shapes before `fit`.
+def build_for_fit(model, cluster: Cluster, batch_size: int, size: int) -> None:
+    """Build the model's metrics, loss and optimizer from a batch's shapes before `fit`.
 
     Keras 3.15's fit first reduces a distributed batch with MEAN to learn the shapes
     (`_maybe_symbolic_build`), and MultiWorkerMirroredStrategy's collective reduce does not take
@@ -199,8 +199,12 @@ def build_for_fit(model, cluster: Cluster, images, masks) -> None:
     skipped on this model object (a saved model knows nothing of it)."""
     if not cluster.distributed:
         return
+    import numpy as np
+
+    batch = cluster.replica_batch(batch_size)
     with cluster.strategy.scope():
-        model._symbolic_build(data_batch=(images, masks))
+        model._symbolic_build(data_batch=(np.zeros((batch, size, size, 3), np.float32),
+                                          np.zeros((batch, size, size), np.uint8)))
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
@@ -243,8 +247,11 @@ def _keras_reduces_multi_worker_scalars() -> None:
 PEER_ERRORS = ("UnavailableError", "CancelledError", "AbortedError", "DeadlineExceededError")
 
 
-def lost_peer(error: BaseException, cluster: Cluster) -> bool:
-    """Whether `error` says another worker of a multi-worker job stopped or became unreachable:
-    TensorFlow aborts the collectives (gRPC 'Connection reset by peer' at once, or its health check
-    after about 40 s for a machine that went silent)."""
-    return cluster.workers > 1 and type(error).__name__ in PEER_ERRORS
+def lost_peer(error: BaseException, cluster: Cluster) -> str | None:
+    """What TensorFlow said, when `error` means another worker of a multi-worker job stopped or
+    became unreachable (it aborts the collectives: gRPC's 'Connection reset by peer' at once, or
+    its health check after about 40 s for a machine gone silent); None for any other error."""
+    if cluster.workers < 2 or type(error).__name__ not in PEER_ERRORS:
+        return None
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return next((line for line in lines if "Collective ops is aborted by" in line), lines[0] if lines else type(error).__name__)

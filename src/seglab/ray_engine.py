@@ -65,36 +65,33 @@ class ChunkPredictor:
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
+        rows = [row for paths, stems in zip(batch["paths"], batch["stems"])
+                for row in self._chunk([Path(p) for p in paths], list(stems))]
+        return {name: np.array(column, dtype=object) for name, column in zip(COLUMNS, zip(*rows))}
+
+    def _chunk(self, paths: list[Path], stems: list[str]) -> list[tuple]:
+        """One chunk's rows (COLUMNS): its failures, then its predictions; the seconds its stages
+        took on its first row."""
         from seglab.errors import DataError
         from seglab.prediction import _failure, _large_images_allowed, _read, chunk_labels, encode
         from seglab.progress import Stopwatch
 
-        rows = {"file": [], "record": [], "mask": [], "overlay": [], "seconds": []}
-        for paths, stems in zip(batch["paths"], batch["stems"]):
-            clock = Stopwatch()
-            with _large_images_allowed(bool(self.inference.tile)), clock("read"):
-                images = list(self.pool.map(lambda ps: (Path(ps[0]), ps[1], _read(Path(ps[0]))), zip(paths, stems)))
-            good = [(p, s, image) for p, s, image in images if not isinstance(image, DataError)]
-            for p, _, image in images:
-                if isinstance(image, DataError):
-                    rows = _row(rows, p, {"failed": _failure(p, image.problem.message)}, b"", b"")
-            if good:
-                labels = chunk_labels(self.inference, [image for _, _, image in good], self.threshold, clock)
-                with clock("encode"):  # zlib lets go of the GIL: the chunk's images side by side
-                    encoded = self.pool.map(lambda item: encode(*item[0], item[1], self.inference.predictor.classes),
-                                            zip(good, labels))
-                    for (p, _, _), (png, overlay, record) in zip(good, encoded):
-                        rows = _row(rows, p, record, png, overlay)
-            rows["seconds"] += [json.dumps(clock.seconds)] + [""] * (len(rows["file"]) - len(rows["seconds"]) - 1)
-        return {k: np.array(v, dtype=object) for k, v in rows.items()}
+        clock = Stopwatch()
+        with _large_images_allowed(bool(self.inference.tile)), clock("read"):
+            images = list(self.pool.map(_read, paths))
+        rows = [(str(p), json.dumps({"failed": _failure(p, image.problem.message)}), b"", b"")
+                for p, image in zip(paths, images) if isinstance(image, DataError)]
+        good = [(p, s, image) for p, s, image in zip(paths, stems, images) if not isinstance(image, DataError)]
+        if good:
+            labels = chunk_labels(self.inference, [image for _, _, image in good], self.threshold, clock)
+            classes = self.inference.predictor.classes
+            with clock("encode"):  # zlib lets go of the GIL: the chunk's images side by side
+                encoded = self.pool.map(lambda item: encode(*item[0], item[1], classes), zip(good, labels))
+                rows += [(str(p), json.dumps(record), png, overlay) for (p, _, _), (png, overlay, record) in zip(good, encoded)]
+        return [(*row, json.dumps(clock.seconds) if i == 0 else "") for i, row in enumerate(rows)]
 
 
-def _row(rows: dict, path, record: dict, mask: bytes, overlay: bytes) -> dict:
-    rows["file"].append(str(path))
-    rows["record"].append(json.dumps(record))
-    rows["mask"].append(mask)
-    rows["overlay"].append(overlay)
-    return rows
+COLUMNS = ("file", "record", "mask", "overlay", "seconds")
 
 
 def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
@@ -118,11 +115,11 @@ def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), 64 * options.actors)).map_batches(
             ChunkPredictor, fn_constructor_args=(job,), batch_size=1, concurrency=options.actors,
             num_cpus=cpus, num_gpus=options.gpus, batch_format="numpy",
-            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(cpus)), "TF_CPP_MIN_LOG_LEVEL": "2"}})
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(cpus))), "TF_CPP_MIN_LOG_LEVEL": "2"}})
         results, failed, seconds = [], [], {}
-        ready = time.perf_counter()
+        ray_started = time.perf_counter()
         rows = (row for batch in ds.iter_batches(batch_size=None, batch_format="numpy")
-                for row in zip(batch["file"], batch["record"], batch["mask"], batch["overlay"], batch["seconds"]))
+                for row in zip(*(batch[column] for column in COLUMNS)))
         for file, record, mask, overlay, spent in progress(rows, sum(map(len, chunks)), "Predicting"):
             record = json.loads(record)
             for stage, value in (json.loads(spent) if spent else {}).items():
@@ -140,6 +137,6 @@ def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
     total = time.perf_counter() - started
     summary = {stage: round(value, 3) for stage, value in seconds.items()}
     # the actors' stages add up over actors running side by side: the driver's wall clock is "total"
-    summary.update({"starting ray": round(ready - started, 3), "total": round(total, 3),
+    summary.update({"starting ray": round(ray_started - started, 3), "total": round(total, 3),
                     "actors": options.actors, "cpus_per_actor": cpus, "gpus_per_actor": options.gpus})
     return results, failed, summary

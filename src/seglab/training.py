@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from seglab.checkpoint import RunCheckpoint, StopWhereTheChiefStops
 from seglab.config import TrainConfig, binary_head, resolve, validate
@@ -226,8 +225,7 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
     steps = _steps(source, config)
     history = run.history()[:initial_epoch]
     if initial_epoch >= config.epochs:
-        if cluster.chief:
-            run.write_state(**{**run.state, "status": "complete"})
+        _set_status(run, cluster, "complete")
         return run
     crops = {"crop": config.crop, "scale": config.scale}  # validation: centre crops (see README, "Large images")
     train_ds = distributed_dataset(cluster, lambda shard: make_dataset(
@@ -237,7 +235,10 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
     val_ds = distributed_dataset(cluster, lambda shard: make_dataset(
         source, "val", size=config.size, batch_size=config.batch_size, cache=config.cache, validate_first=False,
         shard=shard, **crops), config.batch_size)
-    _build_for_fit(model, cluster, config)
+    build_for_fit(model, cluster, config.batch_size, config.size)
+    if cluster.distributed:
+        print(f"Training data-parallel, {cluster.describe()}: global batch {config.batch_size} = {cluster.replicas} x "
+              f"{config.replica_batch}.", file=sys.stderr)
     if cluster.chief:
         samples = Samples.draw(source, config.previews, config.size, config.seed, **crops)
         checkpoint = RunCheckpoint(run, source.classes, samples, history, make_trackers(config, run, source.classes))
@@ -257,38 +258,32 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
                       verbose=(1 if sys.stderr.isatty() else 2) if verbose is None else verbose)
     except KeyboardInterrupt:
         checkpoint.close()  # the epoch being written is finished, not lost
-        if cluster.chief:
-            run.write_state(**{**run.state, "status": "interrupted"})
+        _set_status(run, cluster, "interrupted")
         raise
     except Exception as e:
         if not lost_peer(e, cluster):
             raise
         checkpoint.close()
-        reason = str(e).strip().splitlines()
-        detail = next((line for line in reason if "Collective ops is aborted by" in line), reason[0] if reason else "")
-        failure = (f"worker {cluster.worker} of {cluster.workers} lost contact with the others ({detail.strip()}): a "
-                   f"worker stopped or the network failed. {run.path} keeps the last finished epoch; restart every "
-                   f"worker with `seglab train --resume {run.path}`.")
-        if cluster.chief:
-            run.write_state(**{**run.state, "status": "interrupted", "error": failure})
-        raise WorkerLost(failure) from None
+        lost = WorkerLost(f"worker {cluster.worker} of {cluster.workers} lost contact with the others ({lost_peer(e, cluster)}): "
+                          f"a worker stopped or the network failed. {run.path} keeps the last finished epoch; restart "
+                          f"every worker with `seglab train --resume {run.path}`.")
+        _set_status(run, cluster, "interrupted", error=str(lost))
+        raise lost from None
     finally:
         if bar is not None:
             bar.close()
     checkpoint.close()
     if checkpoint.failure:
-        if cluster.chief:
-            run.write_state(**{**run.state, "status": "failed", "error": checkpoint.failure})
+        _set_status(run, cluster, "failed", error=checkpoint.failure)
         raise TrainingFailed(checkpoint.failure)
-    if cluster.chief:
-        run.write_state(**{**run.state, "status": "complete"})
+    _set_status(run, cluster, "complete")
     return run
 
 
-def _build_for_fit(model, cluster: Cluster, config: TrainConfig) -> None:
-    batch = cluster.replica_batch(config.batch_size)
-    build_for_fit(model, cluster, np.zeros((batch, config.size, config.size, 3), np.float32),
-                  np.zeros((batch, config.size, config.size), np.uint8))
+def _set_status(run: Run, cluster: Cluster, status: str, **extra) -> None:
+    """Record the run's status in state.json: the chief's job, the other workers write nothing."""
+    if cluster.chief:
+        run.write_state(**{**run.state, "status": status, **extra})
 
 
 @contextlib.contextmanager

@@ -301,22 +301,20 @@ def make_dataset(
     random_crops = isinstance(size, Crops) and split == "train"
     if random_crops:  # one seed per sample, drawn after shuffle and repeat: new crops every epoch
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 1).batch(2, drop_remainder=True)))
-    else:
-        ds = ds.map(lambda *sample: (sample, tf.zeros([2], tf.int64)))
     if start_batch:
         ds = ds.skip(start_batch * batch_size)
     if shard is not None and repeat:  # before decoding: each pipeline decodes only its own samples
         ds = ds.enumerate().filter(lambda n, sample: shard.keeps(n)).map(lambda n, sample: sample)
-    ds = ds.map(lambda sample, crop_seed: (load(*sample), crop_seed), num_parallel_calls=tf.data.AUTOTUNE)
-    if isinstance(size, Crops):
-        ignore = source.classes.ignore_index
-        ds = ds.map(lambda pair, s: size.take(*pair, ignore, s if random_crops else None),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+    ignore = source.classes.ignore_index
+    if random_crops:
+        ds = ds.map(lambda sample, s: size.take(*load(*sample), ignore, s), num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(lambda pair, s: pair)
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        if isinstance(size, Crops):
+            ds = ds.map(lambda image, mask: size.take(image, mask, ignore), num_parallel_calls=tf.data.AUTOTUNE)
     if shard is not None and not repeat and padding:
         h, w = (size.side, size.side) if isinstance(size, Crops) else (size.height, size.width)
-        blank = (tf.zeros([h, w, 3], tf.float32), tf.fill([h, w], tf.constant(source.classes.ignore_index, tf.uint8)))
+        blank = (tf.zeros([h, w, 3], tf.float32), tf.fill([h, w], tf.constant(ignore, tf.uint8)))
         ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
     ds = ds.batch(batch_size if shard is None else shard.replica_batch, drop_remainder=drop_remainder)
     if augment is not None:
