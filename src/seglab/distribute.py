@@ -254,4 +254,7 @@ def lost_peer(error: BaseException, cluster: Cluster) -> str | None:
     if cluster.workers < 2 or type(error).__name__ not in PEER_ERRORS:
         return None
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return next((line for line in lines if "Collective ops is aborted by" in line), lines[0] if lines else type(error).__name__)
+    at = next((i for i, line in enumerate(lines) if "Collective ops is aborted by" in line), 0)
+    if not lines:
+        return type(error).__name__
+    return " ".join(lines[at:at + 2]) if lines[at].endswith(":") else lines[at]  # "...: " names the tasks next
