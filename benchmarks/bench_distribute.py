@@ -15,7 +15,6 @@ import argparse
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,28 +24,18 @@ from pathlib import Path
 import yaml
 
 from seglab.data import open_source
+from seglab.distribute import local_cluster
 
 DEFAULT = ["--size", "64", "--batch-size", "16", "--epochs", "4", "--option", "filters=8,16,32", "--precision", "float32"]
 
 
-def _ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _train(args: list[str], out: Path, workers: int) -> float:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _ports(workers)]}
     began = time.perf_counter()
     processes = []
-    for i in range(workers):
-        if workers > 1:
-            env = {**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+    for config in local_cluster(workers) if workers > 1 else [None]:
+        if config is not None:
+            env = {**env, "TF_CONFIG": json.dumps(config)}
         processes.append(subprocess.Popen([sys.executable, "-m", "seglab", "train", *args, "--out", str(out)], env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     for p in processes:

@@ -116,6 +116,20 @@ def tf_config() -> dict:
     return config
 
 
+def local_cluster(workers: int) -> list[dict]:
+    """A TF_CONFIG for each of `workers` processes on this machine (127.0.0.1, free ports): to try
+    a multi-worker job, or test one, without a second machine."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    return [{"cluster": cluster, "task": {"type": "worker", "index": i}} for i in range(workers)]
+
+
 def _workers(config: dict) -> list[tuple[str, int]]:
     """(job, index) of every worker in TF_CONFIG, the chief first."""
     cluster = config.get("cluster", {})

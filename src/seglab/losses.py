@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution
 
 from seglab.data.classes import IGNORE_INDEX
 from seglab.xla import compiled
@@ -51,22 +51,16 @@ def _probabilities(labels, logits):
     return ops.softmax(logits, axis=-1), ops.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
 
 
-def _per_replica(loss):
-    """A replica's share of the batch loss under tf.distribute: its mean divided by the replicas in
-    sync, so that the gradients the strategy sums are the mean's (and Keras, which multiplies
-    back, reports the mean). Keras divides in its own reduction, which a loss that returns a
-    scalar, as these do, skips. One replica: the loss itself."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss if replicas == 1 else loss / replicas
-
-
 class _CompiledLoss(keras.losses.Loss):
     """A loss whose `loss_value` runs compiled with XLA (see `seglab.xla`), built on first use."""
 
     def call(self, y_true, y_pred):
         if getattr(self, "_compiled", None) is None:
             self._compiled = compiled(self.loss_value)
-        return _per_replica(self._compiled(y_true, y_pred))
+        # Under tf.distribute a replica's loss is its mean divided by the replicas in sync, so the
+        # gradients the strategy sums are the mean's. Keras divides in its own reduction, which a
+        # scalar, as these losses return, skips: its function does it here (a no-op on 1 replica).
+        return scale_loss_for_distribution(self._compiled(y_true, y_pred))
 
     def loss_value(self, y_true, y_pred):
         raise NotImplementedError
