@@ -264,7 +264,7 @@ PEER_ERRORS = ("UnavailableError", "CancelledError", "AbortedError", "DeadlineEx
 def lost_peer(error: BaseException, cluster: Cluster) -> str | None:
     """What TensorFlow said, when `error` means another worker of a multi-worker job stopped or
     became unreachable (it aborts the collectives: gRPC's 'Connection reset by peer' at once, or
-    its health check after about 40 s for a machine gone silent); None for any other error."""
+    its missing heartbeats after seconds for a machine gone silent); None for any other error."""
     if cluster.workers < 2 or type(error).__name__ not in PEER_ERRORS:
         return None
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]

@@ -25,6 +25,7 @@ from seglab.data.pipeline import model_input
 from seglab.errors import DataError
 from seglab.progress import GrowingBar, Stopwatch, progress
 from seglab.ray_engine import RayOptions, predict_on_ray
+from seglab.ray_engine import session as ray_session
 from seglab.runs import check_output_dir, make_output_dir, write_text
 from seglab.runtimes import open_predictor
 from seglab.tiling import TTA, Inference
@@ -75,19 +76,20 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
     model = open_predictor(run_path, runtime)
     tile = model.crop if tile is None else (tile or None)
     inference = Inference(model, tile, overlap, tta, batch_size, model.scale)
-    if engine == "ray":
-        ray = ray or RayOptions()
-        ray.check()  # Ray installed, options sane: before anything is written
-    make_output_dir(out / "masks")
-    make_output_dir(out / "overlays")
     named = list(zip(paths, output_names(paths)))
     per_call = 1 if tile else batch_size  # tiles: one image at a time, its tiles batched
     chunks = [named[i:i + per_call] for i in range(0, len(named), per_call)]
     if engine == "ray":
+        ray = ray or RayOptions()
+        ray.check()  # Ray installed, options sane: before anything is written
         job = {"run": str(run_path), "cwd": os.getcwd(), "runtime": runtime, "tile": tile, "overlap": overlap, "tta": tta,
                "batch_size": batch_size, "threshold": threshold}
-        results, failed, seconds = predict_on_ray(ray, job, chunks, out)
+        with ray_session(ray) as starting:  # joined (or refused) before anything is written
+            _make_output_dirs(out)
+            results, failed, seconds = predict_on_ray(ray, job, chunks, out)
+        seconds = {**seconds, "starting ray": round(starting, 3)}
     else:
+        _make_output_dirs(out)
         results, failed, seconds = _predict_here(inference, chunks, out, threshold)
     order = {str(p): i for i, p in enumerate(paths)}  # input order, whichever finished first
     results.sort(key=lambda r: order[r["file"]])
@@ -97,6 +99,11 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
                "engine": engine, "seconds": seconds, "images": results}
     write_text(out / "predictions.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _make_output_dirs(out: Path) -> None:
+    make_output_dir(out / "masks")
+    make_output_dir(out / "overlays")
 
 
 def _predict_here(inference: Inference, chunks: list, out: Path, threshold: float):

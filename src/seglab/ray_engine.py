@@ -11,6 +11,7 @@ must lie on storage every node sees, with seglab installed on every node.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -46,8 +47,9 @@ class RayOptions:
 
 
 class ChunkPredictor:
-    """A Ray actor: the model loaded once, then chunks of (path, output stem) in, for each image
-    either its encoded mask and overlay with its record, or why it failed."""
+    """A Ray actor: the model loaded once (`job` says what to load and how to predict), then
+    chunks of (path, output stem) in, for each image either its encoded mask and overlay with its
+    record, or why it failed."""
 
     def __init__(self, job: dict):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -94,49 +96,73 @@ class ChunkPredictor:
 COLUMNS = ("file", "record", "mask", "overlay", "seconds")
 
 
+@contextlib.contextmanager
+def session(options: RayOptions):
+    """Ray for the block: started on this machine only, or joined at `options.address` (left
+    running then), or the one this process already has; yields the seconds it took. A cluster
+    that cannot be joined is a one-line error saying why, before anything is written."""
+    import ray
+
+    began = time.perf_counter()
+    owned = not ray.is_initialized()
+    if owned:
+        try:
+            ray.init(address=options.address or "local", include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError) as e:
+            raise ValueError(f"--address {options.address}: cannot join the Ray cluster: {_why(e)}.") from None
+    try:
+        yield time.perf_counter() - began
+    finally:
+        if owned:
+            ray.shutdown()
+
+
+def _why(error: BaseException) -> str:
+    causes = [error]
+    while causes[-1].__cause__ is not None:
+        causes.append(causes[-1].__cause__)
+    if any("Authentication" in type(c).__name__ or "InvalidAuthToken" in str(c) for c in causes):
+        return ("it asks for an authentication token: set RAY_AUTH_MODE=token here, with the cluster's token in "
+                "~/.ray/auth_token or RAY_AUTH_TOKEN (https://docs.ray.io/en/latest/ray-security/token-auth.html)")
+    return f"{str(error).strip().splitlines()[0]}; check the address (the head node's `ray start` prints it)"
+
+
 def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
-    """(records, failures, seconds per stage) of predicting `chunks` on a Ray actor pool; the
-    outputs are written into `out` as they arrive."""
+    """(records, failures, seconds per stage) of predicting `chunks` on a Ray actor pool, in a
+    `session`; the outputs are written into `out` as they arrive."""
     import ray
 
     from seglab.prediction import _failure, store
 
     started = time.perf_counter()
-    owned = not ray.is_initialized()
-    if owned:
-        ray.init(address=options.address or "local", include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
-    try:
-        cpus = options.cpus or max(1.0, float(ray.cluster_resources().get("CPU", 1)) // options.actors)
-        ray.data.DataContext.get_current().enable_progress_bars = False  # seglab draws its own
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # its execution plans and timings, at INFO
-        items = [{"paths": [str(p) for p, _ in chunk], "stems": [s for _, s in chunk]} for chunk in chunks]
-        # Blocks of a few chunks: small enough that every actor stays busy to the end.
-        ds = ray.data.from_items(items, override_num_blocks=min(len(items), 64 * options.actors)).map_batches(
-            ChunkPredictor, fn_constructor_args=(job,), batch_size=1, concurrency=options.actors,
-            num_cpus=cpus, num_gpus=options.gpus, batch_format="numpy",
-            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(cpus))), "TF_CPP_MIN_LOG_LEVEL": "2"}})
-        results, failed, seconds = [], [], {}
-        ray_started = time.perf_counter()
-        rows = (row for batch in ds.iter_batches(batch_size=None, batch_format="numpy")
-                for row in zip(*(batch[column] for column in COLUMNS)))
-        for file, record, mask, overlay, spent in progress(rows, sum(map(len, chunks)), "Predicting"):
-            record = json.loads(record)
-            for stage, value in (json.loads(spent) if spent else {}).items():
-                seconds[f"actors: {stage}"] = seconds.get(f"actors: {stage}", 0.0) + value
-            if "failed" in record:
-                failed.append(record["failed"])
-                continue
-            try:
-                results.append(store(out, record, bytes(mask), bytes(overlay)))
-            except OSError as e:
-                failed.append(_failure(Path(file), f"its outputs could not be written ({e.strerror or e})."))
-    finally:
-        if owned:
-            ray.shutdown()
-    total = time.perf_counter() - started
+    cpus = options.cpus or max(1.0, float(ray.cluster_resources().get("CPU", 1)) // options.actors)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # seglab draws its own
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its execution plans and timings, at INFO
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
+    items = [{"paths": [str(p) for p, _ in chunk], "stems": [s for _, s in chunk]} for chunk in chunks]
+    # Blocks of a few chunks: small enough that every actor stays busy to the end.
+    ds = ray.data.from_items(items, override_num_blocks=min(len(items), 64 * options.actors)).map_batches(
+        ChunkPredictor, fn_constructor_args=(job,), batch_size=1, compute=ray.data.ActorPoolStrategy(size=options.actors),
+        num_cpus=cpus, num_gpus=options.gpus,
+        batch_format="numpy",
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(cpus))), "TF_CPP_MIN_LOG_LEVEL": "2"}})
+    results, failed, seconds = [], [], {}
+    rows = (row for batch in ds.iter_batches(batch_size=None, batch_format="numpy")
+            for row in zip(*(batch[column] for column in COLUMNS)))
+    for file, record, mask, overlay, spent in progress(rows, sum(map(len, chunks)), "Predicting"):
+        record = json.loads(record)
+        for stage, value in (json.loads(spent) if spent else {}).items():
+            seconds[f"actors: {stage}"] = seconds.get(f"actors: {stage}", 0.0) + value
+        if "failed" in record:
+            failed.append(record["failed"])
+            continue
+        try:
+            results.append(store(out, record, bytes(mask), bytes(overlay)))
+        except OSError as e:
+            failed.append(_failure(Path(file), f"its outputs could not be written ({e.strerror or e})."))
     summary = {stage: round(value, 3) for stage, value in seconds.items()}
     # the actors' stages add up over actors running side by side: the driver's wall clock is "total"
-    summary.update({"starting ray": round(ray_started - started, 3), "total": round(total, 3),
-                    "actors": options.actors, "cpus_per_actor": cpus, "gpus_per_actor": options.gpus})
+    summary.update({"total": round(time.perf_counter() - started, 3), "actors": options.actors,
+                    "cpus_per_actor": cpus, "gpus_per_actor": options.gpus})
     return results, failed, summary
