@@ -1,11 +1,20 @@
 """Data-parallel training: the input shards, the strategy choice, and real two-worker runs."""
 from __future__ import annotations
 
+import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from conftest import TINY_TRAINING
 from seglab.data import open_source
 from seglab.data.pipeline import make_dataset
 from seglab.distribute import Cluster, Shard, local_cluster, resolve_distribute, tf_config
@@ -105,13 +114,6 @@ def test_unknown_distribute_lists_the_valid_ones():
 
 # --- two real worker processes on this machine -------------------------------------------------
 
-import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 TINY = ["--size", "32", "--batch-size", "16", "--option", "filters=4,8", "--previews", "2", "--precision", "float32",
         "--seed", "0"]
 
@@ -143,8 +145,6 @@ def _wait(processes, timeout):
 
 
 def _history(run: Path):
-    import csv
-
     with (run / "history.csv").open() as f:
         return list(csv.DictReader(f))
 
@@ -173,8 +173,6 @@ def test_two_workers_train_as_one_process_would(tmp_path, tiny_run):
     for name in ("config.yaml", "classes.json", "model.keras", "last.keras", "history.csv", "curves.png"):
         assert (run / name).is_file(), name
     assert len(list((run / "previews").glob("epoch_*.png"))) == 2
-    import yaml
-
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert (config["distribute"], config["replicas"], config["replica_batch"], config["batch_size"]) == ("multi-worker", 2, 8, 16)
     assert yaml.safe_load((tiny_run.path / "config.yaml").read_text())["distribute"] == "none"
@@ -236,10 +234,6 @@ def test_mirrored_over_two_replicas_trains_as_one_process_would(tmp_path, tiny_r
     """MirroredStrategy over two logical CPUs (where a machine has GPUs, its GPUs) against the
     tiny run, the same training in one process without a strategy: the final validation mIoU
     agrees within 0.005, for the reasons the two-worker test gives."""
-    from conftest import TINY_TRAINING
-
-    import yaml
-
     options = {k: list(v) if isinstance(v, tuple) else v for k, v in TINY_TRAINING.items()}
     options["model_options"] = {"filters": list(TINY_TRAINING["model_options"]["filters"])}
     run = tmp_path / "mirrored"
