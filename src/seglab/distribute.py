@@ -89,8 +89,6 @@ class Cluster:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def describe(self) -> str:
-        if not self.distributed:
-            return "one process"
         where = f"{self.workers} workers" if self.name == "multi-worker" else "one machine"
         return f"{self.name}: {self.replicas} replicas on {where}" + ("" if self.chief else f" (this is worker {self.worker})")
 
@@ -136,13 +134,14 @@ def _workers(config: dict) -> list[tuple[str, int]]:
     return [(job, i) for job in ("chief", "worker") for i in range(len(cluster.get(job, [])))]
 
 
+def _worker_index(config: dict) -> int:
+    """This process's index among TF_CONFIG's workers, the chief first (0 without TF_CONFIG)."""
+    return _workers(config).index((config["task"]["type"], int(config["task"]["index"]))) if config else 0
+
+
 def is_chief() -> bool:
     """Whether this process writes the run folder: the chief of the TF_CONFIG job, or the only process."""
-    config = tf_config()
-    if not config:
-        return True
-    workers = _workers(config)
-    return len(workers) < 2 or workers.index((config["task"]["type"], int(config["task"]["index"]))) == 0
+    return _worker_index(tf_config()) == 0
 
 
 def resolve_distribute(name: str) -> str:
@@ -170,8 +169,6 @@ def start(name: str = "auto") -> Cluster:
         strategy = tf.distribute.MirroredStrategy(_mirrored_devices())
         return Cluster(name, strategy, strategy.num_replicas_in_sync)
     config = tf_config()
-    workers = _workers(config) or [("worker", 0)]
-    task = config.get("task", {"type": "worker", "index": 0})
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as e:
@@ -180,8 +177,8 @@ def start(name: str = "auto") -> Cluster:
         raise ValueError("--distribute multi-worker must start before any other TensorFlow work in the process: run "
                          "`seglab train` as its own process (or call seglab.train first thing).") from None
     _keras_reduces_multi_worker_scalars()
-    worker = workers.index((task["type"], int(task["index"])))
-    return Cluster(name, strategy, strategy.num_replicas_in_sync, len(workers), worker, chief=is_chief())
+    worker = _worker_index(config)
+    return Cluster(name, strategy, strategy.num_replicas_in_sync, max(1, len(_workers(config))), worker, chief=worker == 0)
 
 
 def _mirrored_devices() -> list[str]:
