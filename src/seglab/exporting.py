@@ -8,6 +8,7 @@ renamed into place: a folder named `export/<format>` holding `export.json` is al
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import importlib.metadata
@@ -27,7 +28,7 @@ from seglab.data.classes import ClassSpec
 from seglab.errors import OutputError, ParityFailed
 from seglab.graph_rewrites import (ConstantNormalization, SubPixelConvTranspose, constant_normalization_applies,
                                    float32_nodes, split_concat_conv, subpixel_applies)
-from seglab.models import all_layers
+from seglab.models import all_layers, segformer
 from seglab.runs import Run, check_output_dir
 from seglab.runtimes import (EXPORT_JSON, FORMATS, OUTPUTS, PREDICTORS, KerasPredictor, decide, is_export, probabilities_of,
                              require_runtime)
@@ -63,22 +64,19 @@ def deployable(model: keras.Model, output: str = "logits", subpixel: str | None 
     allows (else its own fixed size), returning `output`; and whether the size is dynamic.
     `subpixel` ("free": where the kernel equals the stride; "all") computes transposed
     convolutions in their sub-pixel form (see seglab.graph_rewrites)."""
-    if _holds_keras_hub(model):
-        # Measured with keras_hub 0.32: its MiT blocks' configs do not round-trip (no float32 copy),
-        # and the ONNX graph of its attention fails in ONNX Runtime on a batch of more than one.
-        raise ValueError(f"{model.name} holds KerasHub's MiT encoder, which seglab cannot export yet (its layers do "
-                         "not rebuild from their configs, and its ONNX graph fails at run time). Use the run with "
-                         "--runtime keras, or another model (`seglab models`).")
-    try:
-        copy, dynamic = _float32_copy(model, dynamic=True, subpixel=subpixel), True
-        step = stride(model)  # a size the training size is not: does the copy really take it?
-        copy(np.zeros((1, model.input_shape[1] + step, model.input_shape[2] + 2 * step, 3), np.float32))
-    except (ValueError, TypeError):  # a layer fixed to the training size (a Reshape, a Dense)
-        copy, dynamic = _float32_copy(model, dynamic=False, subpixel=subpixel), False
+    if _holds_keras_hub(model):  # SegFormer: KerasHub's MiT takes one fixed, square size
+        copy, dynamic = segformer.float32_copy(model), False
+    else:
+        try:
+            copy, dynamic = _float32_copy(model, dynamic=True, subpixel=subpixel), True
+            step = stride(model)  # a size the training size is not: does the copy really take it?
+            copy(np.zeros((1, model.input_shape[1] + step, model.input_shape[2] + 2 * step, 3), np.float32))
+        except (ValueError, TypeError):  # a layer fixed to the training size (a Reshape, a Dense)
+            copy, dynamic = _float32_copy(model, dynamic=False, subpixel=subpixel), False
     copy.set_weights(model.get_weights())
     if output != "logits":
         copy = keras.Model(copy.input, OutputHead(output, name=output)(copy.output), name=f"{model.name}_{output}")
-    copy(np.zeros((1, *model.input_shape[1:]), np.float32))  # Keras exports only a model that was called
+    copy(np.zeros((1, *model.input_shape[1:]), np.float32), training=False)  # Keras exports only a called model
     return copy, dynamic
 
 
@@ -202,7 +200,7 @@ def float32_reference(model: keras.Model) -> tuple[keras.Model, str]:
     only 99.74% of pixels, a rounding difference, not an export error."""
     if all(layer.compute_dtype in (None, "float32") for layer in all_layers(model)):
         return model, "model.keras"
-    copy = _float32_copy(model, dynamic=False)
+    copy = segformer.float32_copy(model) if _holds_keras_hub(model) else _float32_copy(model, dynamic=False)
     copy.set_weights(model.get_weights())
     return copy, f"model.keras computed in float32 (it was trained in {model_precision(model)})"
 
@@ -353,14 +351,35 @@ def write_graph(model: keras.Model, format: str, folder: Path, output: str = "lo
 
 def _write_graph(graph: keras.Model, format: str, path: Path) -> None:
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    # tf2onnx 1.17's reshape optimizer folds the MiT attention's reshapes wrongly (keeping the
+    # flattened batch x tokens dimension as the batch), and ONNX Runtime then fails on any batch.
+    skipped = ("reshape_optimizer",) if format == "onnx" and _holds_keras_hub(graph) else ()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _tf2onnx_without(skipped):
             warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's numpy 2 shim asks for np.object
             graph.export(str(path), format=KERAS_FORMATS[format], verbose=False)
     except Exception as e:  # noqa: BLE001  (converters raise anything; the message is what matters)
         text = str(e).strip().splitlines()
         raise ValueError(f"Keras could not export the model to {format} ({type(e).__name__}: "
                          f"{text[0][:200] if text else 'no detail'}).") from None
+
+
+@contextlib.contextmanager
+def _tf2onnx_without(optimizers: tuple[str, ...]):
+    """While inside, tf2onnx converts without the named graph optimizers. Keras's ONNX export
+    calls tf2onnx.convert.from_function, which takes no `optimizers` and applies the module's
+    whole table (tf2onnx.optimizer._optimizers, read at each conversion)."""
+    if not optimizers:
+        yield
+        return
+    from tf2onnx import optimizer
+
+    table = optimizer._optimizers
+    optimizer._optimizers = type(table)((name, o) for name, o in table.items() if name not in optimizers)
+    try:
+        yield
+    finally:
+        optimizer._optimizers = table
 
 
 def _metadata(run, config, classes, format, output, graph, binary, dynamic, step, checksum, check) -> dict:

@@ -79,6 +79,26 @@ def segformer(num_logits: int, input_size: tuple[int, int], variant: str = "b0",
     return keras.Model(inputs, outputs, name="segformer")
 
 
+def float32_copy(model: keras.Model) -> keras.Model:
+    """A SegFormer built by `segformer`, rebuilt with every layer in float32 (a mixed-precision
+    one too) at the same fixed size, for export. KerasHub 0.32's MiT layers do not rebuild from
+    their own configs, so the copy comes from this builder; the caller copies the weights."""
+    found = {k: list(model.get_layer("segformer_decoder").image_encoder.get_config()[k])
+             for k in ("hidden_dims", "layerwise_depths")}
+    variant = next(v for v, c in VARIANTS.items() if found == {k: c[k] for k in found})
+    dropout = model.get_layer("dropout").rate if "dropout" in [layer.name for layer in model.layers] else 0.0
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        inner = segformer(model.output_shape[-1], tuple(model.input_shape[1:3]), variant, dropout=dropout)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    # Called without `training` (as Keras's SavedModel and ONNX exports trace it), KerasHub's
+    # decoder runs its BatchNormalization on the batch's statistics: pin inference.
+    image = keras.Input(inner.input_shape[1:], name="image")
+    return keras.Model(image, inner(image, training=False), name=inner.name)
+
+
 def _preset_encoder(hub, weights, variant: str, mit: dict):
     source = str(weights)
     local = Path(source).expanduser()
