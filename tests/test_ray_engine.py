@@ -13,14 +13,16 @@ from seglab.ray_engine import RayOptions
 
 
 @pytest.mark.slow
-def test_ray_writes_the_local_engines_files_for_300_oxford_images(tiny_run, shared_data, tmp_path):
-    """The 300 Oxford pet photos, a truncated JPEG, a text file named .jpg and a non-image file,
-    through both engines: byte-identical masks and overlays, and the same predictions.json but
-    for the engine and its timings."""
+def test_ray_writes_the_local_engines_files_for_oxford_images(tiny_run, shared_data, tmp_path):
+    """60 of the Oxford pet photos (every fifth: 8 chunks over 2 actors; all 300 were checked the
+    same way by hand), a truncated JPEG, a text file named .jpg and a non-image file, through both
+    engines: byte-identical masks and overlays, and the same predictions.json but for the engine
+    and its timings."""
     images = tmp_path / "images"
     images.mkdir()
     photos = sorted((shared_data / "oxford-pets" / "images").glob("*.jpg"))
     assert len(photos) == 300
+    photos = photos[::5]
     for photo in photos:
         (images / photo.name).symlink_to(photo)
     (images / "truncated.jpg").write_bytes(photos[0].read_bytes()[:3000])
@@ -31,13 +33,13 @@ def test_ray_writes_the_local_engines_files_for_300_oxford_images(tiny_run, shar
     result = CliRunner().invoke(app, ["predict", str(tiny_run.path), str(images), "--out", str(tmp_path / "ray"),
                                       "--engine", "ray", "--actors", "2", "--cpus-per-actor", "1"])
     assert result.exit_code == 0, result.output
-    assert "Predicted 300 image(s)" in result.output and "2 failed and skipped" in result.output
+    assert "Predicted 60 image(s)" in result.output and "2 failed and skipped" in result.output
     ray = json.loads((tmp_path / "ray" / "predictions.json").read_text())
 
     for kind in ("masks", "overlays"):
         local_files = sorted(p.name for p in (tmp_path / "local" / kind).iterdir())
         assert local_files == sorted(p.name for p in (tmp_path / "ray" / kind).iterdir())
-        assert len(local_files) == 300
+        assert len(local_files) == 60
         for name in local_files:
             assert (tmp_path / "local" / kind / name).read_bytes() == (tmp_path / "ray" / kind / name).read_bytes(), name
     assert (local["engine"], ray["engine"]) == ("local", "ray")

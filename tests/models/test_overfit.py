@@ -15,7 +15,7 @@ RECIPES = {
     "unet": ({"filters": (8, 16, 32), "batch_norm": True}, 3e-3, 200),
     "pix2pix_unet": ({"filters": 8, "max_filters": 64, "dropout": 0.0}, 2e-3, 350),
     "mobilenet_unet": ({"weights": "none", "fine_tune": "all", "alpha": 0.35, "decoder_filters": (64, 32, 32, 16)}, 3e-3, 100),
-    "fcn8s": ({"weights": "none"}, 1e-4, 120),
+    "fcn8s": ({"weights": "none"}, 3e-4, 120),
 }
 
 

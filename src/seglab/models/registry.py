@@ -1,6 +1,8 @@
 """Model names -> builders. Read-only; unknown names and options list what is valid."""
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 from types import MappingProxyType
 
@@ -88,6 +90,11 @@ def _checked_option(model: str, key: str, value, default):
 def catalog(classes: int = 3) -> list[dict]:
     """One entry per model: its spec's summary and recipe, with the parameters and forward GFLOPs
     per image of the model built at its recipe's size for `classes` classes (random weights)."""
+    return copy.deepcopy(list(_catalog(classes)))
+
+
+@functools.lru_cache(maxsize=None)  # building every model takes seconds; the answer never changes
+def _catalog(classes: int) -> tuple[dict, ...]:
     from seglab.models.flops import forward_flops
 
     entries = []
@@ -103,4 +110,4 @@ def catalog(classes: int = 3) -> list[dict]:
             "learning_rate": recipe.learning_rate, "weights": recipe.weights, "fine_tune": recipe.fine_tune,
             "model_options": dict(recipe.model_options),
         })
-    return entries
+    return tuple(entries)
