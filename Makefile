@@ -26,7 +26,7 @@ browser:
 
 # Every test: fast, slow (real training runs, the browser) and those reading ../shared.
 test: $(STAMP) browser
-	SEGLAB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -m "" -n 2
+	SEGLAB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -m "" -n 2 --dist worksteal
 
 # The fast tests only, for feedback while working (80 s on 2 cores; plain `pytest`, serial, 100 s).
 check: $(STAMP)
