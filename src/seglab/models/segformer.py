@@ -86,11 +86,10 @@ def float32_copy(model: keras.Model) -> keras.Model:
     found = {k: list(model.get_layer("segformer_decoder").image_encoder.get_config()[k])
              for k in ("hidden_dims", "layerwise_depths")}
     variant = next(v for v, c in VARIANTS.items() if found == {k: c[k] for k in found})
-    dropout = model.get_layer("dropout").rate if "dropout" in [layer.name for layer in model.layers] else 0.0
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
-    try:
-        inner = segformer(model.output_shape[-1], tuple(model.input_shape[1:3]), variant, dropout=dropout)
+    try:  # no dropout: it has no weights and does nothing at inference
+        inner = segformer(model.output_shape[-1], tuple(model.input_shape[1:3]), variant, dropout=0.0)
     finally:
         keras.config.set_dtype_policy(policy)
     # Called without `training` (as Keras's SavedModel and ONNX exports trace it), KerasHub's
