@@ -4,16 +4,20 @@ validation split.
 
 Trains a run (`seglab train DATA --out RUN TRAIN-OPTIONS`, timed) unless --run names one, then
 runs `seglab evaluate` once per way and prints one JSON line per way (pixel accuracy, mIoU,
-per-class IoU, evaluation seconds), then a Markdown table of them.
+per-class IoU, evaluation seconds; for a run it trained, the command's seconds and the epochs' own,
+as history.csv has them), then a Markdown table of them.
 
   python benchmarks/tiles_quality.py --data camvid -- --model deeplabv3plus --encoder mobilenet_v2 \\
       --weights ../shared/weights/mobilenet_v2_1.0_notop.weights.h5 --crop 256 --epochs 40 --batch-size 8 --class-weights auto
   python benchmarks/tiles_quality.py --data oxford-pets --ways model-size model-size+flip resize resize+flip -- \\
       --model deeplabv3plus --weights ../shared/weights/mobilenet_v2_1.0_notop.weights.h5
+  python benchmarks/tiles_quality.py --data oxford-pets --ways model-size resize+flip+deeplab-scales -- \\
+      --model deeplabv3plus --weights ../shared/weights/mobilenet_v2_1.0_notop.weights.h5 --size 320 --epochs 20
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -29,6 +33,9 @@ WAYS = {
     "model-size+flip": ["--tta", "flip"],
     "resize": ["--full-res"],
     "resize+flip": ["--full-res", "--tta", "flip"],
+    "resize+flip+scales": ["--full-res", "--tta", "flip+scales=0.75,1,1.25"],
+    # the DeepLabV3+ paper's evaluation (Chen et al., 2018): left-right flips and these six scales
+    "resize+flip+deeplab-scales": ["--full-res", "--tta", "flip+scales=0.5,0.75,1,1.25,1.5,1.75"],
     "tile": ["--tile", "{tile}"],
     "tile+flip": ["--tile", "{tile}", "--tta", "flip"],
     "tile+flip+scales": ["--tile", "{tile}", "--tta", "flip+scales=0.75,1,1.25"],
@@ -53,10 +60,12 @@ def main():
     parser.add_argument("--overlap", type=float, default=0.25)
     parser.add_argument("train", nargs="*", help="`seglab train` options, after --.")
     args = parser.parse_args()
-    run, train_s = args.run, None
+    run, train_s, epochs_s = args.run, None, None
     if run is None:
         run = args.out
         train_s = round(seglab("train", SHARED / "data" / args.data, "--out", run, *args.train), 1)
+        with open(run / "history.csv") as f:
+            epochs_s = round(sum(float(row["seconds"]) for row in csv.DictReader(f)), 1)
     import yaml
 
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -74,7 +83,7 @@ def main():
                "overlap": metrics.get("overlap"), "tta": metrics.get("tta"), "images": metrics["images"],
                "pixel_accuracy": round(metrics["pixel_accuracy"], 4), "miou": round(metrics["miou"], 4),
                "iou": {k: None if v is None else round(v, 4) for k, v in metrics["iou"].items()},
-               "evaluate_s": round(seconds, 1), "train_s": train_s}
+               "evaluate_s": round(seconds, 1), "train_s": train_s, "train_epochs_s": epochs_s}
         rows.append(row)
         print(json.dumps(row), flush=True)
     print("\n| way | pixel accuracy | mIoU | evaluate s |\n|---|---|---|---|")
