@@ -165,12 +165,33 @@ def test_the_command_line_trains_and_refuses_bad_options(tmp_path):
     from seglab.cli import app
 
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "synthetic", "--out", str(tmp_path / "run"), *TINY_CLI, "--epochs", "1"])
+    result = runner.invoke(app, ["train", "synthetic", "--out", str(tmp_path / "run"), *TINY_CLI, "--epochs", "1",
+                                 "--seed", "1", "--split-seed", "0"])
     assert result.exit_code == 0, result.output
     assert "Run complete" in result.output and Run(tmp_path / "run").state["status"] == "complete"
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (config["seed"], config["split_seed"]) == (1, 0)
     result = runner.invoke(app, ["train", "synthetic", "--out", str(tmp_path / "other"), "--model", "segnet"])
     assert result.exit_code == 2 and "Available: deeplabv3plus, fcn8s, fpn, mobilenet_unet, pix2pix_unet, segformer, unet" in result.output
     assert not (tmp_path / "other").exists()
+
+
+def test_split_seed_keeps_the_validation_images_while_seed_changes(tmp_path):
+    from conftest import blocks_mask
+    from seglab.config import TrainConfig
+
+    data = write_folder(tmp_path / "data", {f"img{i:02d}": blocks_mask() for i in range(40)})
+
+    def val(**seeds):
+        return sorted(pair.image.name for pair in TrainConfig(data=str(data), **seeds).open_source().split("val"))
+
+    assert val(seed=1, split_seed=0) == val(seed=0) != val(seed=1)
+    TrainConfig(data=str(data), seed=1, split_seed=0).save(tmp_path / "config.yaml")
+    assert TrainConfig.load(tmp_path / "config.yaml").split_seed == 0
+    written_before = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del written_before["split_seed"]  # a run from before the key: its split was --seed's, and stays so
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(written_before))
+    assert TrainConfig.load(tmp_path / "config.yaml").split_seed is None
 
 
 def test_the_plateau_schedule_takes_up_its_patience_count_on_resume():

@@ -194,6 +194,7 @@ def train(
     wandb_project: Optional[str] = typer.Option(None, help="W&B project (implies --wandb). Default: seglab."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars and overlay images to RUN/tensorboard."),
     seed: int = typer.Option(0, help="Seed of the split, the initial weights, shuffling and augmentation."),
+    split_seed: Optional[int] = typer.Option(None, help="Seed of the validation split alone. Default: --seed. Keep it to rerun a recipe with another --seed on the same validation images."),
 ):
     """Train a model and write its run folder (config, best and last model, history, curves, previews).
 
@@ -213,7 +214,8 @@ def train(
         names = _class_names(classes)
         options = {k: v for k, v in dict(
             format=format, view=view, size=size, crop=crop, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
-            loss=loss, weights=weights, fine_tune=fine_tune, classes=names.names if names else None).items() if v is not None}
+            loss=loss, weights=weights, fine_tune=fine_tune, classes=names.names if names else None,
+            split_seed=split_seed).items() if v is not None}
         options.update(model=model, optimizer=optimizer, schedule=schedule, augment=augment, seed=seed, precision=precision,
                        previews=previews, wandb=wandb, wandb_project=wandb_project, tensorboard=tensorboard,
                        val_fraction=val_fraction, class_weights=_class_weights(class_weights), scale=scale, distribute=distribute,

@@ -48,6 +48,9 @@ class TrainConfig:
     wandb_project: str | None = None
     tensorboard: bool = False
     seed: int = 0
+    # The validation split's own seed (None: `seed`), so that a recipe can be rerun with other
+    # initial weights, shuffling and augmentation and scored on the same validation images.
+    split_seed: int | None = None
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -57,7 +60,7 @@ class TrainConfig:
         `data`, read as `format` with `view` (recognised and plain when None), split the same way."""
         from seglab.data import open_source
 
-        split = {"val_fraction": self.val_fraction, "seed": self.seed}
+        split = {"val_fraction": self.val_fraction, "seed": self.seed if self.split_seed is None else self.split_seed}
         if data is not None:
             return open_source(data, format, view=view, **split)
         return open_source(self.data, self.format, view=self.view, classes=self.classes, **split)
@@ -105,7 +108,7 @@ class TrainConfig:
 
 
 # Keys that runs written before them lack; a missing one takes its default.
-ADDED_LATER = frozenset({"crop", "scale", "distribute", "replicas", "replica_batch"})
+ADDED_LATER = frozenset({"crop", "scale", "distribute", "replicas", "replica_batch", "split_seed"})
 
 # The type of each key, for checking what a config.yaml holds. None: the key may be null.
 _INT, _FLOAT, _BOOL, _STR = (int,), (float, int), (bool,), (str,)
@@ -117,7 +120,7 @@ _TYPES = {
     "augment": (_BOOL, False), "weights": (_STR, True), "fine_tune": (_STR, True), "precision": (_STR, False),
     "distribute": (_STR, False), "replicas": (_INT, True), "replica_batch": (_INT, True),
     "cache": (_BOOL, False), "previews": (_INT, False), "wandb": (_BOOL, False), "wandb_project": (_STR, True),
-    "tensorboard": (_BOOL, False), "seed": (_INT, False),
+    "tensorboard": (_BOOL, False), "seed": (_INT, False), "split_seed": (_INT, True),
 }
 _NAMES = {_INT: "a whole number", _FLOAT: "a number", _BOOL: "true or false", _STR: "text"}
 
