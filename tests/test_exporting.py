@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from seglab.cli import app
 from seglab.exporting import deployable, export, float32_reference, parity, stride, write_graph
 from seglab.models import build_model
+from seglab.precision import precision
 from seglab.prediction import predict
 from seglab.runtimes import PREDICTORS, open_export, open_predictor
 
@@ -79,12 +80,8 @@ def test_segformer_exports_at_its_fixed_size_with_the_same_labels(tmp_path):
     must be pinned to inference in the traced graph, and tf2onnx's reshape optimizer must stay off
     its attention: each of these broke the parity below. ONNX is the format all three touch; the
     SavedModel and LiteRT exports (30 s each) passed the same check when this was written."""
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
+    with precision("mixed_bfloat16"):
         model = build_model("segformer", 3, 64, weights="none")
-    finally:
-        keras.config.set_dtype_policy(policy)
     reference, kind = float32_reference(model)
     assert "trained in mixed_bfloat16" in kind
     path, graph, dynamic = write_graph(model, "onnx", tmp_path)

@@ -18,6 +18,7 @@ from seglab.models.backbones import ImageNetNormalize, set_fine_tune
 from seglab.models.blocks import Upsampling
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import ModelSpec, Recipe
+from seglab.precision import precision
 
 # The MiT encoders of the SegFormer paper (Table 6), as KerasHub's presets configure them.
 _MIT_COMMON = {"num_layers": 4, "layerwise_num_heads": [1, 2, 5, 8], "layerwise_sr_ratios": [8, 4, 2, 1],
@@ -86,12 +87,8 @@ def float32_copy(model: keras.Model) -> keras.Model:
     found = {k: list(model.get_layer("segformer_decoder").image_encoder.get_config()[k])
              for k in ("hidden_dims", "layerwise_depths")}
     variant = next(v for v, c in VARIANTS.items() if found == {k: c[k] for k in found})
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:  # no dropout: it has no weights and does nothing at inference
+    with precision("float32"):  # no dropout: it has no weights and does nothing at inference
         inner = segformer(model.output_shape[-1], tuple(model.input_shape[1:3]), variant, dropout=0.0)
-    finally:
-        keras.config.set_dtype_policy(policy)
     # Called without `training` (as Keras's SavedModel and ONNX exports trace it), KerasHub's
     # decoder runs its BatchNormalization on the batch's statistics: pin inference.
     image = keras.Input(inner.input_shape[1:], name="image")
