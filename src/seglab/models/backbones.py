@@ -10,6 +10,7 @@ import keras
 from keras import layers, ops
 
 from seglab.errors import WeightsUnavailable
+from seglab.models.batch_norm import with_fused_batch_norm
 
 # keras.applications.vgg16.preprocess_input ("caffe" mode): BGR channel order, ImageNet means.
 _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -67,7 +68,8 @@ def resolve_weights(weights, backbone: str, example: str) -> str | None:
 
 
 def load_application(factory, backbone: str, weights, example: str, **kwargs) -> keras.Model:
-    """Build a keras.applications model without its top, with errors that say what to do."""
+    """Build a keras.applications model without its top, with errors that say what to do, and
+    its BatchNormalization layers on the fused kernel (seglab.models.batch_norm)."""
     resolved = resolve_weights(weights, backbone, example)
     try:
         # A weights file of another network makes Keras warn once per layer group before it
@@ -77,7 +79,6 @@ def load_application(factory, backbone: str, weights, example: str, **kwargs) ->
             model = factory(include_top=False, weights=resolved, **kwargs)
         for warning in caught:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        return model
     except Exception as e:  # the download, or a file made for another network
         if resolved == "imagenet":
             raise WeightsUnavailable(
@@ -88,6 +89,7 @@ def load_application(factory, backbone: str, weights, example: str, **kwargs) ->
             raise ValueError(f"Weights file {resolved} does not fit {backbone} ({e}). Pass a {backbone} "
                              f"weights file without its top, such as {example}.") from e
         raise
+    return with_fused_batch_norm(model)
 
 
 def set_fine_tune(encoder: keras.Model, fine_tune: str | None, weights, model_name: str) -> None:

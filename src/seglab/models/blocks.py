@@ -4,6 +4,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from seglab.models.batch_norm import FusedBatchNormalization
+
 
 # PyTorch's default (0.1 there): moving statistics that catch up within an epoch or two of a small
 # dataset. Keras' 0.99 lags for hundreds of steps, and inference-mode scores suffer meanwhile.
@@ -20,7 +22,7 @@ def conv_block(x, filters: int, name: str, batch_norm: bool = False, dropout: fl
     for i in (1, 2):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, name=f"{name}_conv{i}")(x)
         if batch_norm:
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{i}")(x)
+            x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{i}")(x)
         x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -32,7 +34,7 @@ def down_block(x, filters: int, name: str, kernel_size: int = 4, batch_norm: boo
     x = layers.Conv2D(filters, kernel_size, strides=2, padding="same", use_bias=False,
                       kernel_initializer=pix2pix_init(), name=f"{name}_conv")(x)
     if batch_norm:
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+        x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
 
 
@@ -40,7 +42,7 @@ def up_block(x, filters: int, name: str, kernel_size: int = 4, dropout: float = 
     """pix2pix upsample: strided transposed conv (doubles H and W), BatchNorm, optional dropout, ReLU."""
     x = layers.Conv2DTranspose(filters, kernel_size, strides=2, padding="same", use_bias=False,
                                kernel_initializer=pix2pix_init(), name=f"{name}_deconv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
@@ -62,7 +64,7 @@ def conv_bn_relu(x, filters: int, kernel_size: int, name: str, dilation_rate: in
     DeepLab and FPN heads."""
     conv = layers.SeparableConv2D if separable else layers.Conv2D
     x = conv(filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
