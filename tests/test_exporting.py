@@ -23,7 +23,7 @@ FAMILIES = [
     ("pix2pix_unet", 64, {"filters": 8, "max_filters": 16}, True),
     ("mobilenet_unet", 64, {"weights": "none", "alpha": 0.35, "decoder_filters": (16, 8, 8, 8)}, True),
     ("fcn8s", 64, {"weights": "none"}, True),
-    ("deeplabv3plus", 64, {"weights": "none", "encoder": "resnet50", "filters": 16}, True),
+    ("deeplabv3plus", 64, {"weights": "none", "encoder": "mobilenet_v2", "filters": 16}, True),
     ("fpn", 64, {"weights": "none", "encoder": "mobilenet_v3_small", "pyramid_filters": 16, "segmentation_filters": 16},
      True),
 ]
