@@ -16,7 +16,9 @@ across replicas, renormalisation, an input that is not [B, H, W, C]) it is Keras
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
+
+from seglab.tf_kernels import fused_batch_norm
 
 _FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
@@ -28,24 +30,16 @@ class FusedBatchNormalization(layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
-
-        x = tf.cast(inputs, self.compute_dtype)
+        x = ops.cast(inputs, self.compute_dtype)
         channels = x.shape[-1]
-        scale = self.gamma if self.scale else tf.ones([channels])
-        offset = self.beta if self.center else tf.zeros([channels])
-        if training and self.trainable:
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                x, scale, offset, epsilon=self.epsilon, data_format="NHWC", is_training=True)
-            # The kernel returns the unbiased (n - 1) variance; Keras's moving variance averages the biased one.
-            count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), variance.dtype)
-            variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
+        scale = self.gamma if self.scale else ops.ones([channels])
+        offset = self.beta if self.center else ops.zeros([channels])
+        train = bool(training and self.trainable)
+        y, mean, variance = fused_batch_norm(x, scale, offset, self.moving_mean, self.moving_variance, self.epsilon,
+                                             training=train)
+        if train:
             self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
             self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        else:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                x, scale, offset, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon,
-                data_format="NHWC", is_training=False)
         return y
 
     def _fusable(self, inputs, mask) -> bool:
