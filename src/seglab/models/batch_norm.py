@@ -3,9 +3,8 @@
 Keras 3 computes BatchNormalization from generic ops: the input cast to float32, `moments`
 (a mean, a squared difference, another mean), a multiply-add and a cast back, each a pass over the
 whole feature map, and as many again in the gradient. Keras 2 called TensorFlow's
-`FusedBatchNormV3`, one kernel forward and one backward, which also reads bfloat16 directly and
-which TensorFlow's graph optimiser folds into the preceding convolution at inference. On 2 CPU
-cores it cuts a DeepLabV3+ (MobileNetV2, 320 px, batch 16, mixed_bfloat16) training step's CPU
+`FusedBatchNormV3`, one kernel forward and one backward, which also reads bfloat16 directly.
+On 2 CPU cores it cuts a DeepLabV3+ (MobileNetV2, 320 px, batch 16, mixed_bfloat16) training step's CPU
 time by about 30% (benchmarks/bench_batch_norm.py).
 
 `FusedBatchNormalization` is Keras's layer with only `call` replaced: the same weights, config,
