@@ -103,3 +103,102 @@ def test_int8_leaves_the_first_convolution_and_the_logits_layer_in_float32(tmp_p
     producers = {name: node for node in nodes for name in node.output}
     last = producers[onnx.load(str(path)).graph.output[0].name]
     assert last.name in kept  # the chain from the last convolution to the output
+
+
+def _decoder(kernel: int, padding: str) -> keras.Model:
+    """An encoder-decoder in miniature: a transposed convolution followed by batch normalisation
+    (seglab's, on TensorFlow's fused kernel, which tf2onnx writes as one BatchNormalization), a
+    skip concatenation and a transposed-convolution logits layer that is the graph's output."""
+    from seglab.models.batch_norm import FusedBatchNormalization
+
+    image = keras.Input((32, 32, 3), name="image")
+    skip = keras.layers.Conv2D(12, 3, strides=2, padding="same", activation="relu")(image)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(skip)
+    x = keras.layers.Conv2DTranspose(8, kernel, strides=2, padding=padding, use_bias=False)(x)
+    x = keras.layers.ReLU()(FusedBatchNormalization()(x))
+    if padding == "valid":  # (n - 1) * 2 + kernel pixels: back to the skip's size
+        x = keras.layers.Cropping2D(((0, kernel - 2), (0, kernel - 2)))(x)
+    x = keras.layers.Concatenate()([x, skip])
+    return keras.Model(image, keras.layers.Conv2DTranspose(2, 3, strides=2, padding="same", name="logits")(x))
+
+
+@pytest.mark.filterwarnings("ignore:In the future `np.object`:FutureWarning")  # tf2onnx's numpy 2 shim, once
+@pytest.mark.parametrize("kernel,padding", [(3, "same"), (4, "same"), (3, "valid")])
+def test_transposed_convolutions_crop_with_their_own_pads_and_keep_the_output(kernel, padding, tmp_path):
+    """tf2onnx crops a dynamic-size transposed convolution with a Slice and a Pad computed from
+    Shape ops; after the rewrite the ConvTranspose crops itself (its `pads`), the BatchNormalization
+    after it is folded in, the small logits layer is split over the concatenation, and ONNX
+    Runtime gives the same logits at sizes other than the probes'."""
+    import onnx
+    import onnxruntime as ort
+
+    from seglab.graph_rewrites import static_transposed_crops
+
+    model = _decoder(kernel, padding)
+    rng = np.random.default_rng(3)
+    model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if "variance" in v.path
+                       else rng.standard_normal(w.shape).astype(np.float32) * 0.3
+                       for v, w in zip(model.weights, model.get_weights())])
+    copy, dynamic = deployable(model, subpixel="free")
+    assert dynamic
+    path = tmp_path / "model.onnx"
+    copy.export(str(path), format="onnx", verbose=False)
+    x = rng.uniform(0, 255, (2, 64, 96, 3)).astype(np.float32)  # not a probe's size
+
+    def run():
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+
+    def ops():
+        return [node.op_type for node in onnx.load(str(path)).graph.node]
+
+    before = run()
+    assert "Slice" in ops() and "BatchNormalization" in ops()
+    assert static_transposed_crops(path, stride(model)) == 2
+    assert split_concat_conv(path) == 1  # the logits layer: 2 x 4 outputs a pixel against 20 channels in
+    assert {"Pad", "BatchNormalization", "Concat", "Shape"}.isdisjoint(ops()), ops()
+    assert ops().count("Slice") == (padding == "valid")  # the model's own Cropping2D stays
+    assert ops().count("ConvTranspose") == 3
+    after = run()
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(after, copy.predict_on_batch(x), rtol=1e-3, atol=1e-3)  # another runtime
+    assert static_transposed_crops(path, stride(model)) == 0  # nothing left to rewrite
+
+
+@pytest.mark.parametrize("cut,rewritten", [("Sub", 1), ("Div", 0)])
+def test_a_crop_is_rewritten_only_where_it_does_not_depend_on_the_size(cut, rewritten, tmp_path):
+    """A hand-written graph: a ConvTranspose whose output loses its last row (Sub: h - 1 rows
+    kept, the same crop at every size) or its lower half (Div: h / 2 kept, a crop that grows with
+    the image). The first becomes the ConvTranspose's pads; the second is left as it was."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from seglab.graph_rewrites import static_transposed_crops
+
+    rng = np.random.default_rng(4)
+    constants = [numpy_helper.from_array(rng.standard_normal((3, 2, 3, 3)).astype(np.float32), "W"),
+                 numpy_helper.from_array(np.array([2], np.int64), "two"),
+                 numpy_helper.from_array(np.array([1], np.int64), "one"),
+                 numpy_helper.from_array(np.array([0], np.int64), "zero")]
+    nodes = [helper.make_node("Transpose", ["image"], ["x"], perm=[0, 3, 1, 2]),
+             helper.make_node("ConvTranspose", ["x", "W"], ["y"], strides=[2, 2], kernel_shape=[3, 3]),
+             helper.make_node("Shape", ["y"], ["shape"]),
+             helper.make_node("Gather", ["shape", "two"], ["height"]),
+             helper.make_node(cut, ["height", "one" if cut == "Sub" else "two"], ["end"]),
+             helper.make_node("Slice", ["y", "zero", "end", "two"], ["z"]),
+             helper.make_node("Transpose", ["z"], ["logits"], perm=[0, 2, 3, 1])]
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, None, None, 3])
+    graph = helper.make_graph(nodes, "crop", [image], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
+                              constants)
+    path = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    x = rng.uniform(0, 1, (1, 20, 12, 3)).astype(np.float32)
+
+    def run():
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+
+    before = run()
+    assert static_transposed_crops(path, 4) == rewritten
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert ("Slice" in ops) == (not rewritten)
+    np.testing.assert_allclose(run(), before, rtol=1e-6, atol=1e-6)

@@ -27,7 +27,7 @@ from seglab.config import TrainConfig
 from seglab.data.classes import ClassSpec
 from seglab.errors import OutputError, ParityFailed
 from seglab.graph_rewrites import (ConstantNormalization, SubPixelConvTranspose, constant_normalization_applies,
-                                   float32_nodes, split_concat_conv, subpixel_applies)
+                                   float32_nodes, split_concat_conv, static_transposed_crops, subpixel_applies)
 from seglab.models import all_layers, segformer
 from seglab.runs import Run, check_output_dir
 from seglab.runtimes import (EXPORT_JSON, FORMATS, OUTPUTS, PREDICTORS, KerasPredictor, decide, is_export, probabilities_of,
@@ -345,6 +345,8 @@ def write_graph(model: keras.Model, format: str, folder: Path, output: str = "lo
     path = Path(folder) / FORMATS[format][0]
     _write_graph(graph, format, path)
     if format == "onnx":
+        if dynamic:  # a fixed-size graph's crops are constants already
+            static_transposed_crops(path, stride(model))
         split_concat_conv(path)
     return path, graph, dynamic
 
