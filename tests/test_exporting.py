@@ -3,6 +3,7 @@ exported folders predict like the run; bad input is a one-line error and leaves 
 from __future__ import annotations
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -109,6 +110,26 @@ def test_a_binary_model_exports_labels_decided_inside_the_graph(tmp_path):
     np.testing.assert_array_equal(labels, (model.predict_on_batch(batch)[..., 0] > 0).astype(labels.dtype))
     probabilities, _ = deployable(model, "probabilities")
     assert np.all((probabilities.predict_on_batch(batch) >= 0) & (probabilities.predict_on_batch(batch) <= 1))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:mobilenet_unet. the encoder has random weights")
+def test_onnx_runs_a_batch_as_two_halves_where_the_graph_has_transposed_convolutions(tmp_path):
+    """Both halves at once on sessions of half the cores each (see OnnxPredictor): the same
+    logits as one session on the whole batch, an odd batch split 3 + 2, a single image on the
+    whole-machine session; a graph without ConvTranspose keeps one session."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: a batch is not split")
+    name, size, options, _ = FAMILIES[2]  # mobilenet_unet: its 3x3 transposed convolutions stay
+    path, _, _ = write_graph(build_model(name, 3, size, **options), "onnx", tmp_path / "mobilenet_unet")
+    exported = PREDICTORS["onnx"](path, classes=None, size=size, output="logits")
+    assert exported.halves is not None
+    for count in (5, 1):
+        batch = images(count, size, size, seed=count)
+        whole = exported.session.run(None, {exported.input_name: batch})[0]
+        np.testing.assert_allclose(exported(batch), whole, rtol=1e-5, atol=1e-5)
+    unet, _, _ = write_graph(build_model("unet", 3, 32, filters=(4, 8)), "onnx", tmp_path / "unet")
+    assert PREDICTORS["onnx"](unet, classes=None, size=32, output="logits").halves is None
 
 
 @pytest.fixture(scope="module")
