@@ -2,10 +2,12 @@
 
 The model is exported once (float32, dynamic size, the sub-pixel form where it is free, as
 `seglab export` does); "plain" is the file tf2onnx wrote, "rewritten" the same file after
-`static_transposed_crops` and `split_concat_conv` (seglab.graph_rewrites). Both run in this one
-process with the session options seglab's ONNX predictor uses, alternated round by round so the
-machine's drift hits both; each round times `--runs` calls on one batch after a warm-up call.
-Prints a JSON line per round and variant, then the medians and their ratio.
+`static_transposed_crops` and `split_concat_conv` (seglab.graph_rewrites), and "one_session"
+the rewritten file on one session where seglab's ONNX predictor runs a batch with transposed
+convolutions as two halves (seglab.runtimes.OnnxPredictor). All run in this one process,
+alternated round by round so the machine's drift hits each; each round times `--runs` calls on
+one batch after a warm-up call. Prints a JSON line per round and variant, then the medians and
+their ratios.
 
   python benchmarks/bench_graph_rewrites.py --model mobilenet_unet --rounds 10
   python benchmarks/bench_graph_rewrites.py --model pix2pix_unet --size 256 --batch 8
@@ -54,7 +56,8 @@ def main():
         counts = {"static_crops": static_transposed_crops(rewritten, stride(model)),
                   "concat_splits": split_concat_conv(rewritten)}
         predictors = {name: OnnxPredictor(path, None, args.size, "logits")
-                      for name, path in (("plain", plain), ("rewritten", rewritten))}
+                      for name, path in (("plain", plain), ("rewritten", rewritten), ("one_session", rewritten))}
+        predictors["one_session"].halves = None  # the whole batch on the session with every core
         images = np.random.default_rng(0).uniform(0, 255, (args.batch, args.size, args.size, 3)).astype(np.float32)
         np.testing.assert_allclose(predictors["rewritten"](images), predictors["plain"](images), rtol=1e-4, atol=1e-4)
         speeds = {name: [] for name in predictors}
@@ -71,7 +74,9 @@ def main():
     medians = {name: statistics.median(values) for name, values in speeds.items()}
     print(json.dumps({"summary": args.model, "size": args.size, "batch": args.batch, "rounds": args.rounds, **counts,
                       "plain_img_s": round(medians["plain"], 2), "rewritten_img_s": round(medians["rewritten"], 2),
-                      "rewritten_over_plain": round(medians["rewritten"] / medians["plain"], 3)}))
+                      "one_session_img_s": round(medians["one_session"], 2),
+                      "rewritten_over_plain": round(medians["rewritten"] / medians["plain"], 3),
+                      "halves_over_one_session": round(medians["rewritten"] / medians["one_session"], 3)}))
 
 
 if __name__ == "__main__":

@@ -142,8 +142,9 @@ class OnnxPredictor(Predictor):
     two halves at once, each on its own session with half the cores: ONNX Runtime computes a
     ConvTranspose image by image, a multi-threaded GEMM and then a single-threaded scatter of
     its columns into the output (col2im), so one session leaves cores idle for part of each.
-    Two on 2 cores: mobilenet_unet (128 px, batch 32) 118.1 against 107.8 images/s, medians of
-    16 alternated rounds; unet (no ConvTranspose left) 31.1 against 30.8, so others keep one."""
+    Two on 2 cores: mobilenet_unet (128 px, batch 32) 118.1 against 107.8 images/s in one run,
+    122.2 against 117.3 in another (benchmarks/bench_graph_rewrites.py); unet, which has no
+    ConvTranspose left, 31.1 against 30.8: no gain, so such graphs keep one session."""
 
     runtime = "onnx"
 
