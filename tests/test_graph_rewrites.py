@@ -188,8 +188,8 @@ def test_a_crop_is_rewritten_only_where_it_does_not_depend_on_the_size(cut, rewr
              helper.make_node("Slice", ["y", "zero", "end", "two"], ["z"]),
              helper.make_node("Transpose", ["z"], ["logits"], perm=[0, 2, 3, 1])]
     image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, None, None, 3])
-    graph = helper.make_graph(nodes, "crop", [image], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
-                              constants)
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "crop", [image], [logits], constants)
     path = tmp_path / "model.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     x = rng.uniform(0, 1, (1, 20, 12, 3)).astype(np.float32)
@@ -202,3 +202,20 @@ def test_a_crop_is_rewritten_only_where_it_does_not_depend_on_the_size(cut, rewr
     ops = [node.op_type for node in onnx.load(str(path)).graph.node]
     assert ("Slice" in ops) == (not rewritten)
     np.testing.assert_allclose(run(), before, rtol=1e-6, atol=1e-6)
+
+
+def test_a_graph_the_probe_cannot_run_keeps_its_crops(tmp_path, monkeypatch):
+    """The rewrite is for speed only: where the probe run fails, the file is left as it was."""
+    import seglab.graph_rewrites as rewrites
+
+    model = _decoder(3, "same")
+    path = tmp_path / "model.onnx"
+    deployable(model, subpixel="free")[0].export(str(path), format="onnx", verbose=False)
+    before = path.read_bytes()
+
+    def fails(*args):  # what ONNX Runtime raises for a graph it cannot run at a size
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION")
+
+    monkeypatch.setattr(rewrites, "_probe", fails)
+    assert rewrites.static_transposed_crops(path, stride(model)) == 0
+    assert path.read_bytes() == before
