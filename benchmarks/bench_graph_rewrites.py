@@ -41,11 +41,11 @@ def main():
 
     from seglab.exporting import deployable, stride
     from seglab.graph_rewrites import split_concat_conv, static_transposed_crops
-    from seglab.models import build_model
+    from seglab.models import build_model, model_spec
     from seglab.runtimes import OnnxPredictor
 
     keras.utils.set_random_seed(0)
-    options = {} if args.model in ("unet", "pix2pix_unet") else {"weights": "none"}  # speed needs no training
+    options = {"weights": "none"} if model_spec(args.model).pretrained else {}  # speed needs no download
     model = build_model(args.model, args.classes, args.size, **options)
     graph, _ = deployable(model, subpixel="free")
     folder = Path(tempfile.mkdtemp(prefix="seglab-rewrites-"))

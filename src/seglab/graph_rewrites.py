@@ -238,7 +238,7 @@ def static_transposed_crops(path: Path, multiple: int) -> int:
         # a graph that cannot run at the probe sizes keeps its crops: the rewrite is only for
         # speed, and the export's parity check reports a graph that does not run
         return 0
-    done = 0
+    rewritten = []
     for node, crop, pad in crops:
         pads = {_crop_pads(values, node, crop, pad) for values in probes}
         if len(pads) != 1 or None in pads:
@@ -249,18 +249,17 @@ def static_transposed_crops(path: Path, multiple: int) -> int:
         if pad is not None:
             graph.node.remove(pad)
         node.output[0] = cropped  # the Shape ops that read the uncropped output went with the crop
-        done += 1
-    if not done:
+        rewritten.append(node)
+    if not rewritten:
         return 0
     _drop_unused(graph)
     if not _well_formed(graph):  # a shape of an uncropped output was read elsewhere: leave the file as it was
         return 0
-    for node, _, _ in crops:
-        if any(a.name == "pads" for a in node.attribute):
-            _fold_batch_norm(graph, node)
+    for node in rewritten:
+        _fold_batch_norm(graph, node)
     _drop_unused(graph)
     onnx.save(model, str(path))
-    return done
+    return len(rewritten)
 
 
 def _consumers(graph) -> dict[str, list]:

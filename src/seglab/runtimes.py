@@ -152,17 +152,18 @@ class OnnxPredictor(Predictor):
         super().__init__(classes, size, output, source, multiple, dynamic)
         require_runtime("onnx")
         self.path = Path(path)
+        graph = self.path.read_bytes()  # read once, for every session and the look at its operators
         cores = os.cpu_count() or 1
-        self.session = self._session(cores)
+        self.session = self._session(graph, cores)
         self.input_name = self.session.get_inputs()[0].name
         self.halves, self.pool = None, None
-        if cores >= 2 and _holds_op(self.path, "ConvTranspose"):
+        if cores >= 2 and _holds_op(graph, "ConvTranspose"):
             from concurrent.futures import ThreadPoolExecutor
 
-            self.halves = [self._session(cores // 2), self._session(cores - cores // 2)]
+            self.halves = [self._session(graph, cores // 2), self._session(graph, cores - cores // 2)]
             self.pool = ThreadPoolExecutor(2, thread_name_prefix="seglab-onnx")
 
-    def _session(self, threads: int):
+    def _session(self, graph: bytes, threads: int):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -170,7 +171,7 @@ class OnnxPredictor(Predictor):
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # errors only
         try:
-            return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001  (onnxruntime raises its own, unexported exception types)
             raise ValueError(f"{self.path} is unreadable: ONNX Runtime could not load it ({_first_line(e)}). "
                              "Export the run again with `seglab export RUN --format onnx`.") from None
@@ -185,14 +186,14 @@ class OnnxPredictor(Predictor):
         return np.concatenate(list(parts))
 
 
-def _holds_op(path: Path, op_type: str) -> bool:
-    """Whether the ONNX graph at `path` (its main graph) has a node of `op_type`; False where the
-    onnx package is missing (ONNX Runtime alone runs an export, the graph just runs on one session)."""
+def _holds_op(graph: bytes, op_type: str) -> bool:
+    """Whether the serialised ONNX model `graph` (its main graph) has a node of `op_type`; False where
+    the onnx package is missing (ONNX Runtime alone runs an export, the graph just runs on one session)."""
     try:
         import onnx
     except ImportError:
         return False
-    return any(node.op_type == op_type for node in onnx.load(str(path), load_external_data=False).graph.node)
+    return any(node.op_type == op_type for node in onnx.load_from_string(graph).graph.node)
 
 
 class LiteRTPredictor(Predictor):
