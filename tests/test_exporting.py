@@ -16,7 +16,7 @@ from seglab.exporting import deployable, export, float32_reference, parity, stri
 from seglab.models import build_model
 from seglab.precision import precision
 from seglab.prediction import predict
-from seglab.runtimes import PREDICTORS, open_export, open_predictor
+from seglab.runtimes import PREDICTORS, cores, open_export, open_predictor
 
 # Small sizes, no downloads: (name, size, options, slow). The from-scratch U-Net is the fast case.
 FAMILIES = [
@@ -114,11 +114,13 @@ def test_a_binary_model_exports_labels_decided_inside_the_graph(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:mobilenet_unet. the encoder has random weights")
-def test_onnx_runs_a_batch_as_two_halves_where_the_graph_has_transposed_convolutions(tmp_path):
+def test_onnx_runs_a_batch_as_two_halves_where_the_graph_has_transposed_convolutions(tmp_path, monkeypatch):
     """Both halves at once on sessions of half the cores each (see OnnxPredictor): the same
     logits as one session on the whole batch, an odd batch split 3 + 2, a single image on the
-    whole-machine session; a graph without ConvTranspose keeps one session."""
-    if (os.cpu_count() or 1) < 2:
+    whole-machine session; a graph without ConvTranspose keeps one session, and so does a
+    process allowed one thread (a Ray actor's share of the CPUs)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    if cores() < 2:
         pytest.skip("one core: a batch is not split")
     name, size, options, _ = FAMILIES[2]  # mobilenet_unet: its 3x3 transposed convolutions stay
     path, _, _ = write_graph(build_model(name, 3, size, **options), "onnx", tmp_path / "mobilenet_unet")
@@ -130,6 +132,17 @@ def test_onnx_runs_a_batch_as_two_halves_where_the_graph_has_transposed_convolut
         np.testing.assert_allclose(exported(batch), whole, rtol=1e-5, atol=1e-5)
     unet, _, _ = write_graph(build_model("unet", 3, 32, filters=(4, 8)), "onnx", tmp_path / "unet")
     assert PREDICTORS["onnx"](unet, classes=None, size=32, output="logits").halves is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    single = PREDICTORS["onnx"](path, classes=None, size=size, output="logits")
+    assert single.halves is None and single.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_runtimes_take_their_thread_count_from_omp_num_threads_else_the_cpu_affinity(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cores() == 3
+    for unusable in ("", "many", "0"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+        assert cores() == len(os.sched_getaffinity(0))
 
 
 @pytest.fixture(scope="module")

@@ -55,9 +55,10 @@ class ChunkPredictor:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if os.path.isdir(job["cwd"]):  # relative paths mean what they meant to the driver
             os.chdir(job["cwd"])
-        from seglab.runtimes import open_predictor
+        from seglab.runtimes import cores, open_predictor
         from seglab.tiling import TTA, Inference
 
+        _share_tensorflow_threads(cores())  # the actor's share of the CPUs, not every core of the node
         model = open_predictor(job["run"], job["runtime"])
         tta = TTA.parse(job["tta"]) if isinstance(job["tta"], str) or job["tta"] is None else job["tta"]
         self.inference = Inference(model, job["tile"], job["overlap"], tta, job["batch_size"], model.scale)
@@ -94,6 +95,19 @@ class ChunkPredictor:
 
 
 COLUMNS = ("file", "record", "mask", "overlay", "seconds")
+
+
+def _share_tensorflow_threads(threads: int) -> None:
+    """TensorFlow's thread pools (the Keras runtime, and the resizing every runtime does) sized to
+    `threads`: by default each actor's pools would take every core of the node, however many
+    actors share it. ONNX Runtime and LiteRT size theirs from seglab.runtimes.cores() themselves."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already ran something in this process: its pools are fixed
+        pass
 
 
 @contextlib.contextmanager

@@ -28,6 +28,21 @@ EXPORT_JSON = "export.json"
 LITERT_NOISE = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\r?$")
 
 
+def cores() -> int:
+    """How many threads a runtime in this process should use: OMP_NUM_THREADS where it is set (Ray
+    sets it to each worker's share of the CPUs, as seglab's Ray engine does for its actors), else
+    the cores this process may run on (its CPU affinity: `taskset`, a container's cpuset)."""
+    try:
+        if int(os.environ.get("OMP_NUM_THREADS", "")) > 0:
+            return int(os.environ["OMP_NUM_THREADS"])
+    except ValueError:  # unset or not a number: OpenMP ignores it too
+        pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 def require_runtime(format: str) -> None:
     """A one-line error naming the pip install when the runtime for `format` is missing."""
     if format not in FORMATS:
@@ -138,7 +153,7 @@ class KerasPredictor(Predictor):
 
 
 class OnnxPredictor(Predictor):
-    """ONNX Runtime on the CPU, all cores. A graph with transposed convolutions runs a batch as
+    """ONNX Runtime on the CPU, on `cores()` threads. A graph with transposed convolutions runs a batch as
     two halves at once, each on its own session with half the cores: ONNX Runtime computes a
     ConvTranspose image by image, a multi-threaded GEMM and then a single-threaded scatter of
     its columns into the output (col2im), so one session leaves cores idle for part of each.
@@ -153,14 +168,14 @@ class OnnxPredictor(Predictor):
         require_runtime("onnx")
         self.path = Path(path)
         graph = self.path.read_bytes()  # read once, for every session and the look at its operators
-        cores = os.cpu_count() or 1
-        self.session = self._session(graph, cores)
+        threads = cores()
+        self.session = self._session(graph, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.halves, self.pool = None, None
-        if cores >= 2 and _holds_op(graph, "ConvTranspose"):
+        if threads >= 2 and _holds_op(graph, "ConvTranspose"):
             from concurrent.futures import ThreadPoolExecutor
 
-            self.halves = [self._session(graph, cores // 2), self._session(graph, cores - cores // 2)]
+            self.halves = [self._session(graph, threads // 2), self._session(graph, threads - threads // 2)]
             self.pool = ThreadPoolExecutor(2, thread_name_prefix="seglab-onnx")
 
     def _session(self, graph: bytes, threads: int):
@@ -205,7 +220,7 @@ class LiteRTPredictor(Predictor):
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+            self.interpreter = Interpreter(model_path=str(path), num_threads=cores())
         except Exception as e:  # noqa: BLE001  (the interpreter raises ValueError or RuntimeError)
             raise ValueError(f"{path} is unreadable: the LiteRT interpreter could not load it ({_first_line(e)}). "
                              "Export the run again with `seglab export RUN --format litert`.") from None
