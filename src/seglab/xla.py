@@ -24,4 +24,4 @@ def compiled(fn: Callable) -> Callable:
         return fn
     import tensorflow as tf
 
-    return tf.function(fn, jit_compile=True)
+    return tf.function(fn, jit_compile=True, autograph=False)  # plain tensor code: nothing to convert
