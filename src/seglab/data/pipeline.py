@@ -304,7 +304,8 @@ def make_dataset(
     if start_batch:
         ds = ds.skip(start_batch * batch_size)
     if shard is not None and repeat:  # before decoding: each pipeline decodes only its own samples
-        ds = ds.enumerate().filter(lambda n, sample: shard.keeps(n)).map(lambda n, sample: sample)
+        keeps = tf.autograph.experimental.do_not_convert(lambda n, sample: shard.keeps(n))
+        ds = _map(ds.enumerate().filter(keeps), lambda n, sample: sample)
     ignore = source.classes.ignore_index
     if random_crops:
         ds = _map(ds, lambda sample, s: size.take(*load(*sample), ignore, s), num_parallel_calls=tf.data.AUTOTUNE)
