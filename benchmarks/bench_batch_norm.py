@@ -27,10 +27,10 @@ def child(args) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from seglab.config import TrainConfig, resolve
-    from seglab.distribute import Cluster
+    from seglab.commands.training import _compiled_model
+    from seglab.engines.distribute import Cluster
     from seglab.models.batch_norm import FusedBatchNormalization
-    from seglab.training import _compiled_model
+    from seglab.runs.config import TrainConfig, resolve
 
     if args.child == "keras":
         FusedBatchNormalization._fusable = lambda self, inputs, mask: False

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from seglab.data import open_source
-from seglab.distribute import local_cluster
+from seglab.engines.distribute import local_cluster
 
 DEFAULT = ["--size", "64", "--batch-size", "16", "--epochs", "4", "--option", "filters=8,16,32", "--precision", "float32"]
 

@@ -2,9 +2,9 @@
 
 The model is exported once (float32, dynamic size, the sub-pixel form where it is free, as
 `seglab export` does); "plain" is the file tf2onnx wrote, "rewritten" the same file after
-`static_transposed_crops` and `split_concat_conv` (seglab.graph_rewrites), and "one_session"
+`static_transposed_crops` and `split_concat_conv` (seglab.models.graph_rewrites), and "one_session"
 the rewritten file on one session where seglab's ONNX predictor runs a batch with transposed
-convolutions as two halves (seglab.runtimes.OnnxPredictor). All run in this one process,
+convolutions as two halves (seglab.inference.runtimes.OnnxPredictor). All run in this one process,
 alternated round by round so the machine's drift hits each; each round times `--runs` calls on
 one batch after a warm-up call. Prints a JSON line per round and variant, then the medians and
 their ratios.
@@ -39,10 +39,10 @@ def main():
     import keras
     import numpy as np
 
-    from seglab.exporting import deployable, stride
-    from seglab.graph_rewrites import split_concat_conv, static_transposed_crops
+    from seglab.commands.exporting import deployable, stride
+    from seglab.inference.runtimes import OnnxPredictor
     from seglab.models import build_model, model_spec
-    from seglab.runtimes import OnnxPredictor
+    from seglab.models.graph_rewrites import split_concat_conv, static_transposed_crops
 
     keras.utils.set_random_seed(0)
     options = {"weights": "none"} if model_spec(args.model).pretrained else {}  # speed needs no download

@@ -18,7 +18,6 @@ import sys
 import time
 
 import numpy as np
-
 from bench_models import CONFIGS, SHARED, run
 
 RUNTIMES = {"keras": [], "onnx": ["--runtime", "onnx"], "onnx_int8": ["--runtime", "onnx", "--quantize", "int8"],

@@ -54,7 +54,7 @@ def run_recipe(recipe: str, data: Path, out: Path, args) -> dict:
     train_s = time.perf_counter() - start
     seglab("evaluate", run)
     metrics = json.loads((run / "metrics.json").read_text())
-    from seglab.saving import load_model
+    from seglab.runs.saving import load_model
 
     parameters = load_model(run / "model.keras", compile=False).count_params()
     return {"data": data.name, "recipe": recipe, "weights": weights or "none", "size": args.size, "epochs": args.epochs,

@@ -93,8 +93,8 @@ def tiny_run(tmp_path_factory, worker_id):
     (under a file lock, in the folder the workers share) and each worker gets a copy of its own,
     since tests write into it (metrics, reports, exports). Tracing the training step is most of
     the 20 s a training takes, so a second worker training it too cost `make check` that much."""
+    from seglab.commands.training import train
     from seglab.runs import Run
-    from seglab.training import train
 
     mine = tmp_path_factory.mktemp("runs") / "tiny"
     if worker_id == "master":  # no xdist

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import blocks_mask, write_folder
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import blocks_mask, write_folder
 from seglab.cli import app
 
 TINY = ["--model", "unet", "--size", "32", "--batch-size", "4", "--option", "filters=4,8", "--epochs", "1"]

@@ -1,9 +1,9 @@
 """`seglab bench`: a real, if tiny, timing run that prints one JSON line."""
 from __future__ import annotations
 
-import pytest
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from seglab.cli import app

@@ -1,10 +1,10 @@
 """The command line, run in-process (CliRunner) as a user runs it; one test runs `python -m seglab`."""
-import pytest
 import json
 import subprocess
 import sys
 from types import SimpleNamespace
 
+import pytest
 from typer.testing import CliRunner
 
 from seglab.cli import app
@@ -55,7 +55,9 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 def test_imagenet_weights_offline_is_a_clear_error_and_leaves_no_run(tmp_path, monkeypatch):
     # In-process, so the download itself can be cut off: tests never reach the internet.
-    from keras.src.applications import mobilenet_v2  # the one place a test reaches inside Keras: to cut the download
+    from keras.src.applications import (
+        mobilenet_v2,  # the one place a test reaches inside Keras: to cut the download
+    )
 
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure: [Errno -2] Name or service not known")

@@ -13,11 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import TINY_TRAINING
+
 from seglab.data import open_source
 from seglab.data.pipeline import make_dataset
-from seglab.distribute import Cluster, Shard, local_cluster, resolve_distribute, tf_config
+from seglab.data.shard import Shard
+from seglab.engines.distribute import (
+    Cluster,
+    local_cluster,
+    resolve_distribute,
+    tf_config,
+)
 
 
 def _batches(ds, n):

@@ -6,8 +6,8 @@ import json
 import pytest
 from PIL import Image
 
+from seglab.commands.evaluation import evaluate
 from seglab.data import open_source
-from seglab.evaluation import evaluate
 from seglab.runs import Run
 
 

@@ -12,11 +12,18 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from seglab.cli import app
-from seglab.exporting import deployable, export, float32_reference, parity, stride, write_graph
+from seglab.commands.exporting import (
+    deployable,
+    export,
+    float32_reference,
+    parity,
+    stride,
+    write_graph,
+)
+from seglab.commands.prediction import predict
+from seglab.core.precision import precision
+from seglab.inference.runtimes import PREDICTORS, cores, open_predictor
 from seglab.models import build_model
-from seglab.precision import precision
-from seglab.prediction import predict
-from seglab.runtimes import PREDICTORS, cores, open_export, open_predictor
 
 # Small sizes, no downloads: (name, size, options, slow). The from-scratch U-Net is the fast case.
 FAMILIES = [
@@ -178,8 +185,8 @@ def test_an_exported_folder_predicts_the_masks_the_run_predicts(tiny_run, onnx_e
 
 
 def test_a_dynamic_size_export_slides_tiles_as_the_run_does(tiny_run, onnx_export):
-    from seglab.runtimes import open_predictor
-    from seglab.tiling import TTA, Inference
+    from seglab.inference.runtimes import open_predictor
+    from seglab.inference.tiling import TTA, Inference
 
     image = images(1, 70, 90, seed=5)[0].astype(np.uint8)
     run, exported = open_predictor(tiny_run.path), open_predictor(onnx_export[0])
@@ -226,16 +233,16 @@ def test_no_verify_is_recorded(tiny_run, tmp_path):
 
 
 def test_a_failed_parity_check_fails_with_exit_1_and_keeps_nothing(tiny_run, tmp_path, monkeypatch):
-    import seglab.exporting
+    import seglab.commands.exporting
 
-    real = seglab.exporting.deployable
+    real = seglab.commands.exporting.deployable
 
     def converter_that_changes_the_model(model, output="logits", subpixel=None):  # as a broken converter would
         graph, dynamic = real(model, output, subpixel)
         graph.set_weights([w[::-1].copy() if w.ndim == 1 else w * -1 for w in graph.get_weights()])
         return graph, dynamic
 
-    monkeypatch.setattr(seglab.exporting, "deployable", converter_that_changes_the_model)
+    monkeypatch.setattr(seglab.commands.exporting, "deployable", converter_that_changes_the_model)
     result = CliRunner().invoke(app, ["export", str(tiny_run.path), "--format", "onnx", "--out", str(tmp_path / "x")])
     assert result.exit_code == 1, result.output
     assert "disagrees with Keras" in result.output and "Nothing was written" in result.output

@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from seglab.data.stats import ClassStats
-from seglab.losses import (BinaryCrossEntropy, CrossEntropy, DiceLoss, FocalLoss, SumLoss, make_loss,
-                           resolve_class_weights)
+from seglab.scoring.losses import (
+    BinaryCrossEntropy,
+    CrossEntropy,
+    DiceLoss,
+    FocalLoss,
+    SumLoss,
+    make_loss,
+    resolve_class_weights,
+)
 
 BIG = 30.0  # a logit this size makes softmax/sigmoid 0 or 1 to float32 precision
 

@@ -9,9 +9,16 @@ import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import jaccard_score
 
-from seglab import metrics
-from seglab.losses import make_loss
-from seglab.metrics import MeanDice, MeanIoU, PixelAccuracy, confusion_matrix, segmentation_metrics
+from seglab.core.decision import decide_tensor
+from seglab.scoring import metrics
+from seglab.scoring.losses import make_loss
+from seglab.scoring.metrics import (
+    MeanDice,
+    MeanIoU,
+    PixelAccuracy,
+    confusion_matrix,
+    segmentation_metrics,
+)
 
 
 def onehot_logits(labels, num_classes):
@@ -59,13 +66,13 @@ def test_ignore_and_out_of_range_truth_are_left_out():
 
 def test_binary_logits_are_thresholded_at_probability_one_half():
     logits = np.array([[-2.0], [-1e-3], [1e-3], [3.0]], np.float32)
-    np.testing.assert_array_equal(metrics.predict_labels(logits), [0, 0, 1, 1])
+    np.testing.assert_array_equal(decide_tensor(logits), [0, 0, 1, 1])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_plain_scores_match_scikit_learn_with_ignore_pixels(seed):
     truth, logits = random_masks(seed)
-    predicted = np.asarray(metrics.predict_labels(logits))
+    predicted = np.asarray(decide_tensor(logits))
     confusion = confusion_matrix(truth, predicted, 4)
     labelled = truth != 255
     expected = sk_confusion_matrix(truth[labelled], predicted[labelled], labels=range(4))
@@ -77,7 +84,7 @@ def test_plain_scores_match_scikit_learn_with_ignore_pixels(seed):
 
 def test_per_image_mean_iou_averages_each_images_own_miou():
     truth, logits = random_masks(3)
-    predicted = np.asarray(metrics.predict_labels(logits))
+    predicted = np.asarray(decide_tensor(logits))
     per_image = confusion_matrix(truth, predicted, 4, per_image=True)
     assert per_image.shape == (6, 4, 4)
     np.testing.assert_array_equal(per_image.sum(axis=0), confusion_matrix(truth, predicted, 4))
@@ -94,7 +101,7 @@ def test_streaming_over_batches_equals_one_confusion_matrix_over_all():
     metric = MeanIoU(4)
     for start in range(0, 6, 2):
         metric.update_state(truth[start:start + 2], logits[start:start + 2])
-    expected = metrics.mean_iou(confusion_matrix(truth, metrics.predict_labels(logits), 4))
+    expected = metrics.mean_iou(confusion_matrix(truth, decide_tensor(logits), 4))
     assert float(metric.result()) == pytest.approx(expected, rel=1e-6)
     metric.reset_state()
     assert int(np.sum(metric.confusion.numpy())) == 0
@@ -120,7 +127,7 @@ def test_keras_fit_and_evaluate_report_the_same_scores_as_plain_evaluation(jit_c
     history = model.fit(images, truth, batch_size=3, epochs=2, validation_data=(images, truth), verbose=0).history
 
     logits = model.predict(images, batch_size=3, verbose=0)
-    per_image = confusion_matrix(truth, metrics.predict_labels(logits), 3, per_image=True)
+    per_image = confusion_matrix(truth, decide_tensor(logits), 3, per_image=True)
     expected = metrics.summarize(per_image.sum(axis=0), ["a", "b", "c"], per_image)
     assert history["val_miou"][-1] == pytest.approx(expected["miou"], abs=1e-6)
     assert history["val_pixel_accuracy"][-1] == pytest.approx(expected["pixel_accuracy"], abs=1e-6)

@@ -6,9 +6,8 @@ import math
 import keras
 import pytest
 
-from seglab.config import TrainConfig
-
-from seglab.precision import cpu_has_bfloat16, precision, resolve_precision
+from seglab.core.precision import cpu_has_bfloat16, precision, resolve_precision
+from seglab.runs.config import TrainConfig
 
 pytestmark = pytest.mark.slow  # real training runs: `make test` runs them, `make check` does not
 
@@ -38,34 +37,34 @@ def test_the_global_policy_comes_back_after_building():
 
 
 def test_auto_is_float16_with_loss_scaling_where_there_is_a_gpu(monkeypatch):
-    import seglab.precision
+    import seglab.core.precision
 
-    monkeypatch.setattr(seglab.precision, "_has_gpu", lambda: True)
+    monkeypatch.setattr(seglab.core.precision, "_has_gpu", lambda: True)
     assert resolve_precision("auto") == "mixed_float16"
-    monkeypatch.setattr(seglab.precision, "_has_gpu", lambda: False)
+    monkeypatch.setattr(seglab.core.precision, "_has_gpu", lambda: False)
     assert resolve_precision("auto") == ("mixed_bfloat16" if cpu_has_bfloat16() else "float32")
 
 
 @pytest.mark.parametrize("name", ["float32", "mixed_bfloat16", "mixed_float16"])
 def test_a_run_records_its_precision_and_its_model_keeps_it(tmp_path, name):
     import yaml
-
-    import seglab
     from conftest import TINY_TRAINING
 
+    import seglab
+
     run = seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **{**TINY_TRAINING, "precision": name})
-    assert yaml.safe_load(run.config.read_text())["precision"] == name
-    model = keras.models.load_model(run.model)
+    assert yaml.safe_load(run.config_path.read_text())["precision"] == name
+    model = keras.models.load_model(run.model_path)
     assert model.get_layer("logits").compute_dtype == "float32"  # the losses always see float32 logits
     expected = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(name, "float32")
     assert {layer.compute_dtype for layer in model.layers if layer.name != "logits" and layer.weights} == {expected}
     # float16 gradients are loss-scaled (Keras wraps the optimizer for this policy), and stay so on resume
     last = run.load_model("last")
     assert isinstance(last.optimizer, keras.optimizers.LossScaleOptimizer) == (name == "mixed_float16")
-    steps = math.ceil(len(TrainConfig.load(run.config).open_source().split("train")) / TINY_TRAINING["batch_size"])
+    steps = math.ceil(len(TrainConfig.load(run.config_path).open_source().split("train")) / TINY_TRAINING["batch_size"])
     assert int(last.optimizer.iterations.numpy()) == steps  # its state came back with it: resume counts epochs by it
     if name == "mixed_bfloat16":  # its float32 export is checked against the model computed in float32, not bfloat16
-        from seglab.exporting import export
+        from seglab.commands.exporting import export
 
         parity = export(run.path, "onnx")["parity"]
         assert parity["reference"] == "model.keras computed in float32 (it was trained in mixed_bfloat16)"

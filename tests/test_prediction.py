@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seglab.prediction import predict
+from seglab.commands.prediction import predict
 
 
 def odd_images(folder):

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from seglab.cli import app
-from seglab.prediction import predict
-from seglab.ray_engine import RayOptions
+from seglab.commands.prediction import predict
+from seglab.engines.ray_engine import RayOptions
 
 
 @pytest.mark.slow

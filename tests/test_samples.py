@@ -7,8 +7,8 @@ import numpy as np
 from PIL import Image
 
 from seglab.data.classes import ClassSpec
-from seglab.metrics import per_class_iou
-from seglab.samples import SampleLog, choose
+from seglab.runs.samples import SampleLog, choose
+from seglab.scoring.metrics import per_class_iou
 
 
 def test_choose_is_seeded_sorted_and_capped():
@@ -35,7 +35,7 @@ def test_sample_log_round_trip_and_resume_truncation(tmp_path):
     images = np.full((2, 8, 8, 3), 120.0, np.float32)
     log = SampleLog(tmp_path)
     log.start(["cat_1", "dog_2"], images, truths, classes)
-    from seglab.samples import Epoch
+    from seglab.runs.samples import Epoch
     for epoch in (1, 2, 3):
         log.add(Epoch(epoch, truths * (epoch > 1), per_class_iou(truths, truths * (epoch > 1), classes)), classes)
     index = json.loads((tmp_path / "samples" / "samples.json").read_text())

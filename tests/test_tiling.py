@@ -10,8 +10,16 @@ import pytest
 from PIL import Image
 
 from seglab.data.classes import ClassSpec
-from seglab.runtimes import KerasPredictor, Predictor
-from seglab.tiling import TTA, Inference, Tiling, gaussian_weights, probabilities, reflect_index, tile_starts
+from seglab.inference.runtimes import KerasPredictor, Predictor
+from seglab.inference.tiling import (
+    TTA,
+    Inference,
+    Tiling,
+    gaussian_weights,
+    probabilities,
+    reflect_index,
+    tile_starts,
+)
 
 
 def pointwise(size=32, classes=3, seed=0):
@@ -87,7 +95,7 @@ def asymmetric_image(h=32, w=32):
 
 @pytest.mark.parametrize("mode", ["flip", "flips", "flip+scales=0.5,1,1.5"])
 def test_tta_on_a_real_model_maps_each_copy_back_to_its_place(tiny_run, mode):
-    from seglab.runtimes import open_predictor
+    from seglab.inference.runtimes import open_predictor
 
     predictor = open_predictor(tiny_run.path)
     tta = TTA.parse(mode)
@@ -114,7 +122,7 @@ def test_tta_modes_parse_and_bad_ones_say_what_is_valid():
 
 
 def test_tiles_the_model_cannot_take_and_overlaps_out_of_range_are_refused(tiny_run):
-    from seglab.runtimes import open_predictor
+    from seglab.inference.runtimes import open_predictor
 
     predictor = open_predictor(tiny_run.path)
     step = predictor.multiple

@@ -12,25 +12,25 @@ import keras
 import numpy as np
 import pytest
 import yaml
-
 from conftest import TINY_TRAINING as TINY
 from conftest import write_folder
-from seglab.runs import Run
+
 import seglab
+from seglab.runs import Run
 
 TINY_CLI = ["--model", "unet", "--size", "32", "--batch-size", "16", "--option", "filters=4,8"]
 
 
 @pytest.mark.slow
 def test_train_writes_a_complete_run_folder(tmp_path):
-    import seglab.training  # noqa: F401  (the function stays reachable once its module is imported)
+    import seglab.commands.training  # noqa: F401  (the function stays reachable once its module is imported)
 
     run = seglab.train("synthetic", tmp_path / "run", epochs=2, verbose=0, **TINY)
     state = run.state
     assert state["status"] == "complete" and state["epochs_done"] == 2
     for name in ("config.yaml", "classes.json", "model.keras", "last.keras", "history.csv", "curves.png"):
         assert (run.path / name).is_file(), name
-    assert sorted(p.name for p in run.previews.iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    assert sorted(p.name for p in run.previews_path.iterdir()) == ["epoch_001.png", "epoch_002.png"]
     history = run.history()
     assert [row["epoch"] for row in history] == [1, 2]
     assert {"loss", "val_loss", "val_miou", "val_pixel_accuracy", "learning_rate"} <= set(history[0])
@@ -63,7 +63,7 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path):
 
 
 def test_model_option_defaults_merge_with_the_users_key_by_key():
-    from seglab.config import TrainConfig, resolve
+    from seglab.runs.config import TrainConfig, resolve
 
     default = resolve(TrainConfig(model="mobilenet_unet", weights="none"), 3)
     assert default.model_options == {"alpha": 1.0, "decoder_filters": (256, 128, 64, 32)}  # every value used
@@ -107,12 +107,12 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops):
     assert resumed.returncode == 0, output
     assert run.state["status"] == "complete" and run.state["epochs_done"] == 5
     if crops:
-        config = yaml.safe_load(run.config.read_text())
+        config = yaml.safe_load(run.config_path.read_text())
         assert (config["crop"], config["scale"], config["size"]) == (32, 0.75, 32)
     history, reference = run.history(), Run(tmp_path / "whole").history()
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
     # Every epoch's preview and viewer sample are there, and no temporary file is left behind.
-    assert sorted(p.name for p in run.previews.iterdir()) == [f"epoch_{e:03d}.png" for e in range(1, 6)]
+    assert sorted(p.name for p in run.previews_path.iterdir()) == [f"epoch_{e:03d}.png" for e in range(1, 6)]
     assert [e["epoch"] for e in json.loads((run.path / "samples" / "samples.json").read_text())["epochs"]] == [1, 2, 3, 4, 5]
     assert not [p for p in run.path.rglob("*") if ".tmp" in p.name]
     for ours, theirs in zip(history, reference):
@@ -129,13 +129,13 @@ def test_an_epoch_killed_while_its_files_were_written_is_written_again_on_resume
     """The checkpoint lands last: a run whose epoch 2 wrote its preview but not last.keras (a
     SIGKILL in between) trains and writes epoch 2 again, and the stale temporaries go."""
     run = seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **TINY)
-    config = run.config.read_text()
-    run.config.write_text(config.replace("epochs: 1", "epochs: 2"))
+    config = run.config_path.read_text()
+    run.config_path.write_text(config.replace("epochs: 1", "epochs: 2"))
     (run.path / ".last.tmp.keras").write_bytes(b"half a model")  # what a kill mid-save leaves
-    (run.previews / "epoch_002.png").write_bytes(b"stale")  # epoch 2 got this far before the kill
+    (run.previews_path / "epoch_002.png").write_bytes(b"stale")  # epoch 2 got this far before the kill
     seglab.train(resume=run.path, verbose=0)
     assert run.state["status"] == "complete" and [r["epoch"] for r in run.history()] == [1, 2]
-    assert (run.previews / "epoch_002.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run.previews_path / "epoch_002.png").read_bytes()[:4] == b"\x89PNG"
     assert not (run.path / ".last.tmp.keras").exists()
 
 
@@ -178,7 +178,8 @@ def test_the_command_line_trains_and_refuses_bad_options(tmp_path):
 
 def test_split_seed_keeps_the_validation_images_while_seed_changes(tmp_path):
     from conftest import blocks_mask
-    from seglab.config import TrainConfig
+
+    from seglab.runs.config import TrainConfig
 
     data = write_folder(tmp_path / "data", {f"img{i:02d}": blocks_mask() for i in range(40)})
 
@@ -195,7 +196,7 @@ def test_split_seed_keeps_the_validation_images_while_seed_changes(tmp_path):
 
 
 def test_the_plateau_schedule_takes_up_its_patience_count_on_resume():
-    from seglab.training import ResumablePlateau
+    from seglab.commands.training import ResumablePlateau
 
     scores = [0.5, 0.6, 0.6, 0.59, 0.6, 0.61, 0.61, 0.6, 0.6, 0.6]
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])

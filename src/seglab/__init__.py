@@ -5,8 +5,8 @@
     metrics = seglab.evaluate(run.path)
     seglab.predict(run.path, ["photo.jpg"], "predictions/")
 """
+from seglab.core.errors import DataError, DatasetError, Problem, WeightsUnavailable
 from seglab.data import ClassSpec, check, open_source
-from seglab.errors import DataError, DatasetError, Problem, WeightsUnavailable
 
 __version__ = "0.1.0"
 __all__ = ["ClassSpec", "build_model", "check", "evaluate", "make_dataset", "open_source", "predict", "train",
@@ -17,9 +17,9 @@ __all__ = ["ClassSpec", "build_model", "check", "evaluate", "make_dataset", "ope
 _LAZY = {
     "make_dataset": "seglab.data.pipeline",
     "build_model": "seglab.models",
-    "train": "seglab.training",
-    "evaluate": "seglab.evaluation",
-    "predict": "seglab.prediction",
+    "train": "seglab.commands.training",
+    "evaluate": "seglab.commands.evaluation",
+    "predict": "seglab.commands.prediction",
     "write_report": "seglab.report.html",
 }
 

@@ -3,18 +3,23 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from seglab.errors import DataError, DatasetError, OutputError, ParityFailed, RunBusy, TrainingFailed, WeightsUnavailable
-from seglab.quiet import load_tensorflow
-from seglab.distribute import DISTRIBUTE_HELP, is_chief
-from seglab.tiling import TTA_HELP
+from seglab.core.errors import SeglabError
+from seglab.core.quiet import load_tensorflow
+from seglab.engines.distribute import DISTRIBUTE_HELP, is_chief
+from seglab.inference.tiling import TTA_HELP
 
 # TensorFlow's C++ info and warning lines are noise for seglab's users (errors still show); the
 # commands that run a model load it through `load_tensorflow`, which drops its absl start-up lines.
@@ -23,23 +28,51 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 console = Console()
 err = Console(stderr=True)
 
-# Exit codes: 1 for bad data or a failed run, 2 for bad arguments or an unusable path, 130 for Ctrl-C.
-BAD_DATA = (DataError, DatasetError, TrainingFailed, RunBusy, ParityFailed)
-BAD_ARGUMENTS = (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError, OutputError, WeightsUnavailable)
+# Exit codes: 1 bad data or a failed run, 2 bad arguments or an unusable path (each SeglabError
+# says which), 70 an internal error (a bug: BSD's EX_SOFTWARE), 130 Ctrl-C.
+INTERNAL_ERROR = 70
 
 
 class _Commands(typer.core.TyperGroup):
-    """seglab's one error handler: its own errors become one-line messages and exit codes."""
+    """seglab's one error handler: its own errors become one-line messages and exit codes; anything
+    else is a bug, reported as an internal error with its traceback kept."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except BAD_DATA as e:
-            _fail(str(e), 1)
-        except BAD_ARGUMENTS as e:
-            _fail(str(e), 2)
+        except SeglabError as e:
+            _fail(str(e), e.exit_code)
         except KeyboardInterrupt as e:
             _fail(f"interrupted. {e}".strip(), 130)
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
+        except Exception as e:  # noqa: BLE001  (the one place every other exception is caught: a bug)
+            _internal_error(e)
+
+
+def _internal_error(error: Exception):
+    """A bug in seglab or a library, not the user's input: the traceback goes to a file (and to
+    stderr with --debug or SEGLAB_DEBUG=1), and the message says where, so nothing is hidden."""
+    trace = "".join(traceback.format_exception(error))
+    where = None
+    try:
+        folder = Path(os.environ.get("SEGLAB_ERROR_DIR") or Path(tempfile.gettempdir()) / "seglab-errors")
+        folder.mkdir(parents=True, exist_ok=True)
+        where = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+        where.write_text(f"seglab {' '.join(sys.argv[1:])}\n\n{trace}")
+    except OSError:
+        pass  # the traceback is printed below instead
+    if _debug() or where is None:
+        err.print(trace, markup=False, highlight=False, soft_wrap=True)
+    summary = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else 'no message'}"
+    kept = (f"The traceback is in {where}; please attach it to a bug report." if where is not None
+            else "The traceback is above; please attach it to a bug report.")
+    _fail(f"internal error (a bug in seglab or a library it uses, not a problem with your input): {summary}. {kept}"
+          + ("" if _debug() else " Run with --debug (or SEGLAB_DEBUG=1) to print it here."), INTERNAL_ERROR)
+
+
+def _debug() -> bool:
+    return os.environ.get("SEGLAB_DEBUG", "").strip() not in ("", "0")
 
 
 class _DefaultRun(_Commands):
@@ -65,6 +98,13 @@ PRECISION_HELP = ("auto (mixed_float16 on a GPU, mixed_bfloat16 on CPUs with nat
 RUNTIME_HELP = ("keras (default for a run), onnx, litert or saved_model: other than keras, the run's export folder "
                 "(RUN/export/FORMAT/) is used, exported first if needed. An export folder runs on its own.")
 FORMAT_HELP = "Dataset format: oxford-pets, camvid, cityscapes-pairs, coco, folder, synthetic. Default: recognised from the folder."
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Print the traceback of an internal error (also SEGLAB_DEBUG=1).")):
+    """Train, evaluate and run image-segmentation models."""
+    if debug:
+        os.environ["SEGLAB_DEBUG"] = "1"
 
 
 def _fail(message: str, code: int = 2):
@@ -206,7 +246,7 @@ def train(
     --out on storage they all see (see README, "Beyond one machine"); the chief writes the run.
     """
     load_tensorflow()
-    from seglab.training import train as run_train
+    from seglab.commands.training import train as run_train
 
     if resume is not None:
         call = lambda: run_train(resume=resume, distribute=distribute)  # noqa: E731  (the rest comes from the run)
@@ -261,7 +301,7 @@ def evaluate(
               seglab evaluate runs/camvid --tile 256 --tta flip
     """
     load_tensorflow()
-    from seglab.evaluation import evaluate as run_evaluate
+    from seglab.commands.evaluation import evaluate as run_evaluate
 
     metrics = run_evaluate(run, data, split, full_res, batch_size, format=format, view=view, out=out, runtime=runtime,
                            tile=tile, overlap=overlap, tta=tta)
@@ -305,9 +345,8 @@ def predict(
               seglab predict runs/pets archive/ --out predictions/ --engine ray --address ray://head:10001 --actors 8
     """
     load_tensorflow()
-    from seglab.prediction import predict as run_predict
-
-    from seglab.ray_engine import RayOptions
+    from seglab.commands.prediction import predict as run_predict
+    from seglab.engines.ray_engine import RayOptions
 
     if engine != "ray" and (address or actors != 1 or cpus_per_actor or gpus_per_actor):
         _fail("--address, --actors, --cpus-per-actor and --gpus-per-actor are for --engine ray.")
@@ -349,7 +388,7 @@ def export(
     Example: seglab export runs/pets --format onnx
     """
     load_tensorflow()
-    from seglab.exporting import export as run_export
+    from seglab.commands.exporting import export as run_export
 
     meta = run_export(run, format, out, output=output, verify=verify, min_agreement=min_agreement, quantize=quantize)
     where = Path(out) if out is not None else Path(run) / "export" / (f"{format}-{quantize}" if quantize else format)
@@ -397,7 +436,9 @@ MODEL_HELP = ("SavedModel folder or .tar.gz, or a TF Hub handle. Default: the co
 
 def _segment_instances(*args, **kwargs):
     load_tensorflow()
-    from seglab.instances.segment import segment_instances  # imports TensorFlow: only when a model runs
+    from seglab.instances.segment import (
+        segment_instances,  # imports TensorFlow: only when a model runs
+    )
 
     return segment_instances(*args, **kwargs)
 
@@ -491,10 +532,10 @@ def demo(
     import time
 
     load_tensorflow()
-    from seglab.evaluation import evaluate as run_evaluate
+    from seglab.commands.evaluation import evaluate as run_evaluate
+    from seglab.commands.training import train as run_train
     from seglab.report.html import write_report
     from seglab.runs import Run
-    from seglab.training import train as run_train
 
     if Run(out).exists() and Run(out).state.get("status") == "complete":
         shutil.rmtree(out)  # a finished demo is cheap to redo; anything else in the folder is kept
@@ -581,7 +622,7 @@ def bench(
     Example: seglab bench train --model unet --data ../shared/data/oxford-pets --size 128 --batch 32
     """
     load_tensorflow()
-    from seglab.bench import bench as run_bench
+    from seglab.commands.bench import bench as run_bench
     from seglab.models import model_spec
 
     options = {"weights": weights} if model_spec(model).pretrained else {}

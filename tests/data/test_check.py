@@ -3,12 +3,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import blocks_mask, noise_image, write_folder
 from PIL import Image
 
-from conftest import blocks_mask, noise_image, write_folder
+from seglab.core.errors import DatasetError
 from seglab.data import check, open_source
 from seglab.data.stats import ClassStats
-from seglab.errors import DatasetError
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seglab.core.errors import DataError
 from seglab.data.images import read_image
-from seglab.errors import DataError
 
 
 @pytest.fixture

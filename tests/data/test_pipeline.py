@@ -2,14 +2,20 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import blocks_mask, write_folder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import blocks_mask, write_folder
 from seglab.data import open_source
 from seglab.data.augment import Augment
-from seglab.data.pipeline import ROUTE_PIL, Size, decode_route, make_dataset, resize_pair
+from seglab.data.pipeline import (
+    ROUTE_PIL,
+    Size,
+    decode_route,
+    make_dataset,
+    resize_pair,
+)
 
 
 @pytest.fixture(scope="module")

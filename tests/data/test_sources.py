@@ -3,11 +3,10 @@ import json
 
 import numpy as np
 import pytest
+from conftest import blocks_mask, noise_image, write_folder
 from PIL import Image
 
-from conftest import blocks_mask, noise_image, write_folder
-from seglab.data import open_source
-from seglab.data import detect_format
+from seglab.data import detect_format, open_source
 from seglab.data.sources import hash_split
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seglab.core.precision import precision
 from seglab.models import all_layers, build_model
 from seglab.models.batch_norm import FusedBatchNormalization, with_fused_batch_norm
-from seglab.precision import precision
 
 
 def _op_types(layer, x, training):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from seglab.data.synthetic import make_sample
-from seglab.losses import make_loss
-from seglab.metrics import segmentation_metrics
 from seglab.models import build_model
+from seglab.scoring.losses import make_loss
+from seglab.scoring.metrics import segmentation_metrics
 
 # name: (options, learning rate, training steps); sized to pass with a margin in well under a minute
 # (the steps are a cap: each test stops at the step that passes, 30 to 120 of them on 2 cores).

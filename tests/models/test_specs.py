@@ -8,11 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from seglab.cli import app
-from seglab.config import TrainConfig, resolve
 from seglab.models import MODELS, SPECS, model_spec
 from seglab.models.encoders import SCRATCH
 from seglab.models.encoders import start as encoder_start
 from seglab.models.registry import catalog
+from seglab.runs.config import TrainConfig, resolve
 
 
 def test_every_model_has_a_spec_declared_in_its_own_module():

@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from seglab.errors import WeightsUnavailable
-from seglab.losses import make_loss
-from seglab.metrics import segmentation_metrics
+from seglab.core.errors import WeightsUnavailable
 from seglab.models import MODELS, build_model, model_spec
+from seglab.scoring.losses import make_loss
+from seglab.scoring.metrics import segmentation_metrics
 
 SIZE = 32
 # Small enough to build and step in seconds; no pretrained weights, no dropout (the loss below is

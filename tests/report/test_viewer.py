@@ -18,8 +18,8 @@ import pytest
 from seglab.data.classes import ClassSpec
 from seglab.report.viewer import viewer_data, write_viewer
 from seglab.runs import Run
-from seglab.metrics import per_class_iou
-from seglab.samples import Epoch, SampleLog
+from seglab.runs.samples import Epoch, SampleLog
+from seglab.scoring.metrics import per_class_iou
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Chromium's own background traffic (updates, sync, field trials) is switched off, so every

@@ -7,9 +7,9 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from conftest import TINY_TRAINING
 from PIL import Image
 
-from conftest import TINY_TRAINING
 import seglab
 
 pytestmark = pytest.mark.slow  # real training runs: `make test` runs them, `make check` does not
@@ -49,7 +49,7 @@ def test_wandb_offline_run_holds_per_epoch_mask_media(tracked_run):
 def test_tensorboard_has_scalars_and_overlays_per_epoch(tracked_run):
     import tensorflow as tf
 
-    from seglab.trackers.tensorboard_logger import IMAGE_TAG
+    from seglab.callbacks.trackers.tensorboard_logger import IMAGE_TAG
 
     events = list((tracked_run.path / "tensorboard").glob("events.out.tfevents.*"))
     assert len(events) == 1

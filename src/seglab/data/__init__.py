@@ -1,9 +1,9 @@
 """Datasets: sources, mask decoding, validation and the tf.data pipeline."""
 from seglab.data.check import CheckReport, check, validate
 from seglab.data.classes import IGNORE_INDEX, ClassSpec
+from seglab.data.formats import FORMATS, detect_format, open_source
 from seglab.data.images import read_image
 from seglab.data.masks import ColorMap, ValueMap, decode_mask
-from seglab.data.formats import FORMATS, detect_format, open_source
 from seglab.data.sources import Pair, Source
 
 __all__ = [

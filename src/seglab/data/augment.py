@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from seglab.core.errors import BadArgument
 from seglab.data.classes import IGNORE_INDEX
 
 
@@ -32,7 +33,7 @@ class Augment:
     def __post_init__(self):
         lo, hi = self.scale
         if not 0 < lo <= hi:
-            raise ValueError(f"Augment scale must be (lo, hi) with 0 < lo <= hi; got {self.scale}.")
+            raise BadArgument(f"Augment scale must be (lo, hi) with 0 < lo <= hi; got {self.scale}.")
 
     def __call__(self, images, masks, seed, part=None):
         """images float32 [B, H, W, 3] 0..255, masks uint8 [B, H, W], seed int64 [2] -> the same shapes.

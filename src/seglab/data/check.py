@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from seglab.core.errors import DataError, DatasetError, Problem
+from seglab.core.progress import progress_map
 from seglab.data.images import open_image
 from seglab.data.masks import ColorMap, ValueMap, decode_mask
 from seglab.data.sources import Pair, Source
 from seglab.data.stats import ClassStats
-from seglab.errors import DataError, DatasetError, Problem
-from seglab.progress import progress_map
 
 RARE_CLASS = 0.01  # classes under this share of labelled pixels get a warning
 JPEG_MASK_HINT = 0.02  # colour masks with this share of off-palette pixels look JPEG-compressed

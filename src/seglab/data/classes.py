@@ -5,6 +5,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seglab.core.errors import BadArgument
+from seglab.core.files import write_text
+
 IGNORE_INDEX = 255
 
 # Distinct, readable colours for datasets that bring none (tab20-like, background first).
@@ -41,20 +44,20 @@ class ClassSpec:
     def __post_init__(self):
         names = tuple(str(n) for n in self.names)
         if not names:
-            raise ValueError("A ClassSpec needs at least one class name.")
+            raise BadArgument("A ClassSpec needs at least one class name.")
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
-            raise ValueError(f"Class names must be unique; repeated: {', '.join(dupes)}.")
+            raise BadArgument(f"Class names must be unique; repeated: {', '.join(dupes)}.")
         if len(names) > 255:
-            raise ValueError(f"At most 255 classes fit a uint8 mask with ignore index 255; got {len(names)}.")
+            raise BadArgument(f"At most 255 classes fit a uint8 mask with ignore index 255; got {len(names)}.")
         colors = tuple(tuple(int(c) for c in col) for col in self.colors) or default_colors(len(names))
         if len(colors) != len(names):
-            raise ValueError(f"Got {len(names)} class names but {len(colors)} colours; give one colour per class.")
+            raise BadArgument(f"Got {len(names)} class names but {len(colors)} colours; give one colour per class.")
         for name, col in zip(names, colors):
             if len(col) != 3 or not all(0 <= c <= 255 for c in col):
-                raise ValueError(f"Colour of class '{name}' must be three integers 0..255; got {col}.")
+                raise BadArgument(f"Colour of class '{name}' must be three integers 0..255; got {col}.")
         if not 0 <= self.ignore_index <= 255 or self.ignore_index < len(names):
-            raise ValueError(f"ignore_index must be in {len(names)}..255 (past the class indices); got {self.ignore_index}.")
+            raise BadArgument(f"ignore_index must be in {len(names)}..255 (past the class indices); got {self.ignore_index}.")
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "colors", colors)
 
@@ -72,28 +75,28 @@ class ClassSpec:
         def names(value):
             if isinstance(value, list) and all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in value):
                 return tuple(value)
-            raise ValueError(f"class names must be a list of strings; got {value!r}.")
+            raise BadArgument(f"class names must be a list of strings; got {value!r}.")
 
         def colors(value):
             if isinstance(value, list) and all(isinstance(c, (list, tuple)) and len(c) == 3 and
                                                all(isinstance(v, int) and not isinstance(v, bool) for v in c) for c in value):
                 return tuple(tuple(c) for c in value)
-            raise ValueError(f"colours must be a list of [r, g, b] with integers 0..255; got {value!r}.")
+            raise BadArgument(f"colours must be a list of [r, g, b] with integers 0..255; got {value!r}.")
 
         if isinstance(data, list):
             return cls(names(data))
         if isinstance(data, dict) and "names" in data:
             ignore = data.get("ignore_index", IGNORE_INDEX)
             if isinstance(ignore, bool) or not isinstance(ignore, int):
-                raise ValueError(f"ignore_index must be an integer; got {ignore!r}.")
+                raise BadArgument(f"ignore_index must be an integer; got {ignore!r}.")
             return cls(names(data["names"]), colors(data.get("colors") or []), ignore)
         if isinstance(data, dict) and data and all(isinstance(v, (list, tuple)) for v in data.values()):
             return cls(tuple(data), colors(list(data.values())))
-        raise ValueError('Class list must be a JSON list of names, {"names": [...], "colors": [[r, g, b], ...]}, '
+        raise BadArgument('Class list must be a JSON list of names, {"names": [...], "colors": [[r, g, b], ...]}, '
                          f'or {{"name": [r, g, b], ...}}; got {type(data).__name__}.')
 
     def save(self, path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        write_text(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path) -> "ClassSpec":
@@ -101,6 +104,6 @@ class ClassSpec:
         try:
             return cls.from_json(json.loads(path.read_text(errors="replace")))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e}). Write a list of class names, e.g. [\"background\", \"cat\"].") from None
+            raise BadArgument(f"{path}: not valid JSON ({e}). Write a list of class names, e.g. [\"background\", \"cat\"].") from None
         except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+            raise BadArgument(f"{path}: {e}") from None

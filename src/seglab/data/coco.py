@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from seglab.core.errors import BadArgument, Problem
 from seglab.data.classes import IGNORE_INDEX, ClassSpec
 from seglab.data.rle import segmentation_problem, segmentation_to_mask
-from seglab.errors import Problem
 
 MASK_VERSION = 1  # bump when the drawing rules change, so cached masks are redrawn
 
@@ -50,23 +50,23 @@ def read_coco(path) -> CocoFile:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: cannot read it as JSON ({e}). Expected a COCO instances file.") from None
+        raise BadArgument(f"{path}: cannot read it as JSON ({e}). Expected a COCO instances file.") from None
     missing = [k for k in ("images", "annotations", "categories") if not isinstance(data, dict) or k not in data
                or not isinstance(data[k], list)]
     if missing:
-        raise ValueError(f"{path}: not a COCO instances file: no {', '.join(repr(k) for k in missing)} "
+        raise BadArgument(f"{path}: not a COCO instances file: no {', '.join(repr(k) for k in missing)} "
                          "(expected the keys images, annotations and categories, as instances_val2017.json has).")
     for key, needed in (("images", ("id", "file_name", "height", "width")),
                         ("annotations", ("image_id", "category_id", "segmentation")), ("categories", ("id", "name"))):
         bad = next((item for item in data[key] if not isinstance(item, dict) or not all(n in item for n in needed)), None)
         if bad is not None:
             lacks = needed if not isinstance(bad, dict) else [n for n in needed if n not in bad]
-            raise ValueError(f"{path}: an entry of '{key}' lacks {', '.join(lacks)}: "
+            raise BadArgument(f"{path}: an entry of '{key}' lacks {', '.join(lacks)}: "
                              f"{str(bad)[:120]}")
     for ann in data["annotations"]:
         problem = segmentation_problem(ann["segmentation"])
         if problem:
-            raise ValueError(f"{path}: annotation {ann.get('id', '?')} (image {ann['image_id']}): {problem}. "
+            raise BadArgument(f"{path}: annotation {ann.get('id', '?')} (image {ann['image_id']}): {problem}. "
                              "Fix or remove that annotation.")
     return CocoFile(path, data["images"], data["annotations"], sorted(data["categories"], key=lambda c: c["id"]))
 
@@ -116,7 +116,7 @@ def draw_masks(coco: CocoFile, folder: Path, index_of: dict[int, int]) -> None:
     """Draw every image's mask PNG into `folder` (once; a finished folder holds a DONE marker)."""
     if (folder / "DONE").is_file():
         return
-    from seglab.progress import progress
+    from seglab.core.progress import progress
 
     folder.mkdir(parents=True, exist_ok=True)
     by_image = defaultdict(list)

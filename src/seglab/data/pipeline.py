@@ -14,13 +14,14 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from seglab.core.errors import BadArgument
 from seglab.data.augment import Augment
 from seglab.data.check import validate
 from seglab.data.classes import IGNORE_INDEX
 from seglab.data.images import read_image
 from seglab.data.masks import ValueMap, decode_mask
+from seglab.data.shard import Shard
 from seglab.data.sources import Pair, Source
-from seglab.distribute import Shard
 
 JPEG_RATIOS = (1, 2, 4, 8)  # decode routes 0..3: TensorFlow JPEG decode at 1/ratio scale
 ROUTE_PNG = 4  # TensorFlow PNG decode
@@ -57,7 +58,7 @@ class Size:
     def of(cls, size, keep_aspect: bool = False) -> "Size":
         h, w = (size, size) if isinstance(size, int) else size
         if h < 1 or w < 1:
-            raise ValueError(f"Image size must be positive; got {h}x{w}.")
+            raise BadArgument(f"Image size must be positive; got {h}x{w}.")
         return cls(int(h), int(w), keep_aspect)
 
     def resized(self, h: int, w: int) -> tuple[int, int]:
@@ -80,9 +81,9 @@ class Crops:
 
     def __post_init__(self):
         if self.side < 1:
-            raise ValueError(f"crop must be at least 1 pixel; got {self.side}.")
+            raise BadArgument(f"crop must be at least 1 pixel; got {self.side}.")
         if not (0 < self.scale <= 4 and np.isfinite(self.scale)):
-            raise ValueError(f"scale must be above 0 and at most 4; got {self.scale}.")
+            raise BadArgument(f"scale must be above 0 and at most 4; got {self.scale}.")
 
     def resized(self, h: int, w: int) -> tuple[int, int]:
         """(height, width) an h x w image is resized to before cropping."""
@@ -259,15 +260,15 @@ def make_dataset(
     run), skipping file names and random draws rather than decoding what is skipped.
 
     `shard`: this input pipeline's share of each batch of `batch_size` (data-parallel training,
-    see `seglab.distribute.Shard`), batched `shard.replica_batch` at a time. Every sample gets the
+    see `seglab.data.shard.Shard`), batched `shard.replica_batch` at a time. Every sample gets the
     crop and augmentation it gets in the single-process stream. A finite split is padded with
     samples labelled only ignore, so every pipeline yields as many batches and the scores do not
     change.
     """
     if interpolation not in ("bilinear", "area"):
-        raise ValueError(f"interpolation must be 'bilinear' or 'area'; got '{interpolation}'.")
+        raise BadArgument(f"interpolation must be 'bilinear' or 'area'; got '{interpolation}'.")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
+        raise BadArgument(f"batch_size must be at least 1; got {batch_size}.")
     size = Crops(crop, scale) if crop else Size.of(size, keep_aspect)
     pairs = source.split(split)
     if validate_first:
@@ -276,7 +277,7 @@ def make_dataset(
     augment = Augment(ignore_index=source.classes.ignore_index) if augment is True else (augment or None)
 
     if shard is not None and shuffle and not repeat:
-        raise ValueError("a shard of a finite split takes slices of its batches in order: shuffle needs repeat.")
+        raise BadArgument("a shard of a finite split takes slices of its batches in order: shuffle needs repeat.")
     positions = range(len(pairs))
     if shard is not None and not repeat:  # a finite split: this pipeline's slices, padded to whole batches
         positions = [n for n in positions if shard.keeps(n)]
@@ -337,7 +338,7 @@ def _map(ds: tf.data.Dataset, fn, **options) -> tf.data.Dataset:
     """`ds.map(fn)` without AutoGraph. seglab's dataset functions branch with tf.cond and
     tf.switch_case themselves, so converting them (what tf.data does by default) changes nothing
     but costs time at the start of every run. With the losses' and metrics' XLA functions also
-    left unconverted (seglab.xla), `seglab train` of the tiny test model for 2 epochs took 18.2 s
+    left unconverted (seglab.core.xla), `seglab train` of the tiny test model for 2 epochs took 18.2 s
     of CPU against 21.0 (16.0 s against 19.2 of wall time; medians of 6 alternated runs)."""
     return ds.map(tf.autograph.experimental.do_not_convert(fn), **options)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from seglab.core.errors import BadArgument
+
 
 def _runs(mask: np.ndarray) -> list[int]:
     flat = np.asarray(mask, bool).ravel(order="F")
@@ -66,7 +68,7 @@ def decode(rle: dict) -> np.ndarray:
         counts = counts.decode("ascii")
     counts = _from_string(counts) if isinstance(counts, str) else [int(c) for c in counts]
     if sum(counts) != height * width:
-        raise ValueError(f"RLE counts sum to {sum(counts)}, not {height}x{width} = {height * width} pixels.")
+        raise BadArgument(f"RLE counts sum to {sum(counts)}, not {height}x{width} = {height * width} pixels.")
     values = np.zeros(len(counts), bool)
     values[1::2] = True
     return np.repeat(values, counts).reshape((height, width), order="F")
@@ -88,7 +90,7 @@ def segmentation_to_mask(segmentation, height: int, width: int) -> np.ndarray:
         return polygons_to_mask(segmentation, height, width)
     if isinstance(segmentation, dict) and "counts" in segmentation:
         return decode(segmentation)
-    raise ValueError(f"not a COCO segmentation (polygons or RLE): {str(segmentation)[:80]}")
+    raise BadArgument(f"not a COCO segmentation (polygons or RLE): {str(segmentation)[:80]}")
 
 
 def segmentation_problem(segmentation) -> str | None:

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from seglab.core.errors import BadArgument, Problem
 from seglab.data.classes import ClassSpec
 from seglab.data.images import IMAGE_EXTENSIONS
 from seglab.data.masks import MaskEncoding
-from seglab.errors import Problem
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Source:
         """The pairs of split `name`; a clear error lists the splits there are."""
         pairs = [p for p in self.pairs if p.split == name]
         if not pairs:
-            raise ValueError(f"{self.root}: no pairs in split '{name}'. Splits here: {', '.join(self.splits) or 'none'}.")
+            raise BadArgument(f"{self.root}: no pairs in split '{name}'. Splits here: {', '.join(self.splits) or 'none'}.")
         return pairs
 
     @property
@@ -98,5 +98,5 @@ def match_pairs(images: dict[str, Path], masks: dict[str, Path], split_of: Calla
 
 def require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
-        raise ValueError(f"{path}: folder not found; {what}.")
+        raise BadArgument(f"{path}: folder not found; {what}.")
     return path

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+from seglab.core.errors import BadArgument
 from seglab.data.coco import read_coco
 from seglab.data.rle import segmentation_problem
 
@@ -17,7 +18,7 @@ def _pycocotools():
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError:
-        raise ValueError("COCO evaluation needs pycocotools: pip install 'seglab[instances]'.") from None
+        raise BadArgument("COCO evaluation needs pycocotools: pip install 'seglab[instances]'.") from None
     return COCO, COCOeval
 
 
@@ -42,7 +43,7 @@ def check_results(coco, results: list, where: str) -> list[str]:
     """Refuse results pycocotools would stop on (with a ValueError naming the first bad entry);
     return warnings about results it would score without a word (unknown categories, boxes only)."""
     if not isinstance(results, list):
-        raise ValueError(f"{where}: COCO results must be a JSON list of {{image_id, category_id, bbox, score, segmentation}}.")
+        raise BadArgument(f"{where}: COCO results must be a JSON list of {{image_id, category_id, bbox, score, segmentation}}.")
     image_ids = {image["id"] for image in coco.images}
     for i, entry in enumerate(results):
         bad = (None if isinstance(entry, dict) else "is not an object") or next(
@@ -59,7 +60,7 @@ def check_results(coco, results: list, where: str) -> list[str]:
                    f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}); score results against the "
                    "annotations they were made for")
         if bad is not None:
-            raise ValueError(f"{where}: result {i} {bad}.")
+            raise BadArgument(f"{where}: result {i} {bad}.")
     warnings = []
     categories = {c["id"] for c in coco.categories}
     unknown = sorted({e["category_id"] for e in results} - categories, key=str)
@@ -87,7 +88,7 @@ def evaluate_results(annotations, results, warn=None) -> dict:
         try:
             results = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: cannot read it as a COCO results JSON list ({e}).") from None
+            raise BadArgument(f"{path}: cannot read it as a COCO results JSON list ({e}).") from None
     for text in check_results(coco, results, str(where)):
         if warn is not None:
             warn(text)

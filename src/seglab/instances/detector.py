@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seglab.core.errors import BadArgument
+
 # The Mask R-CNN that the TensorFlow cookbook uses (COCO, Inception-ResNet-v2, 1024x1024).
 DEFAULT_MODEL = "https://tfhub.dev/tensorflow/mask_rcnn/inception_resnet_v2_1024x1024/1"
 REQUIRED = ("detection_boxes", "detection_classes", "detection_scores", "detection_masks", "num_detections")
@@ -41,11 +43,11 @@ def _extract(archive: Path) -> Path:
                 target.mkdir(exist_ok=True)
                 tar.extractall(target, filter="data")
         except (tarfile.TarError, EOFError, OSError) as e:
-            raise ValueError(f"{archive}: not a readable tar archive ({e}). Give a TF2 SavedModel folder, or a "
+            raise BadArgument(f"{archive}: not a readable tar archive ({e}). Give a TF2 SavedModel folder, or a "
                              ".tar.gz / .tar of one (as the TF2 detection zoo ships them).") from None
     found = sorted(target.glob("**/saved_model.pb"), key=lambda p: len(p.parts))
     if not found:
-        raise ValueError(f"{archive}: the archive holds no saved_model.pb; expected a TF2 SavedModel folder inside.")
+        raise BadArgument(f"{archive}: the archive holds no saved_model.pb; expected a TF2 SavedModel folder inside.")
     return found[0].parent
 
 
@@ -55,19 +57,19 @@ def resolve_model(spec: str | None) -> Path:
     spec = spec or DEFAULT_MODEL
     if spec.startswith(("http://", "https://")) or not Path(spec).exists():
         if not spec.startswith(("http://", "https://")):
-            raise ValueError(f"{spec}: no such SavedModel folder or archive. Give a folder with saved_model.pb, a "
+            raise BadArgument(f"{spec}: no such SavedModel folder or archive. Give a folder with saved_model.pb, a "
                              f".tar.gz of one, or a TF Hub handle such as {DEFAULT_MODEL}.")
         try:
             import tensorflow_hub as hub
         except ImportError:
-            raise ValueError(f"Downloading {spec} needs tensorflow-hub: pip install 'seglab[instances]'. "
+            raise BadArgument(f"Downloading {spec} needs tensorflow-hub: pip install 'seglab[instances]'. "
                              "Or pass --model with a local SavedModel folder or archive.") from None
         return Path(hub.resolve(spec))
     path = Path(spec)
     if path.is_file():
         return _extract(path)
     if not (path / "saved_model.pb").is_file():
-        raise ValueError(f"{path}: no saved_model.pb in this folder; give a TF2 SavedModel folder or archive.")
+        raise BadArgument(f"{path}: no saved_model.pb in this folder; give a TF2 SavedModel folder or archive.")
     return path
 
 
@@ -87,7 +89,7 @@ class Detector:
         outputs = self._call(self.tf.constant(np.asarray(image, np.uint8)[None]))
         missing = [k for k in REQUIRED if k not in outputs]
         if missing:
-            raise ValueError(f"{self.path}: the model's outputs lack {', '.join(missing)} (it has "
+            raise BadArgument(f"{self.path}: the model's outputs lack {', '.join(missing)} (it has "
                              f"{', '.join(sorted(outputs)) or 'none'}). seglab needs a TF2 detection-zoo Mask R-CNN.")
         n = int(np.asarray(outputs["num_detections"]).reshape(-1)[0])
         get = lambda key: np.asarray(outputs[key])[0][:n]  # noqa: E731

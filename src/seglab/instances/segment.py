@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from seglab.core.errors import BadArgument, DataError
+from seglab.core.progress import progress
 from seglab.data.images import find_images, output_names, read_image
-from seglab.errors import DataError
 from seglab.instances.coco_results import box_pixels, coco_entries
 from seglab.instances.detector import Detector
 from seglab.instances.draw import draw_instances
 from seglab.instances.labels import label_name
 from seglab.instances.reframe import binary_masks
-from seglab.progress import progress
 from seglab.runs import check_output_dir, make_output_dir, write_text
 
 
@@ -35,13 +35,13 @@ def segment_instances(inputs, out, model: str | None = None, *, min_score: float
     instances.json (per image: its id, size and detections; unreadable files with their error).
     Image ids come from `annotations` (a COCO file) when given, else 1, 2, ... in input order."""
     if not 0 <= min_score <= 1:
-        raise ValueError(f"min_score must be in 0..1; got {min_score}.")
+        raise BadArgument(f"min_score must be in 0..1; got {min_score}.")
     if max_detections < 1:
-        raise ValueError(f"max_detections must be at least 1; got {max_detections}.")
+        raise BadArgument(f"max_detections must be at least 1; got {max_detections}.")
     out = check_output_dir(out)
     paths, skipped = find_images(inputs)
     if not paths:
-        raise ValueError(f"No images found in {', '.join(map(str, inputs))}.")
+        raise BadArgument(f"No images found in {', '.join(map(str, inputs))}.")
     ids = image_ids_from(annotations) if annotations else None
     detector = detector or Detector(model)
     make_output_dir(out / "overlays")

@@ -1,11 +1,8 @@
 """The model zoo: `build_model(name, num_logits, input_size, **options)`.
 
-Importing this package registers seglab's layers, losses and metrics with Keras, so
-`keras.models.load_model` reads a saved seglab model, compiled or not, in safe mode without
-`custom_objects`.
+Importing this package registers seglab's layers with Keras; `seglab.runs.saving` registers the
+losses and metrics too, so a saved seglab model loads, compiled or not, in safe mode.
 """
-import seglab.losses  # noqa: F401  (registers the losses)
-import seglab.metrics  # noqa: F401  (registers the metrics)
 from seglab.models.backbones import CaffePreprocess
 from seglab.models.registry import MODELS, SPECS, build_model, model_options, model_spec
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from seglab.errors import WeightsUnavailable
+from seglab.core.errors import BadArgument, NotFound, WeightsUnavailable
 from seglab.models.batch_norm import with_fused_batch_norm
 
 # keras.applications.vgg16.preprocess_input ("caffe" mode): BGR channel order, ImageNet means.
@@ -60,7 +60,7 @@ def resolve_weights(weights, backbone: str, example: str) -> str | None:
         return "imagenet"
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
+        raise NotFound(
             f"Encoder weights file not found: {path}. For {backbone}, pass weights='imagenet' (downloaded "
             f"once by Keras, needs internet), 'none', or the path of a Keras .weights.h5 file such as {example}."
         )
@@ -86,7 +86,7 @@ def load_application(factory, backbone: str, weights, example: str, **kwargs) ->
                 f"~/.keras/models/ and need internet; offline, pass a weights file (e.g. {example}) or 'none'."
             ) from e
         if resolved is not None:
-            raise ValueError(f"Weights file {resolved} does not fit {backbone} ({e}). Pass a {backbone} "
+            raise BadArgument(f"Weights file {resolved} does not fit {backbone} ({e}). Pass a {backbone} "
                              f"weights file without its top, such as {example}.") from e
         raise
     return with_fused_batch_norm(model)
@@ -113,7 +113,7 @@ def set_fine_tune(encoder: keras.Model, fine_tune: str | None, weights, model_na
     start = next((i for i, n in enumerate(names) if n == fine_tune or n.startswith(f"{fine_tune}_")), None)
     if start is None:
         blocks = dict.fromkeys(m.group() for m in map(_BLOCK.match, names) if m)
-        raise ValueError(f"fine_tune={fine_tune!r} names no layer of the {model_name} encoder. "
+        raise BadArgument(f"fine_tune={fine_tune!r} names no layer of the {model_name} encoder. "
                          f"Use 'none', 'all' or a block: {', '.join(blocks)}.")
     for i, layer in enumerate(encoder.layers):
         layer.trainable = i >= start and not isinstance(layer, layers.BatchNormalization)

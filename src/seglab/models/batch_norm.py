@@ -17,7 +17,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from seglab.tf_kernels import fused_batch_norm
+from seglab.core.tf_kernels import fused_batch_norm
 
 _FUSED_DTYPES = ("float32", "bfloat16", "float16")
 

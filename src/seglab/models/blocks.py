@@ -4,8 +4,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from seglab.core.errors import BadArgument
 from seglab.models.batch_norm import FusedBatchNormalization
-
 
 # PyTorch's default (0.1 there): moving statistics that catch up within an epoch or two of a small
 # dataset. Keras' 0.99 lags for hundreds of steps, and inference-mode scores suffer meanwhile.
@@ -91,7 +91,7 @@ class Upsampling(layers.Layer):
     def __init__(self, factor: int, interpolation: str = "bilinear", **kwargs):
         super().__init__(**kwargs)
         if interpolation not in ("nearest", "bilinear"):
-            raise ValueError(f"interpolation must be 'nearest' or 'bilinear'; got {interpolation!r}.")
+            raise BadArgument(f"interpolation must be 'nearest' or 'bilinear'; got {interpolation!r}.")
         self.factor, self.interpolation = int(factor), interpolation
 
     def call(self, x):

@@ -14,7 +14,12 @@ from typing import Callable
 
 import keras
 
-from seglab.models.backbones import CaffePreprocess, load_application, mobilenet_v2_preprocess
+from seglab.core.errors import BadArgument
+from seglab.models.backbones import (
+    CaffePreprocess,
+    load_application,
+    mobilenet_v2_preprocess,
+)
 
 STRIDES = {"P1": 2, "P2": 4, "P3": 8, "P4": 16, "P5": 32}
 SCRATCH = "scratch"  # unet's own encoder (the tutorial's), trained from random weights; not a keras.applications one
@@ -59,7 +64,7 @@ ENCODERS = _applications()
 def encoder_spec(name: str) -> EncoderSpec:
     if name not in ENCODERS:
         scratch = f" ({SCRATCH!r} is unet's own encoder, for unet only)" if name == SCRATCH else ""
-        raise ValueError(f"Unknown encoder {name!r}{scratch}. Available: {', '.join(sorted(ENCODERS))}.")
+        raise BadArgument(f"Unknown encoder {name!r}{scratch}. Available: {', '.join(sorted(ENCODERS))}.")
     return ENCODERS[name]
 
 
@@ -88,7 +93,7 @@ def build_encoder(name: str, input_size: tuple[int, int], weights="imagenet",
     features = feature_layers(base, input_size)
     unknown = sorted(set(levels) - set(STRIDES))
     if unknown:
-        raise ValueError(f"Unknown feature levels {unknown}: use {', '.join(STRIDES)}.")
+        raise BadArgument(f"Unknown feature levels {unknown}: use {', '.join(STRIDES)}.")
     encoder = keras.Model(base.input, {p: base.get_layer(n).output for p, n in features.items() if p in levels},
                           name="encoder")
     if spec.preprocess == "tf":

@@ -7,7 +7,6 @@ import math
 import keras
 from keras import layers
 
-
 # Layers with weights that cost no multiply-adds worth counting.
 _FREE = (layers.BatchNormalization, layers.LayerNormalization, layers.Normalization, layers.Embedding)
 

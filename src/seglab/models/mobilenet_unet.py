@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import keras
 
-from seglab.models.backbones import load_application, mobilenet_v2_preprocess, set_fine_tune
+from seglab.core.errors import BadArgument
+from seglab.models.backbones import (
+    load_application,
+    mobilenet_v2_preprocess,
+    set_fine_tune,
+)
 from seglab.models.blocks import logits_head, skip_concat, up_block
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import ModelSpec, Recipe
@@ -39,7 +44,7 @@ def mobilenet_unet(num_logits: int, input_size: tuple[int, int], weights="imagen
     check_divisible(input_size, 32, "mobilenet_unet")
     decoder_filters = tuple(int(f) for f in decoder_filters)
     if len(decoder_filters) != 4:
-        raise ValueError(f"decoder_filters needs 4 values (strides 16, 8, 4, 2); got {decoder_filters!r}.")
+        raise BadArgument(f"decoder_filters needs 4 values (strides 16, 8, 4, 2); got {decoder_filters!r}.")
     encoder = mobilenet_encoder(input_size, weights, alpha)
     set_fine_tune(encoder, fine_tune, weights, model_name="mobilenet_unet")
 

@@ -6,7 +6,14 @@ import math
 import keras
 from keras import layers
 
-from seglab.models.blocks import down_block, logits_head, pix2pix_init, skip_concat, up_block
+from seglab.core.errors import BadArgument
+from seglab.models.blocks import (
+    down_block,
+    logits_head,
+    pix2pix_init,
+    skip_concat,
+    up_block,
+)
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import ModelSpec, Recipe
 
@@ -23,7 +30,7 @@ def pix2pix_unet(num_logits: int, input_size: tuple[int, int], depth: int | None
     if depth is None:
         depth = min(8, int(math.log2(min(input_size))))
     if depth < 2:
-        raise ValueError(f"pix2pix_unet needs depth >= 2; got {depth}.")
+        raise BadArgument(f"pix2pix_unet needs depth >= 2; got {depth}.")
     check_divisible(input_size, 2 ** depth, "pix2pix_unet")
     down_filters = [min(filters * 2 ** i, max_filters) for i in range(depth)]
 

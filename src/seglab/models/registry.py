@@ -8,7 +8,16 @@ from types import MappingProxyType
 
 import keras
 
-from seglab.models import deeplabv3plus, fcn8s, fpn, mobilenet_unet, pix2pix_unet, segformer, unet
+from seglab.core.errors import BadArgument
+from seglab.models import (
+    deeplabv3plus,
+    fcn8s,
+    fpn,
+    mobilenet_unet,
+    pix2pix_unet,
+    segformer,
+    unet,
+)
 from seglab.models.sizes import parse_input_size
 from seglab.models.spec import ModelSpec
 
@@ -22,7 +31,7 @@ MODELS = MappingProxyType({name: spec.builder for name, spec in SPECS.items()})
 def model_spec(name: str) -> ModelSpec:
     """The spec of model `name`; an unknown name is a ValueError listing the known ones."""
     if name not in SPECS:
-        raise ValueError(f"Unknown model {name!r}. Available: {', '.join(SPECS)}.")
+        raise BadArgument(f"Unknown model {name!r}. Available: {', '.join(SPECS)}.")
     return SPECS[name]
 
 
@@ -48,11 +57,11 @@ def build_model(name: str, num_logits: int, input_size=None, **options) -> keras
     unknown = sorted(set(options) - set(valid))
     if unknown:
         listed = ", ".join(f"{k}={v!r}" for k, v in valid.items())
-        raise ValueError(f"Unknown option{'s' if len(unknown) > 1 else ''} for {name}: {', '.join(unknown)}. "
+        raise BadArgument(f"Unknown option{'s' if len(unknown) > 1 else ''} for {name}: {', '.join(unknown)}. "
                          f"Valid options: {listed}.")
     options = {key: _checked_option(name, key, value, valid[key]) for key, value in options.items()}
     if isinstance(num_logits, bool) or not isinstance(num_logits, int) or num_logits < 1:
-        raise ValueError(f"num_logits must be a positive int (1 for a binary model); got {num_logits!r}.")
+        raise BadArgument(f"num_logits must be a positive int (1 for a binary model); got {num_logits!r}.")
     return builder(num_logits, parse_input_size(model_spec(name).recipe.size if input_size is None else input_size), **options)
 
 
@@ -83,7 +92,7 @@ def _checked_option(model: str, key: str, value, default):
           all(isinstance(v, int) and not isinstance(v, bool) for v in value)}[kind]
     if not ok:
         shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
-        raise ValueError(f"Option {key} of {model} takes {kind} (default {default!r}); got {shown!r}.")
+        raise BadArgument(f"Option {key} of {model} takes {kind} (default {default!r}); got {shown!r}.")
     return value
 
 

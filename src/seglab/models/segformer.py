@@ -13,12 +13,12 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from seglab.errors import WeightsUnavailable
+from seglab.core.errors import BadArgument, WeightsUnavailable
+from seglab.core.precision import precision
 from seglab.models.backbones import ImageNetNormalize, set_fine_tune
 from seglab.models.blocks import Upsampling
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import ModelSpec, Recipe
-from seglab.precision import precision
 
 # The MiT encoders of the SegFormer paper (Table 6), as KerasHub's presets configure them.
 _MIT_COMMON = {"num_layers": 4, "layerwise_num_heads": [1, 2, 5, 8], "layerwise_sr_ratios": [8, 4, 2, 1],
@@ -34,7 +34,7 @@ PRESET_EXAMPLE = "mit_b0_ade20k_512"
 def keras_hub():
     """The keras_hub module, or a one-line error saying how to install it."""
     if importlib.util.find_spec("keras_hub") is None:
-        raise ValueError("SegFormer needs KerasHub: pip install 'seglab[segformer]'.")
+        raise BadArgument("SegFormer needs KerasHub: pip install 'seglab[segformer]'.")
     import keras_hub as module
 
     return module
@@ -52,14 +52,14 @@ def segformer(num_logits: int, input_size: tuple[int, int], variant: str = "b0",
     """
     hub = keras_hub()
     if variant not in VARIANTS:
-        raise ValueError(f"Unknown SegFormer variant {variant!r}. Use one of: {', '.join(VARIANTS)}.")
+        raise BadArgument(f"Unknown SegFormer variant {variant!r}. Use one of: {', '.join(VARIANTS)}.")
     check_divisible(input_size, 32, "segformer")
     if min(input_size) < 64:  # keras_hub 0.32's MiT fails to build on a 1x1 last stage
-        raise ValueError(f"SegFormer needs images of at least 64x64; got {input_size[0]}x{input_size[1]} (--size 64).")
+        raise BadArgument(f"SegFormer needs images of at least 64x64; got {input_size[0]}x{input_size[1]} (--size 64).")
     if input_size[0] != input_size[1]:
         # keras_hub 0.32's SegFormerMultiheadAttention takes its token grid to be sqrt(N) x sqrt(N).
         side = max(input_size)
-        raise ValueError(f"SegFormer takes square images only (KerasHub's MiT attention assumes a square token "
+        raise BadArgument(f"SegFormer takes square images only (KerasHub's MiT attention assumes a square token "
                          f"grid); got {input_size[0]}x{input_size[1]}. Use {side}x{side} (--size {side}).")
     config = VARIANTS[variant]
     mit = {**_MIT_COMMON, "hidden_dims": config["hidden_dims"], "layerwise_depths": config["layerwise_depths"]}
@@ -99,7 +99,7 @@ def _preset_encoder(hub, weights, variant: str, mit: dict):
     source = str(weights)
     local = Path(source).expanduser()
     if local.exists() and not (local / "config.json").is_file():
-        raise ValueError(f"{local} is not a KerasHub preset folder (no config.json). Pass a preset name such as "
+        raise BadArgument(f"{local} is not a KerasHub preset folder (no config.json). Pass a preset name such as "
                          f"{PRESET_EXAMPLE}, a folder written by `save_to_preset`, or 'none'.")
     try:
         backbone = hub.models.Backbone.from_preset(str(local) if local.exists() else source)
@@ -110,11 +110,11 @@ def _preset_encoder(hub, weights, variant: str, mit: dict):
             "folder or 'none'.") from e
     encoder = getattr(backbone, "image_encoder", backbone)  # a SegFormer preset holds its MiT encoder
     if not isinstance(encoder, hub.models.MiTBackbone):
-        raise ValueError(f"{source} is a {type(backbone).__name__} preset, not a MiT or SegFormer one.")
+        raise BadArgument(f"{source} is a {type(backbone).__name__} preset, not a MiT or SegFormer one.")
     found = {k: list(encoder.get_config()[k]) for k in ("hidden_dims", "layerwise_depths")}
     if found != {k: mit[k] for k in found}:
         named = next((v for v, c in VARIANTS.items() if found == {k: c[k] for k in found}), "another variant")
-        raise ValueError(f"{source} is MiT-{named.upper()}, not {variant.upper()}: pass --option variant={named}.")
+        raise BadArgument(f"{source} is MiT-{named.upper()}, not {variant.upper()}: pass --option variant={named}.")
     return encoder
 
 

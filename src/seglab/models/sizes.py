@@ -1,6 +1,8 @@
 """Input-size rules shared by the model builders."""
 from __future__ import annotations
 
+from seglab.core.errors import BadArgument
+
 
 def parse_input_size(input_size) -> tuple[int, int]:
     """`128`, `(128, 128)` or `(H, W)` -> (H, W); anything else is a ValueError saying what fits."""
@@ -9,9 +11,9 @@ def parse_input_size(input_size) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in input_size)
     except (TypeError, ValueError):
-        raise ValueError(f"input_size must be an int or (height, width); got {input_size!r}.") from None
+        raise BadArgument(f"input_size must be an int or (height, width); got {input_size!r}.") from None
     if height < 1 or width < 1:
-        raise ValueError(f"input_size must be positive; got {height}x{width}.")
+        raise BadArgument(f"input_size must be positive; got {height}x{width}.")
     return height, width
 
 
@@ -23,7 +25,7 @@ def check_divisible(input_size: tuple[int, int], stride: int, model_name: str) -
         return
     nearest = tuple(max(stride, stride * round(v / stride)) for v in (height, width))
     flag = str(nearest[0]) if nearest[0] == nearest[1] else f"{nearest[0]}x{nearest[1]}"
-    raise ValueError(
+    raise BadArgument(
         f"Input size must be divisible by {stride} for {model_name}; got {height}x{width}. "
         f"Use {nearest[0]}x{nearest[1]} (--size {flag})."
     )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from seglab.models.blocks import Upsampling, conv_block, encoder_features, logits_head, skip_concat
+from seglab.core.errors import BadArgument
+from seglab.models.blocks import (
+    Upsampling,
+    conv_block,
+    encoder_features,
+    logits_head,
+    skip_concat,
+)
 from seglab.models.encoders import PRETRAINED_START, SCRATCH
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import ModelSpec, Recipe
@@ -30,13 +37,13 @@ def unet(num_logits: int, input_size: tuple[int, int], encoder: str = SCRATCH, w
     """
     if encoder == SCRATCH:
         if weights not in (None, "none") or fine_tune not in (None, "none", "all"):
-            raise ValueError("unet's scratch encoder has no pretrained weights to load or fine-tune: choose an "
+            raise BadArgument("unet's scratch encoder has no pretrained weights to load or fine-tune: choose an "
                              "encoder (--encoder mobilenet_v2, resnet50, ...; `seglab models` lists them) or leave "
                              "weights and fine_tune unset.")
         return _scratch_unet(num_logits, input_size, filters, batch_norm, dropout, head_kernel_size)
     decoder_filters = tuple(int(f) for f in decoder_filters)
     if len(decoder_filters) != 5 or min(decoder_filters) < 1:
-        raise ValueError(f"decoder_filters needs 5 positive values (strides 16, 8, 4, 2, 1); got {decoder_filters!r}.")
+        raise BadArgument(f"decoder_filters needs 5 positive values (strides 16, 8, 4, 2, 1); got {decoder_filters!r}.")
     check_divisible(input_size, 32, "unet")
     inputs = keras.Input((*input_size, 3), name="image")
     features = encoder_features(inputs, encoder, input_size, PRETRAINED_START["weights"] if weights is None else weights,
@@ -54,7 +61,7 @@ def unet(num_logits: int, input_size: tuple[int, int], encoder: str = SCRATCH, w
 def _scratch_unet(num_logits, input_size, filters, batch_norm, dropout, head_kernel_size) -> keras.Model:
     filters = tuple(int(f) for f in filters)
     if not filters or min(filters) < 1:
-        raise ValueError(f"filters must be a non-empty sequence of positive ints; got {filters!r}.")
+        raise BadArgument(f"filters must be a non-empty sequence of positive ints; got {filters!r}.")
     check_divisible(input_size, 2 ** len(filters), "unet")
 
     inputs = keras.Input((*input_size, 3), name="image")

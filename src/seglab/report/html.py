@@ -10,7 +10,7 @@ from pathlib import Path
 
 from seglab.report.viewer import viewer_fragment
 from seglab.runs import Run, write_text
-from seglab.samples import SampleLog
+from seglab.runs.samples import SampleLog
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -65,13 +65,13 @@ def write_report(run_path) -> Path:
         parts.append("<h2>Validation samples, epoch by epoch</h2><p class=muted>Switch the prediction and ground-truth "
                      "layers and each class; step through the epochs; worst images first.</p>" + viewer_fragment(run.path))
     parts.append("<h2>Training curves</h2>")
-    parts.append(_image(run.curves, "training curves") if run.curves.is_file() else "<p class=muted>No finished epoch yet.</p>")
-    previews = sorted(run.previews.glob("epoch_*.png")) if run.previews.is_dir() else []
+    parts.append(_image(run.curves_path, "training curves") if run.curves_path.is_file() else "<p class=muted>No finished epoch yet.</p>")
+    previews = sorted(run.previews_path.glob("epoch_*.png")) if run.previews_path.is_dir() else []
     if previews:
         shown = previews if len(previews) <= 4 else [previews[0], previews[len(previews) // 3], previews[2 * len(previews) // 3], previews[-1]]
         parts.append("<h2>Validation previews</h2><div class=previews>" + "".join(_image(p, p.stem) for p in shown) + "</div>")
-    if run.config.is_file():
-        parts.append("<h2>Configuration</h2><pre>" + html.escape(run.config.read_text()) + "</pre>")
+    if run.config_path.is_file():
+        parts.append("<h2>Configuration</h2><pre>" + html.escape(run.config_path.read_text()) + "</pre>")
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>seglab: {html.escape(run.path.name)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
     path = run.path / "report.html"

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from seglab.core.errors import NotFound
 from seglab.data.classes import ClassSpec
 from seglab.runs import Run, write_text
-from seglab.samples import SampleLog
+from seglab.runs.samples import SampleLog
 
 
 def _data_uri(data: bytes, mime: str) -> str:
@@ -40,7 +41,7 @@ def viewer_data(run_path) -> dict:
     mask and one predicted mask and one row of per-class IoU per epoch."""
     log = SampleLog(run_path)
     if not log.exists():
-        raise FileNotFoundError(f"{log.path} is missing: this run has no per-epoch samples (it was trained before "
+        raise NotFound(f"{log.path} is missing: this run has no per-epoch samples (it was trained before "
                                 "seglab logged them). Train it again to get the viewer.")
     index = log.read()
     classes = ClassSpec.from_json(index["classes"])

@@ -6,8 +6,16 @@ import inspect
 from pathlib import Path
 from types import MappingProxyType
 
+from seglab.core.errors import BadArgument
 from seglab.data.classes import ClassSpec
-from seglab.data.formats import camvid, cityscapes_pairs, coco, folder, oxford_pets, synthetic
+from seglab.data.formats import (
+    camvid,
+    cityscapes_pairs,
+    coco,
+    folder,
+    oxford_pets,
+    synthetic,
+)
 from seglab.data.sources import Source
 
 # In the order detection tries them: the most specific layouts first.
@@ -18,7 +26,7 @@ def detect_format(root: Path) -> str:
     """The format of the folder `root`, from its layout."""
     found = next((name for name, module in FORMATS.items() if module.detect(root)), None)
     if found is None:
-        raise ValueError(f"{root}: cannot tell the dataset format from its layout. Expected one of: "
+        raise BadArgument(f"{root}: cannot tell the dataset format from its layout. Expected one of: "
                          "oxford-pets (images/ + annotations/trimaps/), camvid (train/ + trainannot/, or val/ or test/ "
                          "likewise), folder (images/ + masks/), coco (annotations/instances_*.json), cityscapes-pairs "
                          f"(side-by-side JPEGs). Name it with --format ({', '.join(FORMATS)}).")
@@ -41,7 +49,7 @@ def open_source(path=None, format: str | None = None, **options) -> Source:
     (ClassSpec or names), val_fraction, seed, tolerance; one a format does not take is a ValueError."""
     options = {k: v for k, v in options.items() if v is not None}
     if not 0 <= options.get("val_fraction", 0) < 1:
-        raise ValueError(f"val_fraction must be between 0 and 1; got {options['val_fraction']}.")
+        raise BadArgument(f"val_fraction must be between 0 and 1; got {options['val_fraction']}.")
     if isinstance(options.get("classes"), (list, tuple)):
         options["classes"] = ClassSpec(tuple(options["classes"]))
     if path is None or (str(path) == "synthetic" and not Path(path).exists()):
@@ -49,14 +57,14 @@ def open_source(path=None, format: str | None = None, **options) -> Source:
     else:
         root = Path(path).expanduser()
         if not root.is_dir():
-            raise ValueError(f"{root}: not a folder. Give a dataset folder, or 'synthetic' for the built-in dataset.")
+            raise BadArgument(f"{root}: not a folder. Give a dataset folder, or 'synthetic' for the built-in dataset.")
         format = format or detect_format(root)
     if format not in FORMATS:
-        raise ValueError(f"Unknown format '{format}'. Available: {', '.join(sorted(FORMATS))}.")
+        raise BadArgument(f"Unknown format '{format}'. Available: {', '.join(sorted(FORMATS))}.")
     takes = format_options(format)
     unknown = sorted(k for k in options if k not in takes and k not in SPLIT_OPTIONS)
     if unknown:
-        raise ValueError(f"The {format} format does not take {', '.join(unknown)}"
+        raise BadArgument(f"The {format} format does not take {', '.join(unknown)}"
                          f"{' (' + repr(options['view']) + ')' if 'view' in unknown else ''}. "
                          f"It takes: {', '.join(takes) or 'no options'}.")
     return FORMATS[format].open(root, **{k: v for k, v in options.items() if k in takes})

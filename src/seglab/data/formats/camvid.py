@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seglab.core.errors import BadArgument
 from seglab.data import palettes
 from seglab.data.classes import IGNORE_INDEX, ClassSpec
 from seglab.data.masks import ValueMap
@@ -35,6 +36,6 @@ def open(root: Path, *, view: str | None = None) -> Source:
         classes = ClassSpec(tuple(n for n, _ in palettes.CAMVID), tuple(c for _, c in palettes.CAMVID))
         encoding = ValueMap({**{i: i for i in range(len(palettes.CAMVID))}, palettes.CAMVID_VOID: IGNORE_INDEX})
     else:
-        raise ValueError(f"Unknown view '{view}' for camvid. Available: road.")
+        raise BadArgument(f"Unknown view '{view}' for camvid. Available: road.")
     return Source("camvid", root, classes, encoding, pairs, ignored, problems,
                   ["class 11 (void) is ignored"])

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from seglab.core.errors import BadArgument
 from seglab.data import palettes
 from seglab.data.classes import IGNORE_INDEX, ClassSpec
 from seglab.data.masks import ColorMap
@@ -49,6 +50,6 @@ def open(root: Path, *, view: str | None = None, tolerance: float = 48.0) -> Sou
         classes = ClassSpec(tuple(names), tuple(c for _, c in palettes.CITYSCAPES))
         encoding = ColorMap(colors, tuple(range(len(names))) + void, tolerance, far="ignore")
     else:
-        raise ValueError(f"Unknown view '{view}' for cityscapes-pairs. Available: road.")
+        raise BadArgument(f"Unknown view '{view}' for cityscapes-pairs. Available: road.")
     return Source("cityscapes-pairs", root, classes, encoding, pairs, ignored, [],
                   [f"colours map to the nearest Cityscapes colour within {tolerance:g}; farther ones are ignored"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seglab.core.errors import BadArgument
 from seglab.data import coco as cc
 from seglab.data.masks import ValueMap
 from seglab.data.sources import Pair, Source, hash_split
@@ -19,7 +20,7 @@ def open(root: Path, *, val_fraction: float = 0.2, seed: int = 0) -> Source:
     background, then the categories in id order; crowd regions ignored. See `seglab.data.coco`."""
     files = cc.annotation_files(root)
     if not files:
-        raise ValueError(f"{root}: no annotations/instances_*.json found (the COCO layout).")
+        raise BadArgument(f"{root}: no annotations/instances_*.json found (the COCO layout).")
     pairs, problems, notes = [], [], []
     classes = index_of = first = None
     for split, path in files.items():
@@ -28,11 +29,11 @@ def open(root: Path, *, val_fraction: float = 0.2, seed: int = 0) -> Source:
         if classes is None:
             classes, index_of, first = spec, index, path
         elif spec.names != classes.names:
-            raise ValueError(f"{path}: its categories differ from those of {first}; give one dataset per category set.")
+            raise BadArgument(f"{path}: its categories differ from those of {first}; give one dataset per category set.")
         images = cc.image_folder(root, path, data)
         if images is None:
             example = data.images[0]["file_name"] if data.images else "?"
-            raise ValueError(f"{path}: cannot find the images it names (e.g. {example}) in {root}/<split>/, "
+            raise BadArgument(f"{path}: cannot find the images it names (e.g. {example}) in {root}/<split>/, "
                              f"{root}/images/<split>/ or {root}/images/.")
         problems += cc.check_images(data, images)
         masks = cc.mask_cache(path)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from seglab.core.errors import BadArgument, DataError
 from seglab.data.classes import IGNORE_INDEX, ClassSpec
 from seglab.data.masks import ColorMap, ValueMap, palette_colors, read_raw_mask
 from seglab.data.sources import Pair, Source, hash_split, list_files, match_pairs
-from seglab.errors import DataError
 
 NAME = "folder"
 IMAGE_DIRS = ("images", "image", "imgs", "img")
@@ -46,11 +46,11 @@ def _read_color_table(root: Path) -> ClassSpec | None:
             bad = next((i for i, r in enumerate(rows) if len(r) < 4), None)
             if not rows or bad is not None:
                 row = f"row {bad + 1} has {len(rows[bad])} column(s)" if rows else "it has no class rows"
-                raise ValueError(f"{f}: expected one row per class, 'name,r,g,b' (a header line is allowed); {row}.")
+                raise BadArgument(f"{f}: expected one row per class, 'name,r,g,b' (a header line is allowed); {row}.")
             try:
                 return ClassSpec(tuple(r[0].strip() for r in rows), tuple(tuple(int(v) for v in r[1:4]) for r in rows))
             except ValueError as e:
-                raise ValueError(f"{f}: expected rows 'name,r,g,b' with colours 0..255; {e}") from None
+                raise BadArgument(f"{f}: expected rows 'name,r,g,b' with colours 0..255; {e}") from None
     return None
 
 
@@ -62,7 +62,7 @@ def open(root: Path, *, classes: ClassSpec | None = None, val_fraction: float = 
     img_dir = find_dir(root, IMAGE_DIRS)
     mask_dir = find_dir(root, MASK_DIRS)
     if img_dir is None or mask_dir is None:
-        raise ValueError(f"{root}: expected an images/ and a masks/ folder (files matched by name). "
+        raise BadArgument(f"{root}: expected an images/ and a masks/ folder (files matched by name). "
                          f"Found: {', '.join(sorted(p.name for p in root.iterdir())) or 'nothing'}.")
     split_dirs = [d for d in ("train", "val", "test") if (img_dir / d).is_dir()]
     problems, pairs, ignored, notes = [], [], [], []
@@ -99,7 +99,7 @@ def _detect_encoding(pairs: list[Pair], classes: ClassSpec | None, has_colors: b
 
     if mode in ("RGB", "RGBA") and not values:
         if classes is None or not has_colors:
-            raise ValueError(f"{sample[0].parent}: masks are RGB colour images, so a colour table is needed: "
+            raise BadArgument(f"{sample[0].parent}: masks are RGB colour images, so a colour table is needed: "
                              'write classes.json as {"background": [0, 0, 0], "cat": [255, 0, 0], ...} '
                              "or class_dict.csv with rows name,r,g,b.")
         notes.append("RGB colour masks read with the colour table (nearest colour within 48)")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seglab.core.errors import BadArgument, Problem
 from seglab.data import palettes
 from seglab.data.classes import ClassSpec
 from seglab.data.masks import ValueMap
 from seglab.data.sources import Source, hash_split, match_pairs, require_dir
-from seglab.errors import Problem
 
 NAME = "oxford-pets"
 
@@ -65,5 +65,5 @@ def open(root: Path, *, view: str | None = None, val_fraction: float = 0.2, seed
         classes = ClassSpec(tuple(palettes.OXFORD_TRIMAP.values()), ((255, 128, 0), (0, 0, 0), (255, 255, 255)))
         encoding = ValueMap({code: i for i, code in enumerate(palettes.OXFORD_TRIMAP)}, kind="trimap")
     else:
-        raise ValueError(f"Unknown view '{view}' for oxford-pets. Available: binary, trimap.")
+        raise BadArgument(f"Unknown view '{view}' for oxford-pets. Available: binary, trimap.")
     return Source("oxford-pets", root, classes, encoding, pairs, ignored, problems, notes)

@@ -7,16 +7,18 @@ import uuid
 
 import numpy as np
 
-from seglab.config import TrainConfig
+from seglab.core.errors import BadArgument
+from seglab.core.files import write_text
 from seglab.data.classes import ClassSpec
 from seglab.runs import Run
+from seglab.runs.config import TrainConfig
 
 
 def _wandb():
     try:
         import wandb
     except ImportError:
-        raise ValueError("--wandb needs the wandb package: pip install 'seglab[wandb]'.") from None
+        raise BadArgument("--wandb needs the wandb package: pip install 'seglab[wandb]'.") from None
     return wandb
 
 
@@ -25,7 +27,7 @@ class WandbLogger:
         self.wandb = wandb = _wandb()
         id_file = run.path / "wandb_id"  # so a resumed seglab run continues the same W&B run
         run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
-        id_file.write_text(run_id + "\n")
+        write_text(id_file, run_id + "\n")
         self.session = wandb.init(project=config.wandb_project, name=run.path.name, id=run_id, resume="allow",
                                   dir=str(run.path), config=config.to_dict(), job_type="train")
         self.labels = {i: name for i, name in enumerate(classes.names)}

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from seglab.core.decision import OUTPUTS, decide
+from seglab.core.errors import BadArgument, NotFound
 from seglab.data.classes import ClassSpec
+from seglab.runs import Run, sha256
 
 RUNTIMES = ("keras", "onnx", "litert", "saved_model")
-OUTPUTS = ("logits", "probabilities", "labels")
 # format -> (the model file in an export folder, the packages its runtime needs, the extra that has them)
 FORMATS = {
     "onnx": ("model.onnx", ("onnxruntime",), "onnx"),
@@ -44,11 +46,11 @@ def cores() -> int:
 def require_runtime(format: str) -> None:
     """A one-line error naming the pip install when the runtime for `format` is missing."""
     if format not in FORMATS:
-        raise ValueError(f"Unknown format {format!r}. Use one of: {', '.join(FORMATS)}.")
+        raise BadArgument(f"Unknown format {format!r}. Use one of: {', '.join(FORMATS)}.")
     packages, extra = FORMATS[format][1], FORMATS[format][2]
     missing = [p for p in packages if importlib.util.find_spec(p) is None]
     if missing:
-        raise ValueError(f"The {format} runtime needs {', '.join(missing)}: pip install 'seglab[{extra}]'.")
+        raise BadArgument(f"The {format} runtime needs {', '.join(missing)}: pip install 'seglab[{extra}]'.")
 
 
 class Predictor:
@@ -65,7 +67,7 @@ class Predictor:
     def __init__(self, classes: ClassSpec, size: int, output: str = "logits", source: dict | None = None,
                  multiple: int = 1, dynamic: bool = False):
         if output not in OUTPUTS:
-            raise ValueError(f"Unknown output {output!r}. Use one of: {', '.join(OUTPUTS)}.")
+            raise BadArgument(f"Unknown output {output!r}. Use one of: {', '.join(OUTPUTS)}.")
         self.classes, self.size, self.output = classes, int(size), output
         self.multiple, self.dynamic = max(1, int(multiple)), dynamic
         self.crop, self.scale = None, 1.0  # a run trained on crops (of images resized by scale): see open_predictor
@@ -90,7 +92,7 @@ class Predictor:
         outputs = np.asarray(outputs)
         if self.output == "labels":
             if threshold != 0.5 and outputs.ndim == 3 and self.classes.num_classes == 2:
-                raise ValueError("This export decides labels inside the model at threshold 0.5; export it with "
+                raise BadArgument("This export decides labels inside the model at threshold 0.5; export it with "
                                  "--output logits to choose another --threshold.")
             labels = outputs if outputs.ndim == 3 else outputs[..., 0]
             return [np.asarray(tf.image.resize(l[..., None].astype(np.int32), shape, method="nearest"))[..., 0].astype(np.uint8)
@@ -103,28 +105,11 @@ class Predictor:
         return result
 
 
-def probabilities_of(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, or the sigmoid of one logit, in float32."""
-    logits = np.asarray(logits, np.float32)
-    if logits.shape[-1] == 1:
-        return 1 / (1 + np.exp(-logits))
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def decide(scores: np.ndarray, output: str, threshold: float = 0.5) -> np.ndarray:
-    """Logits or probabilities [..., C] -> uint8 class indices; one channel: foreground above `threshold`."""
-    if scores.shape[-1] == 1:
-        cut = threshold if output == "probabilities" else np.log(threshold / (1 - threshold))
-        return (scores[..., 0] > cut).astype(np.uint8)
-    return np.argmax(scores, axis=-1).astype(np.uint8)
-
-
 class KerasPredictor(Predictor):
     runtime = "keras"
 
     def __init__(self, model, classes: ClassSpec, size: int, source: dict | None = None):
-        from seglab.exporting import stride
+        from seglab.models.deploy import stride
 
         super().__init__(classes, size, "logits", source, multiple=stride(model))
         self.model = model
@@ -135,7 +120,7 @@ class KerasPredictor(Predictor):
         it is swapped for the float32 copy with a dynamic height and width that export makes, where
         the architecture allows one (the same copy ONNX and LiteRT files are made from)."""
         if not self._checked_any_size:
-            from seglab.exporting import deployable
+            from seglab.models.deploy import deployable
 
             self._checked_any_size = True
             try:
@@ -186,7 +171,7 @@ class OnnxPredictor(Predictor):
         try:
             return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001  (onnxruntime raises its own, unexported exception types)
-            raise ValueError(f"{self.path} is unreadable: ONNX Runtime could not load it ({_first_line(e)}). "
+            raise BadArgument(f"{self.path} is unreadable: ONNX Runtime could not load it ({_first_line(e)}). "
                              "Export the run again with `seglab export RUN --format onnx`.") from None
 
     def __call__(self, batch):
@@ -220,7 +205,7 @@ class LiteRTPredictor(Predictor):
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=cores())
         except Exception as e:  # noqa: BLE001  (the interpreter raises ValueError or RuntimeError)
-            raise ValueError(f"{path} is unreadable: the LiteRT interpreter could not load it ({_first_line(e)}). "
+            raise BadArgument(f"{path} is unreadable: the LiteRT interpreter could not load it ({_first_line(e)}). "
                              "Export the run again with `seglab export RUN --format litert`.") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
@@ -229,7 +214,7 @@ class LiteRTPredictor(Predictor):
     def __call__(self, batch):
         batch = np.asarray(batch, np.float32)
         if self.shape != batch.shape:  # a dynamic-size file takes any shape once its tensors are re-allocated
-            from seglab.quiet import native_stderr_filtered
+            from seglab.core.quiet import native_stderr_filtered
 
             with native_stderr_filtered(LITERT_NOISE):
                 self.interpreter.resize_tensor_input(self.input["index"], batch.shape)
@@ -250,7 +235,7 @@ class SavedModelPredictor(Predictor):
         try:
             self.function = tf.saved_model.load(str(path)).signatures["serving_default"]
         except Exception as e:  # noqa: BLE001  (TensorFlow raises several types for a damaged folder)
-            raise ValueError(f"{path} is unreadable: TensorFlow could not load the SavedModel ({_first_line(e)}). "
+            raise BadArgument(f"{path} is unreadable: TensorFlow could not load the SavedModel ({_first_line(e)}). "
                              "Export the run again with `seglab export RUN --format saved_model`.") from None
         self.input_name = next(iter(self.function.structured_input_signature[1]))
 
@@ -281,12 +266,12 @@ def open_export(folder) -> Predictor:
         multiple = meta["input"].get("multiple_of")
         crop, scale = meta["input"].get("crop"), float(meta["input"].get("scale") or 1.0)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{meta_path} is unreadable ({_first_line(e)}). Export the run again with `seglab export`.") from None
+        raise BadArgument(f"{meta_path} is unreadable ({_first_line(e)}). Export the run again with `seglab export`.") from None
     if format not in FORMATS:
-        raise ValueError(f"{meta_path}: unknown format {format!r}. Export the run again with `seglab export`.")
+        raise BadArgument(f"{meta_path}: unknown format {format!r}. Export the run again with `seglab export`.")
     model_path = folder / FORMATS[format][0]
     if not model_path.exists():
-        raise FileNotFoundError(f"{model_path} not found: the export folder is incomplete. Export the run again.")
+        raise NotFound(f"{model_path} not found: the export folder is incomplete. Export the run again.")
     classes = ClassSpec.load(folder / "classes.json")
     origin = meta.get("source", {})
     source = {"run": origin.get("run"), "checkpoint": origin.get("checkpoint"), "export": str(folder.resolve())}
@@ -296,29 +281,43 @@ def open_export(folder) -> Predictor:
     return predictor
 
 
-def open_predictor(path, runtime: str | None = None) -> Predictor:
-    """A run folder (its best model, on Keras by default; other runtimes use the run's export
-    folder, exporting first when it is missing or was made from another model.keras) or an export
-    folder (on its own runtime, the only one it can have)."""
-    from seglab.runs import Run
+def run_export_folder(run: Run, format: str) -> Path:
+    """Where a run keeps its export for `format` (what `seglab export RUN --format FORMAT` writes)."""
+    return run.path / "export" / format
 
+
+def export_is_current(run: Run, format: str) -> bool:
+    """Whether the run's export for `format` exists, returns logits and was made from the run's
+    current model.keras (its SHA-256 is in export.json)."""
+    folder = run_export_folder(run, format)
+    if not is_export(folder) or not run.model_path.is_file():
+        return False
+    try:
+        meta = json.loads((folder / EXPORT_JSON).read_text())
+        return meta["source"]["sha256"] == sha256(run.model_path) and meta["output"]["kind"] == "logits"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # unreadable: not current
+
+
+def open_predictor(path, runtime: str | None = None) -> Predictor:
+    """A run folder's best model (on Keras by default; on another runtime, the run's current export
+    for it, which `seglab.commands.exporting.predictor_for` makes first where needed) or an export
+    folder (on its own runtime, the only one it can have)."""
     if runtime is not None and runtime not in RUNTIMES:
-        raise ValueError(f"Unknown runtime {runtime!r}. Use one of: {', '.join(RUNTIMES)}.")
+        raise BadArgument(f"Unknown runtime {runtime!r}. Use one of: {', '.join(RUNTIMES)}.")
     if is_export(path):
         predictor = open_export(path)
         if runtime not in (None, predictor.runtime):
-            raise ValueError(f"{path} is an export for {predictor.runtime}; it runs only there, not on {runtime}. "
-                             "Give the run folder to choose the runtime.")
+            raise BadArgument(f"{path} is an export for {predictor.runtime}; it runs only there, not on {runtime}. "
+                              "Give the run folder to choose the runtime.")
         return predictor
-    run = Run(path)
+    run = Run.open(path)
     if runtime not in (None, "keras"):
-        from seglab.exporting import current_export
-
-        return open_export(current_export(run, runtime))
-    from seglab.config import TrainConfig
-
-    config, classes = TrainConfig.load(run.config), ClassSpec.load(run.classes)
-    source = {"run": str(run.path), "checkpoint": run.model.name}
-    predictor = KerasPredictor(run.load_model(), classes, config.size, source=source)
-    predictor.crop, predictor.scale = config.crop, config.scale
+        if not export_is_current(run, runtime):
+            raise NotFound(f"{run_export_folder(run, runtime)} is missing or was made from another model.keras: "
+                           f"export it first with `seglab export {run.path} --format {runtime}`.")
+        return open_export(run_export_folder(run, runtime))
+    source = {"run": str(run.path), "checkpoint": run.model_path.name}
+    predictor = KerasPredictor(run.load_model(), run.classes, run.config.size, source=source)
+    predictor.crop, predictor.scale = run.config.crop, run.config.scale
     return predictor

@@ -21,7 +21,7 @@ from PIL import Image
 
 from seglab.data.classes import ClassSpec
 from seglab.data.colors import indexed_png
-from seglab.runs import write_text
+from seglab.core.files import atomic_path, write_text
 
 
 def choose(count: int, population: int, seed: int) -> list[int]:
@@ -76,8 +76,10 @@ class SampleLog:
         for folder in ("images", "truth"):
             (self.path / folder).mkdir(parents=True, exist_ok=True)
         for i, (image, truth) in enumerate(zip(images, truths)):
-            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(self.path / "images" / f"{i:02d}.jpg", quality=90)
-            indexed_png(truth, classes).save(self.path / "truth" / f"{i:02d}.png")
+            with atomic_path(self.path / "images" / f"{i:02d}.jpg") as tmp:
+                Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(tmp, quality=90)
+            with atomic_path(self.path / "truth" / f"{i:02d}.png") as tmp:
+                indexed_png(truth, classes).save(tmp)
         self._write({"names": list(names), "classes": classes.to_json(), "size": int(truths.shape[1]), "epochs": []})
 
     def add(self, epoch: Epoch, classes: ClassSpec) -> None:
@@ -86,7 +88,8 @@ class SampleLog:
         folder = self.path / f"epoch_{epoch.epoch:03d}"
         folder.mkdir(exist_ok=True)
         for i, labels in enumerate(epoch.predictions):
-            indexed_png(labels, classes).save(folder / f"{i:02d}.png")
+            with atomic_path(folder / f"{i:02d}.png") as tmp:
+                indexed_png(labels, classes).save(tmp)
         data = self.read()
         data["epochs"] = [e for e in data["epochs"] if e["epoch"] < epoch.epoch] + [{"epoch": epoch.epoch, "iou": epoch.iou}]
         self._write(data)

@@ -1,7 +1,37 @@
-"""Errors that name the file, what was found and how to fix it."""
+"""seglab's error types: a user's input or surroundings, not a bug, shown as one line that names
+the file, what was found and how to fix it.
+
+Every one is a `SeglabError`, and also the built-in type it refines (`BadArgument` is a
+ValueError), so Python callers may catch either. The command line shows a SeglabError as one line
+and exits with its `exit_code` (1: bad data or a failed run; 2: bad arguments or an unusable
+path); anything else that escapes a command is a bug, shown as an internal error with its
+traceback kept (`seglab.cli`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+class SeglabError(Exception):
+    """An error in what seglab was given (an option, a file, a folder, the machine), not in seglab."""
+
+    exit_code = 2
+
+
+class BadArgument(SeglabError, ValueError):
+    """An option, a configuration value or a file's content that seglab cannot use."""
+
+
+class NotFound(SeglabError, FileNotFoundError):
+    """A file or folder seglab was pointed at does not exist, or is not what it should be."""
+
+
+class NotARunFolder(NotFound):
+    """A folder given as a run is not one `seglab train` wrote, or has no finished epoch yet."""
+
+
+class RunExists(SeglabError, FileExistsError):
+    """A new run's --out folder already holds files."""
 
 
 @dataclass(frozen=True)
@@ -18,16 +48,20 @@ class Problem:
         return {"file": self.file, "message": self.message}
 
 
-class DataError(ValueError):
+class DataError(SeglabError, ValueError):
     """A single file cannot be used; `problem` says which and why."""
+
+    exit_code = 1
 
     def __init__(self, file, message: str):
         self.problem = Problem(str(file), message)
         super().__init__(str(self.problem))
 
 
-class DatasetError(ValueError):
+class DatasetError(SeglabError, ValueError):
     """A dataset has problems that must be fixed before it is used; `problems` lists them all."""
+
+    exit_code = 1
 
     def __init__(self, problems: list[Problem], what: str = "The dataset", shown: int = 20):
         self.problems = list(problems)
@@ -38,25 +72,31 @@ class DatasetError(ValueError):
         super().__init__("\n".join(lines))
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(SeglabError, RuntimeError):
     """Pretrained weights could not be downloaded (offline, a proxy, a full disk): the message says how
-    to work without the download, and the command line prints it without a traceback."""
+    to work without the download."""
 
 
-class OutputError(ValueError):
+class OutputError(SeglabError, ValueError):
     """An output path that cannot be written (a file where a folder is wanted, no permission)."""
 
 
-class RunBusy(RuntimeError):
+class RunBusy(SeglabError, RuntimeError):
     """Another process is writing the run folder."""
 
+    exit_code = 1
 
-class TrainingFailed(RuntimeError):
+
+class TrainingFailed(SeglabError, RuntimeError):
     """Training stopped on a problem (e.g. a NaN loss); the run folder keeps the last good epoch."""
 
+    exit_code = 1
 
-class ParityFailed(RuntimeError):
+
+class ParityFailed(SeglabError, RuntimeError):
     """An exported model gives other labels than the Keras model it came from; nothing was kept."""
+
+    exit_code = 1
 
 
 class WorkerLost(TrainingFailed):

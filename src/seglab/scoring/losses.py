@@ -18,8 +18,9 @@ import numpy as np
 from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution
 
+from seglab.core.errors import BadArgument
+from seglab.core.xla import compiled
 from seglab.data.classes import IGNORE_INDEX
-from seglab.xla import compiled
 
 _EPSILON = 1e-7
 
@@ -52,7 +53,7 @@ def _probabilities(labels, logits):
 
 
 class _CompiledLoss(keras.losses.Loss):
-    """A loss whose `loss_value` runs compiled with XLA (see `seglab.xla`), built on first use."""
+    """A loss whose `loss_value` runs compiled with XLA (see `seglab.core.xla`), built on first use."""
 
     def call(self, y_true, y_pred):
         if getattr(self, "_compiled", None) is None:
@@ -93,7 +94,7 @@ class CrossEntropy(_SegmentationLoss):
 
     def pixel_loss(self, labels, valid, logits):
         if logits.shape[-1] == 1:
-            raise ValueError("CrossEntropy needs C > 1 logits; for a binary model (1 logit) use BinaryCrossEntropy ('bce').")
+            raise BadArgument("CrossEntropy needs C > 1 logits; for a binary model (1 logit) use BinaryCrossEntropy ('bce').")
         ce = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         return _weighted_mean(ce, _pixel_weights(labels, valid, self.class_weights))
 
@@ -107,7 +108,7 @@ class BinaryCrossEntropy(_SegmentationLoss):
 
     def pixel_loss(self, labels, valid, logits):
         if logits.shape[-1] != 1:
-            raise ValueError(f"BinaryCrossEntropy needs 1 logit; got {logits.shape[-1]}. Use CrossEntropy ('ce').")
+            raise BadArgument(f"BinaryCrossEntropy needs 1 logit; got {logits.shape[-1]}. Use CrossEntropy ('ce').")
         target = ops.cast(labels, logits.dtype)
         bce = ops.binary_crossentropy(target, logits[..., 0], from_logits=True)
         return _weighted_mean(bce, _pixel_weights(labels, valid, self.class_weights))
@@ -167,7 +168,7 @@ class SumLoss(_CompiledLoss):
         self.losses = [keras.losses.deserialize(l) if isinstance(l, dict) else l for l in losses]
         self.weights = [1.0] * len(self.losses) if weights is None else [float(w) for w in weights]
         if len(self.weights) != len(self.losses):
-            raise ValueError(f"SumLoss got {len(self.losses)} losses but {len(self.weights)} weights.")
+            raise BadArgument(f"SumLoss got {len(self.losses)} losses but {len(self.weights)} weights.")
         super().__init__(name=name or "_".join(l.name for l in self.losses), reduction=reduction, dtype=dtype)
 
     def loss_value(self, y_true, y_pred):  # one XLA computation, the parts' inside it
@@ -187,11 +188,11 @@ def make_loss(name: str, num_logits: int, class_weights: Sequence[float] | None 
     parts = [part.strip() for part in name.lower().split("+")]
     unknown = [p for p in parts if p not in LOSSES]
     if unknown or not parts:
-        raise ValueError(f"Unknown loss {name!r}. Use one of {', '.join(LOSSES)} or a sum such as 'ce+dice'.")
+        raise BadArgument(f"Unknown loss {name!r}. Use one of {', '.join(LOSSES)} or a sum such as 'ce+dice'.")
     if "ce" in parts and num_logits == 1:
-        raise ValueError(f"Loss {name!r}: 'ce' needs a multi-class model; this one has 1 logit (binary). Use 'bce'.")
+        raise BadArgument(f"Loss {name!r}: 'ce' needs a multi-class model; this one has 1 logit (binary). Use 'bce'.")
     if "bce" in parts and num_logits > 1:
-        raise ValueError(f"Loss {name!r}: 'bce' needs a binary model (1 logit); this one has {num_logits}. Use 'ce'.")
+        raise BadArgument(f"Loss {name!r}: 'bce' needs a binary model (1 logit); this one has {num_logits}. Use 'ce'.")
     losses = [LOSSES[p](ignore_index=ignore_index, class_weights=class_weights) for p in parts]
     return losses[0] if len(losses) == 1 else SumLoss(losses)
 
@@ -204,14 +205,14 @@ def resolve_class_weights(value, num_classes: int, stats=None) -> list[float] | 
         return None
     if isinstance(value, str) and value.lower() == "auto":
         if stats is None:
-            raise ValueError("class_weights='auto' needs the training set's class statistics (stats=ClassStats).")
+            raise BadArgument("class_weights='auto' needs the training set's class statistics (stats=ClassStats).")
         weights = stats.median_frequency_weights()
     else:
         try:
             weights = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
         except (TypeError, ValueError):
-            raise ValueError(f"class_weights must be 'auto', 'none' or {num_classes} numbers; got {value!r}.") from None
+            raise BadArgument(f"class_weights must be 'auto', 'none' or {num_classes} numbers; got {value!r}.") from None
     weights = np.asarray(weights, float)
     if weights.shape != (num_classes,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        raise ValueError(f"class_weights needs {num_classes} finite non-negative values, one per class; got {value!r}.")
+        raise BadArgument(f"class_weights needs {num_classes} finite non-negative values, one per class; got {value!r}.")
     return [round(float(w), 6) for w in weights]

@@ -16,12 +16,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import keras
 import numpy as np
 
+from seglab.core.decision import decide_tensor
 from seglab.data.classes import ClassSpec
-from seglab.metrics import per_class_iou, predict_labels
 from seglab.report.curves import plot_curves
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path, link_or_copy
-from seglab.samples import Epoch, SampleLog, Samples
+from seglab.runs.samples import Epoch, SampleLog, Samples
+from seglab.scoring.metrics import per_class_iou
 
 
 class ShadowModel:
@@ -132,31 +133,31 @@ class RunCheckpoint(keras.callbacks.Callback):
         last.keras, so an epoch killed while its files were written is trained and written again
         in full, and the previews and samples never lag the checkpoint."""
         model = state if isinstance(state, keras.Model) else self._shadow.load(state)
-        predictions = np.asarray(predict_labels(model.predict_on_batch(self.samples.images)))
+        predictions = np.asarray(decide_tensor(model.predict_on_batch(self.samples.images)))
         sampled = Epoch(row["epoch"], predictions, per_class_iou(self.samples.truths, predictions, self.classes))
         self.run.write_history(history)
-        with atomic_path(self.run.curves) as tmp:
+        with atomic_path(self.run.curves_path) as tmp:
             plot_curves(history, tmp)
         self.sample_log.add(sampled, self.classes)
         self._preview(sampled)
         for tracker in self.trackers:
             tracker.log_epoch(row, self.samples, sampled)
-        with atomic_path(self.run.last) as last:
+        with atomic_path(self.run.last_path) as last:
             model.save(last)
             if row.get("val_miou", -1.0) > self.best:  # model.keras goes first: it must never lag last.keras
                 self.best = row["val_miou"]
-                with atomic_path(self.run.model) as best:
+                with atomic_path(self.run.model_path) as best:
                     link_or_copy(last, best)
         best = max(history, key=lambda r: r.get("val_miou", -1.0))
         self.run.write_state(status="running", epochs_done=row["epoch"], best_epoch=best["epoch"],
                              best_val_miou=best.get("val_miou"))
 
     def _preview(self, sampled: Epoch) -> None:
-        self.run.previews.mkdir(exist_ok=True)
+        self.run.previews_path.mkdir(exist_ok=True)
         captions = [f"{name}  mIoU {_mean(iou)}" for name, iou in zip(self.samples.names, sampled.iou)]
         picture = mosaic(self.samples.images, self.samples.truths, sampled.predictions, self.classes,
                          title=f"epoch {sampled.epoch}: image | truth | prediction", captions=captions)
-        with atomic_path(self.run.previews / f"epoch_{sampled.epoch:03d}.png") as tmp:
+        with atomic_path(self.run.previews_path / f"epoch_{sampled.epoch:03d}.png") as tmp:
             picture.save(tmp)
 
 

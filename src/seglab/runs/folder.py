@@ -1,4 +1,4 @@
-"""The run folder (see DESIGN.md): where `seglab train` writes and every later verb reads.
+"""The run folder (docs/architecture.md, "The run folder"): where `seglab train` writes and every later verb reads.
 
 Files are written to a temporary name and renamed into place, so a run killed at any moment
 leaves each file either as it was or complete. `state.json` says what the folder holds:
@@ -9,33 +9,16 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import functools
+import hashlib
 import json
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from seglab.errors import OutputError, RunBusy
-
-TMP_MARK = ".tmp"  # in every temporary name, so a resume can sweep what a kill left behind
-
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside `path` (same suffix, for writers that check it); rename it to
-    `path` when the block succeeds."""
-    tmp = path.with_name(f".{path.stem}{TMP_MARK}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
+from seglab.core.errors import NotARunFolder, OutputError, RunBusy
+from seglab.core.files import TMP_MARK, atomic_path, write_text
 
 def link_or_copy(source, target) -> None:
     """A hard link where the file system has them, else a copy (either beats saving twice). A
@@ -72,32 +55,71 @@ def make_output_dir(path, flag: str = "--out") -> Path:
     return path
 
 
+def sha256(path: Path) -> str:
+    """The file's SHA-256, read a megabyte at a time (an export records its model.keras's)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class Run:
-    """Paths and small state of one run folder."""
+    """One run folder: its paths (`*_path`), and, once opened (`Run.open`), what it holds: the
+    resolved `config`, the `classes` and the models (`load_model`). Every verb that reads a run
+    opens it this way; `seglab.inference.open_predictor` gives a run's model behind a Predictor."""
 
     def __init__(self, path):
         self.path = Path(path)
-        self.config = self.path / "config.yaml"
-        self.classes = self.path / "classes.json"
-        self.model = self.path / "model.keras"
-        self.last = self.path / "last.keras"
-        self.state_file = self.path / "state.json"
-        self.history_file = self.path / "history.csv"
-        self.curves = self.path / "curves.png"
-        self.previews = self.path / "previews"
+        self.config_path = self.path / "config.yaml"
+        self.classes_path = self.path / "classes.json"
+        self.model_path = self.path / "model.keras"
+        self.last_path = self.path / "last.keras"
+        self.state_path = self.path / "state.json"
+        self.history_path = self.path / "history.csv"
+        self.curves_path = self.path / "curves.png"
+        self.previews_path = self.path / "previews"
+
+    @classmethod
+    def open(cls, path) -> "Run":
+        """The run folder at `path`, its config.yaml and classes.json read and checked now, so a
+        folder that is not a run is refused before any work starts."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise NotARunFolder(f"{run.path} is not a seglab run folder (it does not exist). Give the --out folder of "
+                                "a `seglab train` run.")
+        if not run.config_path.is_file():
+            raise NotARunFolder(f"{run.path} is not a seglab run folder (no config.yaml). Give the --out folder of "
+                                "a `seglab train` run.")
+        run.config, run.classes  # noqa: B018  (read both now: a damaged file is named before any work)
+        return run
+
+    @functools.cached_property
+    def config(self):
+        """The resolved TrainConfig that ran (config.yaml)."""
+        from seglab.runs.config import TrainConfig
+
+        return TrainConfig.load(self.config_path)
+
+    @functools.cached_property
+    def classes(self):
+        """The run's ClassSpec (classes.json)."""
+        from seglab.data.classes import ClassSpec
+
+        return ClassSpec.load(self.classes_path)
 
     def exists(self) -> bool:
-        return self.state_file.is_file()
+        return self.state_path.is_file()
 
     def load_model(self, which: str = "model", compile: bool = True):
         """The run's best model (`which='model'`, model.keras) or its latest (`'last'`)."""
-        from seglab.saving import load_model
+        from seglab.runs.saving import load_model
 
-        path = self.model if which == "model" else self.last
+        path = self.model_path if which == "model" else self.last_path
         if not path.is_file():
             status = self.state.get("status") if self.exists() else "no state.json"
-            raise FileNotFoundError(f"{path} not found: the run has no finished epoch (state: {status}). "
-                                    f"Train it, or resume it with `seglab train --resume {self.path}`.")
+            raise NotARunFolder(f"{path} not found: the run has no finished epoch (state: {status}). "
+                                f"Train it, or resume it with `seglab train --resume {self.path}`.")
         return load_model(path, compile=compile)
 
     @contextmanager
@@ -130,26 +152,26 @@ class Run:
 
     @property
     def state(self) -> dict:
-        if not self.state_file.is_file():
-            raise FileNotFoundError(f"{self.path} is not a seglab run folder (no state.json). "
+        if not self.state_path.is_file():
+            raise NotARunFolder(f"{self.path} is not a seglab run folder (no state.json). "
                                     "Give the --out folder of a `seglab train` run.")
-        return json.loads(self.state_file.read_text())
+        return json.loads(self.state_path.read_text())
 
     def write_state(self, **state) -> None:
-        write_text(self.state_file, json.dumps(state, indent=2) + "\n")
+        write_text(self.state_path, json.dumps(state, indent=2) + "\n")
 
     def history(self) -> list[dict]:
-        if not self.history_file.is_file():
+        if not self.history_path.is_file():
             return []
-        with self.history_file.open(newline="") as f:
+        with self.history_path.open(newline="") as f:
             return [{k: float(v) if k != "epoch" else int(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
     def write_history(self, rows: list[dict]) -> None:
         if not rows:
-            self.history_file.unlink(missing_ok=True)
+            self.history_path.unlink(missing_ok=True)
             return
         columns = list(dict.fromkeys(k for row in rows for k in row))
-        with atomic_path(self.history_file) as tmp, tmp.open("w", newline="") as f:
+        with atomic_path(self.history_path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, columns)
             writer.writeheader()
             writer.writerows(rows)

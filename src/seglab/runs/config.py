@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from seglab.core.errors import BadArgument, NotFound
+from seglab.core.files import write_text
 
 OPTIMIZERS = ("adam", "rmsprop")
 SCHEDULES = ("cosine", "plateau", "constant")
+DISTRIBUTES = ("auto", "none", "mirrored", "multi-worker")  # seglab.engines.distribute says what each means
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -77,34 +80,34 @@ class TrainConfig:
         """A TrainConfig from plain data (a parsed config.yaml), every value's type checked.
         `complete`: every key must be there, as in a config.yaml that seglab wrote."""
         if not isinstance(data, dict):
-            raise ValueError(f"expected a mapping of configuration keys; got {type(data).__name__}.")
+            raise BadArgument(f"expected a mapping of configuration keys; got {type(data).__name__}.")
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown configuration keys: {', '.join(unknown)}. Known: {', '.join(known)}.")
+            raise BadArgument(f"unknown configuration keys: {', '.join(unknown)}. Known: {', '.join(known)}.")
         missing = [k for k in known if k not in data and k not in ADDED_LATER]
         if complete and missing:
-            raise ValueError(f"missing keys: {', '.join(missing)} (seglab writes every key; restore them).")
+            raise BadArgument(f"missing keys: {', '.join(missing)} (seglab writes every key; restore them).")
         data = {k: _typed(k, v) for k, v in data.items()}
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
         """Read a run's config.yaml; any problem is a ValueError naming the file."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: not a seglab run folder. Give the --out folder of a `seglab train` run.")
+            raise NotFound(f"{path} not found: not a seglab run folder. Give the --out folder of a `seglab train` run.")
         try:
             return cls.from_dict(yaml.safe_load(path.read_text()), complete=True)
         except yaml.YAMLError as e:
             where = getattr(e, "problem_mark", None)
             line = f" at line {where.line + 1}" if where is not None else ""
-            raise ValueError(f"{path}: not valid YAML{line} ({getattr(e, 'problem', None) or e}). Fix the file.") from None
+            raise BadArgument(f"{path}: not valid YAML{line} ({getattr(e, 'problem', None) or e}). Fix the file.") from None
         except (ValueError, TypeError) as e:
-            raise ValueError(f"{path}: {e}") from None
+            raise BadArgument(f"{path}: {e}") from None
 
 
 # Keys that runs written before them lack; a missing one takes its default.
@@ -130,11 +133,11 @@ def _typed(key: str, value):
     if key == "classes":
         if value is None or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
             return None if value is None else tuple(value)
-        raise ValueError(f"classes must be a list of class names or null; got {value!r}.")
+        raise BadArgument(f"classes must be a list of class names or null; got {value!r}.")
     if key == "model_options":
         if value is None or isinstance(value, dict):
             return {k: tuple(v) if isinstance(v, list) else v for k, v in (value or {}).items()}
-        raise ValueError(f"model_options must be a mapping of option: value; got {value!r}.")
+        raise BadArgument(f"model_options must be a mapping of option: value; got {value!r}.")
     if key == "class_weights":
         if value is None or (isinstance(value, str) and value.lower() == "none"):
             return None
@@ -142,12 +145,12 @@ def _typed(key: str, value):
             return "auto"
         if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return tuple(float(v) for v in value)
-        raise ValueError(f"class_weights must be 'auto', null or a list of numbers; got {value!r}.")
+        raise BadArgument(f"class_weights must be 'auto', null or a list of numbers; got {value!r}.")
     types, nullable = _TYPES[key]
     if value is None and nullable:
         return None
     if not isinstance(value, types) or (types is not _BOOL and isinstance(value, bool)):
-        raise ValueError(f"{key} must be {_NAMES[types]}{' or null' if nullable else ''}; got {value!r}.")
+        raise BadArgument(f"{key} must be {_NAMES[types]}{' or null' if nullable else ''}; got {value!r}.")
     return float(value) if types is _FLOAT else value
 
 
@@ -155,7 +158,7 @@ def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     """Fill the model's defaults and check every value, with errors that say what is valid."""
     from seglab.models import model_options, model_spec
     from seglab.models.encoders import SCRATCH, start
-    from seglab.precision import resolve_precision
+    from seglab.core.precision import resolve_precision
 
     recipe = model_spec(config.model).recipe  # each model's defaults, declared beside its builder
     # Every option the builder takes, so config.yaml says each value used; the user's win.
@@ -168,7 +171,7 @@ def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
         defaults.update(fine_tune=recipe.fine_tune or begin["fine_tune"], weights=recipe.weights or begin["weights"])
     if config.crop is not None:  # the model's input is the crop
         if config.size is not None and config.size != config.crop:
-            raise ValueError(f"--size {config.size} and --crop {config.crop} disagree: with --crop the model's input is "
+            raise BadArgument(f"--size {config.size} and --crop {config.crop} disagree: with --crop the model's input is "
                              "the crop. Leave out --size.")
         defaults["size"] = config.crop
     filled = {key: value for key, value in defaults.items() if getattr(config, key) is None}
@@ -191,40 +194,38 @@ def validate(config: TrainConfig, num_classes: int) -> None:
     spec = model_spec(config.model)  # a known model
     scratch = config.model_options.get("encoder") == SCRATCH
     if (scratch or not spec.pretrained) and (config.weights or config.fine_tune):
-        raise ValueError(f"weights and fine_tune are for models with a pretrained encoder; {config.model}"
+        raise BadArgument(f"weights and fine_tune are for models with a pretrained encoder; {config.model}"
                          f"{' with its scratch encoder' if scratch else ''} trains from scratch (`seglab models` "
                          "lists which take them and the encoders).")
     if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer {config.optimizer!r}. Use one of: {', '.join(OPTIMIZERS)}.")
+        raise BadArgument(f"Unknown optimizer {config.optimizer!r}. Use one of: {', '.join(OPTIMIZERS)}.")
     if config.schedule not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {config.schedule!r}. Use one of: {', '.join(SCHEDULES)}.")
+        raise BadArgument(f"Unknown schedule {config.schedule!r}. Use one of: {', '.join(SCHEDULES)}.")
     for key in ("size", "batch_size", "epochs", "previews"):
         if getattr(config, key) is None or int(getattr(config, key)) < 1:
-            raise ValueError(f"{key} must be at least 1; got {getattr(config, key)}.")
+            raise BadArgument(f"{key} must be at least 1; got {getattr(config, key)}.")
     if config.crop is not None and (config.crop < 1 or config.crop != config.size):
-        raise ValueError(f"crop must be at least 1 and equal to size (the model's input); got crop {config.crop}, size {config.size}.")
+        raise BadArgument(f"crop must be at least 1 and equal to size (the model's input); got crop {config.crop}, size {config.size}.")
     if not (0 < config.scale <= 4 and math.isfinite(config.scale)):
-        raise ValueError(f"scale must be above 0 and at most 4; got {config.scale}.")
+        raise BadArgument(f"scale must be above 0 and at most 4; got {config.scale}.")
     if config.scale != 1 and config.crop is None:
-        raise ValueError("--scale resizes images before cropping: it needs --crop (without crops, --size sets the resize).")
+        raise BadArgument("--scale resizes images before cropping: it needs --crop (without crops, --size sets the resize).")
     if config.learning_rate is None or not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
-        raise ValueError(f"learning_rate must be a positive finite number; got {config.learning_rate}.")
+        raise BadArgument(f"learning_rate must be a positive finite number; got {config.learning_rate}.")
     if not 0 < config.val_fraction < 1:
-        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive); got {config.val_fraction}.")
+        raise BadArgument(f"val_fraction must be between 0 and 1 (exclusive); got {config.val_fraction}.")
     if config.loss is None:
-        raise ValueError("loss must be set: ce, ce+dice, focal, dice, bce or bce+dice.")
-    from seglab.precision import PRECISIONS
+        raise BadArgument("loss must be set: ce, ce+dice, focal, dice, bce or bce+dice.")
+    from seglab.core.precision import PRECISIONS
 
     if config.precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision {config.precision!r}. Use one of: {', '.join(PRECISIONS)}.")
-    from seglab.distribute import DISTRIBUTES
-
+        raise BadArgument(f"Unknown precision {config.precision!r}. Use one of: {', '.join(PRECISIONS)}.")
     if config.distribute not in DISTRIBUTES:
-        raise ValueError(f"Unknown distribute {config.distribute!r}. Use one of: {', '.join(DISTRIBUTES)}.")
+        raise BadArgument(f"Unknown distribute {config.distribute!r}. Use one of: {', '.join(DISTRIBUTES)}.")
     if config.wandb and importlib.util.find_spec("wandb") is None:
-        raise ValueError("--wandb needs the wandb package: pip install 'seglab[wandb]'.")
+        raise BadArgument("--wandb needs the wandb package: pip install 'seglab[wandb]'.")
     if binary_head(config) and num_classes != 2:
-        raise ValueError(f"Loss {config.loss!r} is for two-class data; this dataset has {num_classes} classes. "
+        raise BadArgument(f"Loss {config.loss!r} is for two-class data; this dataset has {num_classes} classes. "
                          "Use 'ce' or 'ce+dice'.")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -23,15 +22,28 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from seglab.config import TrainConfig
+from seglab.core.decision import OUTPUTS, decide, probabilities_of
+from seglab.core.errors import BadArgument, OutputError, ParityFailed
 from seglab.data.classes import ClassSpec
-from seglab.errors import OutputError, ParityFailed
-from seglab.graph_rewrites import (ConstantNormalization, SubPixelConvTranspose, constant_normalization_applies,
-                                   float32_nodes, split_concat_conv, static_transposed_crops, subpixel_applies)
-from seglab.models import all_layers, segformer
-from seglab.runs import Run, check_output_dir
-from seglab.runtimes import (EXPORT_JSON, FORMATS, OUTPUTS, PREDICTORS, KerasPredictor, decide, is_export, probabilities_of,
-                             require_runtime)
+from seglab.inference.runtimes import (
+    EXPORT_JSON,
+    FORMATS,
+    PREDICTORS,
+    KerasPredictor,
+    export_is_current,
+    is_export,
+    open_predictor,
+    require_runtime,
+    run_export_folder,
+)
+from seglab.models.deploy import deployable, float32_reference, holds_keras_hub, stride
+from seglab.models.graph_rewrites import (
+    float32_nodes,
+    split_concat_conv,
+    static_transposed_crops,
+)
+from seglab.runs import Run, check_output_dir, sha256
+from seglab.runs.config import TrainConfig
 
 KERAS_FORMATS = {"onnx": "onnx", "saved_model": "tf_saved_model", "litert": "litert"}
 PARITY_IMAGES = 32
@@ -40,97 +52,12 @@ MIN_AGREEMENT_INT8 = 0.99  # int8 rounds every activation: a pixel on a class bo
 CALIBRATION_IMAGES = 64
 
 
-class OutputHead(keras.layers.Layer):
-    """Logits -> probabilities (softmax, or sigmoid for one logit) or labels (argmax, or logit > 0,
-    i.e. probability > 0.5, for one logit). Only ever part of an exported graph, never saved."""
-
-    def __init__(self, kind: str, **kwargs):
-        super().__init__(**kwargs)
-        self.kind = kind
-
-    def call(self, logits):
-        import tensorflow as tf  # exporting runs on TensorFlow; keras.ops.argmax adds ops ONNX lacks (Bitcast)
-
-        binary = logits.shape[-1] == 1
-        if self.kind == "probabilities":
-            return tf.sigmoid(logits) if binary else tf.nn.softmax(logits, axis=-1)
-        if binary:
-            return tf.cast(logits[..., 0] > 0, tf.int32)
-        return tf.argmax(logits, axis=-1, output_type=tf.int32)
-
-
-def deployable(model: keras.Model, output: str = "logits", subpixel: str | None = None) -> tuple[keras.Model, bool]:
-    """A float32 copy of `model` taking images of any height and width where the architecture
-    allows (else its own fixed size), returning `output`; and whether the size is dynamic.
-    `subpixel` ("free": where the kernel equals the stride; "all") computes transposed
-    convolutions in their sub-pixel form (see seglab.graph_rewrites)."""
-    if _holds_keras_hub(model):  # SegFormer: KerasHub's MiT takes one fixed, square size
-        copy, dynamic = segformer.float32_copy(model), False
-    else:
-        try:
-            copy, dynamic = _float32_copy(model, dynamic=True, subpixel=subpixel), True
-            step = stride(model)  # a size the training size is not: does the copy really take it?
-            copy(np.zeros((1, model.input_shape[1] + step, model.input_shape[2] + 2 * step, 3), np.float32))
-        except (ValueError, TypeError):  # a layer fixed to the training size (a Reshape, a Dense)
-            copy, dynamic = _float32_copy(model, dynamic=False, subpixel=subpixel), False
-    copy.set_weights(model.get_weights())
-    if output != "logits":
-        copy = keras.Model(copy.input, OutputHead(output, name=output)(copy.output), name=f"{model.name}_{output}")
-    copy(np.zeros((1, *model.input_shape[1:]), np.float32), training=False)  # Keras exports only a called model
-    return copy, dynamic
-
-
-def _holds_keras_hub(model: keras.Model) -> bool:
-    return any(type(layer).__module__.startswith("keras_hub") or
-               (isinstance(layer, keras.Model) and _holds_keras_hub(layer)) for layer in model.layers)
-
-
-def _float32_copy(model: keras.Model, dynamic: bool, name: str = "image", subpixel: str | None = None) -> keras.Model:
-    """`model` rebuilt with every layer in float32 (a mixed-precision model too) and, when
-    `dynamic`, every input (a nested encoder's too) of any height and width."""
-    def copy(layer):
-        if isinstance(layer, keras.Model):  # a nested encoder: its own input must be dynamic too
-            return _float32_copy(layer, dynamic, name=None, subpixel=subpixel)
-        config = layer.get_config()
-        if "dtype" in config:
-            config["dtype"] = "float32"
-        if subpixel and subpixel_applies(layer, all_kernels=subpixel == "all"):
-            return SubPixelConvTranspose(config)
-        if constant_normalization_applies(layer):
-            return ConstantNormalization(config)
-        return layer.__class__.from_config(config)
-
-    shape = (None, None, model.input_shape[-1]) if dynamic else model.input_shape[1:]
-    return keras.models.clone_model(model, input_tensors=keras.Input(shape, name=name), clone_function=copy)
-
-
-def stride(model: keras.Model) -> int:
-    """How many input pixels one step of the coarsest feature map spans (16 for a 4-level U-Net):
-    a dynamic-size export takes heights and widths that are multiples of it. The 1x1 outputs of a
-    global pooling (DeepLabV3+'s image-pooling branch) are not feature maps and do not count."""
-    pooled = any(type(layer).__name__.startswith("Global") for layer in all_layers(model))
-    sides = []
-    for layer in all_layers(model):
-        shape = getattr(getattr(layer, "output", None), "shape", None)
-        if shape is not None and len(shape) == 4 and shape[1] and not (pooled and shape[1] == 1):
-            sides.append(shape[1])
-    return max(1, model.input_shape[1] // min(sides, default=model.input_shape[1]))
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_source(config: TrainConfig, why: str):
     """The run's dataset, or an error saying what needs it."""
     try:
         return config.open_source()
     except (FileNotFoundError, NotADirectoryError, ValueError) as e:
-        raise ValueError(f"{why} needs the run's dataset, which cannot be read: {e} "
+        raise BadArgument(f"{why} needs the run's dataset, which cannot be read: {e} "
                          "Put the dataset back, or export with --no-verify.") from None
 
 
@@ -150,7 +77,7 @@ def split_images(source, config: TrainConfig, split: str = "val", count: int = P
 def validation_miou(model, source, config: TrainConfig, classes: ClassSpec) -> float:
     """Dataset-level mIoU of `model` (a Predictor) on the whole validation split at the model's size."""
     from seglab.data.pipeline import make_dataset
-    from seglab.metrics import confusion_matrix, mean_iou
+    from seglab.scoring.metrics import confusion_matrix, mean_iou
 
     k = classes.num_classes
     total = np.zeros((k, k), np.int64)
@@ -176,7 +103,13 @@ def quantize_int8(model_file: Path, images: np.ndarray) -> dict:
     """Replace `model_file` by its int8 form: ONNX Runtime static quantization (QDQ, unsigned
     8-bit activations and signed 8-bit per-channel weights, the pairing ORT runs fastest on x86),
     calibrated with min/max on `images`."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
 
     fp32 = model_file.with_name("model.fp32.onnx")
     os.replace(model_file, fp32)
@@ -191,24 +124,6 @@ def quantize_int8(model_file: Path, images: np.ndarray) -> dict:
     return {"type": "int8", "method": "onnxruntime static, QDQ, min/max calibration", "per_channel": True,
             "activations": "uint8", "weights": "int8", "calibration_images": int(len(images)),
             "float32": "the first convolution and the logits layer"}
-
-
-def float32_reference(model: keras.Model) -> tuple[keras.Model, str]:
-    """What the exported file is checked against: the model itself, or for a model trained in
-    mixed precision a float32 copy of it, since the file computes in float32. bfloat16 rounds to
-    3 significant digits: a run trained in mixed_bfloat16 agreed with its own float32 copy on
-    only 99.74% of pixels, a rounding difference, not an export error."""
-    if all(layer.compute_dtype in (None, "float32") for layer in all_layers(model)):
-        return model, "model.keras"
-    copy = segformer.float32_copy(model) if _holds_keras_hub(model) else _float32_copy(model, dynamic=False)
-    copy.set_weights(model.get_weights())
-    return copy, f"model.keras computed in float32 (it was trained in {model_precision(model)})"
-
-
-def model_precision(model: keras.Model) -> str:
-    """The dtype policy most of the model's layers compute in."""
-    names = [layer.dtype_policy.name for layer in all_layers(model) if layer.weights]
-    return max(set(names), key=names.count) if names else "float32"
 
 
 def parity(reference: keras.Model, exported, images: np.ndarray, batch_size: int = 8) -> dict:
@@ -239,12 +154,12 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
     Raises ParityFailed (and leaves nothing at `out`) when under `min_agreement` (default 0.999,
     0.99 for int8) of the validation pixels get the same label from the exported file as from Keras."""
     min_agreement = _checked_options(format, output, min_agreement, quantize)
-    run = Run(run_path)
-    config, classes = TrainConfig.load(run.config), ClassSpec.load(run.classes)
+    run = Run.open(run_path)
+    config, classes = run.config, run.classes
     out = Path(out) if out is not None else run.path / "export" / (f"{format}-{quantize}" if quantize else format)
     _check_replaceable(check_output_dir(out))
     model = run.load_model(compile=False)
-    checksum = sha256(run.model)
+    checksum = sha256(run.model_path)
     source = run_source(config, "The parity check" if verify else "Calibrating int8") if (verify or quantize) else None
     images = split_images(source, config) if verify else None
 
@@ -272,7 +187,7 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
         (tmp / EXPORT_JSON).write_text(json.dumps(meta, indent=2) + "\n")
         if verify and check["label_agreement"] < min_agreement:
             raise ParityFailed(
-                f"{format} export of {run.model} disagrees with Keras: {check['label_agreement']:.4%} of "
+                f"{format} export of {run.model_path} disagrees with Keras: {check['label_agreement']:.4%} of "
                 f"{check['images']} validation images' pixels get the same label, under the {min_agreement:.2%} "
                 f"required (largest difference {check.get('max_abs_diff', 'n/a')}). Nothing was written to {out}.")
         _replace(tmp, out)
@@ -284,38 +199,33 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
 def _checked_options(format: str, output: str, min_agreement: float | None, quantize: str | None) -> float:
     """Refuse what cannot be exported before anything is read; return the label agreement required."""
     if quantize not in (None, "int8"):
-        raise ValueError(f"Unknown quantization {quantize!r}: use int8 (ONNX only).")
+        raise BadArgument(f"Unknown quantization {quantize!r}: use int8 (ONNX only).")
     if quantize and format != "onnx":
-        raise ValueError(f"--quantize int8 is for --format onnx (ONNX Runtime static quantization); got {format}.")
+        raise BadArgument(f"--quantize int8 is for --format onnx (ONNX Runtime static quantization); got {format}.")
     if min_agreement is None:
         min_agreement = MIN_AGREEMENT_INT8 if quantize else MIN_AGREEMENT
     if format not in FORMATS:
-        raise ValueError(f"Unknown format {format!r}. Use one of: {', '.join(FORMATS)}.")
+        raise BadArgument(f"Unknown format {format!r}. Use one of: {', '.join(FORMATS)}.")
     if output not in OUTPUTS:
-        raise ValueError(f"Unknown output {output!r}. Use one of: {', '.join(OUTPUTS)}.")
+        raise BadArgument(f"Unknown output {output!r}. Use one of: {', '.join(OUTPUTS)}.")
     if not 0 <= min_agreement <= 1:
-        raise ValueError(f"min_agreement must be between 0 and 1; got {min_agreement}.")
+        raise BadArgument(f"min_agreement must be between 0 and 1; got {min_agreement}.")
     require_runtime(format)
     if format == "onnx" and importlib.util.find_spec("tf2onnx") is None:
-        raise ValueError("Exporting to ONNX needs tf2onnx: pip install 'seglab[onnx]'.")
+        raise BadArgument("Exporting to ONNX needs tf2onnx: pip install 'seglab[onnx]'.")
     return min_agreement
 
 
-def current_export(run: Run, format: str) -> Path:
-    """The run's export folder for `format`, exported (with the parity check) when it is missing
-    or was made from another model.keras than the run's current one."""
-    folder = run.path / "export" / format
-    if is_export(folder):
-        try:
-            meta = json.loads((folder / EXPORT_JSON).read_text())
-            if meta["source"]["sha256"] == sha256(run.model) and meta["output"]["kind"] == "logits":
-                return folder
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # unreadable: export again
-    if not run.model.is_file():
-        run.load_model()  # the error that says the run has no finished epoch
-    export(run.path, format, folder)
-    return folder
+def predictor_for(path, runtime: str | None = None):
+    """`open_predictor(path, runtime)`, exporting the run first (with the parity check) where its
+    export for `runtime` is missing or was made from another model.keras than the run's current one."""
+    if runtime not in (None, "keras") and not is_export(path):
+        run = Run.open(path)
+        if not export_is_current(run, runtime):
+            if not run.model_path.is_file():
+                run.load_model()  # the error that says the run has no finished epoch
+            export(run.path, runtime, run_export_folder(run, runtime))
+    return open_predictor(path, runtime)
 
 
 def _check_replaceable(out: Path) -> None:
@@ -338,7 +248,7 @@ def _replace(tmp: Path, out: Path) -> None:
 def write_graph(model: keras.Model, format: str, folder: Path, output: str = "logits",
                 int8: bool = False) -> tuple[Path, keras.Model, bool]:
     """Write `deployable(model, output)` into `folder` as `format` (for ONNX, with the rewrites of
-    seglab.graph_rewrites; `int8`: ready to be quantized); return the model file, the exported
+    seglab.models.graph_rewrites; `int8`: ready to be quantized); return the model file, the exported
     Keras graph and whether its height and width are dynamic."""
     subpixel = ("all" if int8 else "free") if format == "onnx" else None  # measured on ONNX Runtime only
     graph, dynamic = deployable(model, output, subpixel)
@@ -355,14 +265,14 @@ def _write_graph(graph: keras.Model, format: str, path: Path) -> None:
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     # tf2onnx 1.17's reshape optimizer folds the MiT attention's reshapes wrongly (keeping the
     # flattened batch x tokens dimension as the batch), and ONNX Runtime then fails on any batch.
-    skipped = ("reshape_optimizer",) if format == "onnx" and _holds_keras_hub(graph) else ()
+    skipped = ("reshape_optimizer",) if format == "onnx" and holds_keras_hub(graph) else ()
     try:
         with warnings.catch_warnings(), _tf2onnx_without(skipped):
             warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's numpy 2 shim asks for np.object
             graph.export(str(path), format=KERAS_FORMATS[format], verbose=False)
     except Exception as e:  # noqa: BLE001  (converters raise anything; the message is what matters)
         text = str(e).strip().splitlines()
-        raise ValueError(f"Keras could not export the model to {format} ({type(e).__name__}: "
+        raise BadArgument(f"Keras could not export the model to {format} ({type(e).__name__}: "
                          f"{text[0][:200] if text else 'no detail'}).") from None
 
 
@@ -397,7 +307,7 @@ def _metadata(run, config, classes, format, output, graph, binary, dynamic, step
                    "classes": list(classes.names),
                    # labels of a one-logit model are decided inside the graph, at this threshold
                    "binary_threshold": 0.5 if output == "labels" and binary else None},
-        "source": {"run": str(run.path.resolve()), "checkpoint": run.model.name, "sha256": checksum,
+        "source": {"run": str(run.path.resolve()), "checkpoint": run.model_path.name, "sha256": checksum,
                    "model": config.model, "best_epoch": run.state.get("best_epoch")},
         "versions": _versions(format),
         "parity": check,

@@ -18,47 +18,12 @@ import json
 import os
 from dataclasses import dataclass
 
-DISTRIBUTES = ("auto", "none", "mirrored", "multi-worker")
+from seglab.core.errors import BadArgument
+from seglab.data.shard import Shard
+from seglab.runs.config import DISTRIBUTES
+
 DISTRIBUTE_HELP = ("auto (multi-worker when TF_CONFIG names several workers, mirrored over several GPUs, else none), "
                    "none, mirrored (this machine's GPUs) or multi-worker (the workers TF_CONFIG names).")
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One input pipeline's share of every global batch (`global_batch` samples, the
-    single-process batch): pipeline `index` of `count` takes the `index`-th contiguous slice of
-    each and batches it `replica_batch` at a time, one batch for each replica it feeds. So the
-    replicas' batches together are the single-process batch, sample for sample, each pipeline
-    decodes only its slice, and every pipeline yields the same number of batches (collectives
-    need all workers to take every step)."""
-
-    index: int
-    count: int
-    global_batch: int
-    replica_batch: int
-
-    def __post_init__(self):
-        if self.global_batch % (self.count * self.replica_batch):
-            raise ValueError(f"a global batch of {self.global_batch} does not split into {self.count} pipeline(s) "
-                             f"of {self.replica_batch}-sample batches.")
-
-    @property
-    def share(self) -> int:
-        """Samples this pipeline takes from each global batch."""
-        return self.global_batch // self.count
-
-    @property
-    def replicas(self) -> int:
-        """Replicas this pipeline feeds (batches it yields per global batch)."""
-        return self.share // self.replica_batch
-
-    def keeps(self, position):
-        """Whether the sample at `position` of the whole stream is this pipeline's."""
-        return (position % self.global_batch) // self.share == self.index
-
-    def offset(self, batch):
-        """Where this pipeline's `batch`-th batch starts within its global batch."""
-        return self.index * self.share + (batch % self.replicas) * self.replica_batch
 
 
 @dataclass(frozen=True)
@@ -79,7 +44,7 @@ class Cluster:
     def replica_batch(self, batch_size: int) -> int:
         """The per-replica batch of a global `batch_size`; refused when it does not split evenly."""
         if batch_size % self.replicas:
-            raise ValueError(f"--batch-size {batch_size} is the global batch and must split evenly over the "
+            raise BadArgument(f"--batch-size {batch_size} is the global batch and must split evenly over the "
                              f"{self.replicas} replicas of this {self.name} job: give a multiple of {self.replicas}.")
         return batch_size // self.replicas
 
@@ -101,15 +66,15 @@ def tf_config() -> dict:
     try:
         config = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({e.msg} at character {e.pos}). It should look like "
+        raise BadArgument(f"TF_CONFIG is not valid JSON ({e.msg} at character {e.pos}). It should look like "
                          '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}.') from None
     cluster, task = config.get("cluster"), config.get("task")
     if not isinstance(cluster, dict) or not isinstance(task, dict) or "type" not in task or "index" not in task:
-        raise ValueError('TF_CONFIG needs "cluster" (job name -> list of host:port) and "task" ({"type": ..., '
+        raise BadArgument('TF_CONFIG needs "cluster" (job name -> list of host:port) and "task" ({"type": ..., '
                          '"index": ...}); got ' + text[:200])
     unknown = sorted(set(cluster) - {"chief", "worker"})
     if unknown or task["type"] not in cluster:
-        raise ValueError(f"TF_CONFIG: seglab trains with MultiWorkerMirroredStrategy, whose cluster has 'chief' and "
+        raise BadArgument(f"TF_CONFIG: seglab trains with MultiWorkerMirroredStrategy, whose cluster has 'chief' and "
                          f"'worker' jobs; got jobs {sorted(cluster)} and task {task}.")
     return config
 
@@ -147,7 +112,7 @@ def is_chief() -> bool:
 def resolve_distribute(name: str) -> str:
     """'auto' -> the strategy for this process's machine and TF_CONFIG; other names are checked."""
     if name not in DISTRIBUTES:
-        raise ValueError(f"Unknown --distribute {name!r}. Use one of: {', '.join(DISTRIBUTES)}.")
+        raise BadArgument(f"Unknown --distribute {name!r}. Use one of: {', '.join(DISTRIBUTES)}.")
     if name != "auto":
         return name
     if len(_workers(tf_config())) > 1:
@@ -174,7 +139,7 @@ def start(name: str = "auto") -> Cluster:
     except RuntimeError as e:
         if "program startup" not in str(e):
             raise
-        raise ValueError("--distribute multi-worker must start before any other TensorFlow work in the process: run "
+        raise BadArgument("--distribute multi-worker must start before any other TensorFlow work in the process: run "
                          "`seglab train` as its own process (or call seglab.train first thing).") from None
     _keras_reduces_multi_worker_scalars()
     worker = _worker_index(config)

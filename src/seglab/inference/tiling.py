@@ -25,7 +25,9 @@ from typing import Iterator
 
 import numpy as np
 
-from seglab.runtimes import Predictor, decide, probabilities_of
+from seglab.core.decision import decide, probabilities_of
+from seglab.core.errors import BadArgument
+from seglab.inference.runtimes import Predictor
 
 SIGMA_SCALE = 1 / 8  # Gaussian sigma as a share of the tile side (nnU-Net)
 MAX_OVERLAP = 0.9
@@ -54,11 +56,11 @@ class TTA:
                 try:
                     scales = tuple(float(s) for s in part[len("scales="):].split(","))
                 except ValueError:
-                    raise ValueError(f"--tta {text}: scales must be numbers, as in scales=0.75,1,1.25.") from None
+                    raise BadArgument(f"--tta {text}: scales must be numbers, as in scales=0.75,1,1.25.") from None
                 if not scales or not all(0.1 <= s <= 4 and math.isfinite(s) for s in scales):
-                    raise ValueError(f"--tta {text}: each scale must be between 0.1 and 4.")
+                    raise BadArgument(f"--tta {text}: each scale must be between 0.1 and 4.")
             else:
-                raise ValueError(f"Unknown --tta {part!r}. Use {TTA_HELP}, or none.")
+                raise BadArgument(f"Unknown --tta {part!r}. Use {TTA_HELP}, or none.")
         return cls(flips, scales)
 
     def __str__(self) -> str:
@@ -95,7 +97,7 @@ def as_probabilities(outputs: np.ndarray, predictor: Predictor) -> np.ndarray:
 def check_blendable(predictor: Predictor) -> None:
     """Refuse a model whose outputs cannot be averaged: an export that returns labels."""
     if predictor.output == "labels":
-        raise ValueError("Tiles and test-time augmentation average class probabilities, and this export returns labels. "
+        raise BadArgument("Tiles and test-time augmentation average class probabilities, and this export returns labels. "
                          "Export the run with --output logits (the default) or probabilities.")
 
 
@@ -126,20 +128,20 @@ def check_sizes(predictor: Predictor, tile: int | None, tta: TTA | None) -> None
     if tile is not None:
         if tile < step or tile % step:
             nearest = max(step, int(round(tile / step)) * step)
-            raise ValueError(f"--tile {tile} is not a size this model takes: tiles must be multiples of its stride "
+            raise BadArgument(f"--tile {tile} is not a size this model takes: tiles must be multiples of its stride "
                              f"{step}. The nearest is --tile {nearest}.")
     sizes = {tile or predictor.size}
     if tta is not None:
         side = tile or predictor.size
         sizes |= {_scaled_side(side, s, predictor) for s in tta.scales}
     if sizes != {predictor.size} and not predictor.any_size():
-        raise ValueError(f"This model takes only {predictor.size}x{predictor.size} inputs, so tiles must be --tile "
+        raise BadArgument(f"This model takes only {predictor.size}x{predictor.size} inputs, so tiles must be --tile "
                          f"{predictor.size} and --tta cannot use scales.")
 
 
 def check_overlap(overlap: float) -> None:
     if not 0 <= overlap <= MAX_OVERLAP:
-        raise ValueError(f"--overlap must be between 0 and {MAX_OVERLAP} (a share of the tile); got {overlap}.")
+        raise BadArgument(f"--overlap must be between 0 and {MAX_OVERLAP} (a share of the tile); got {overlap}.")
 
 
 def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
@@ -184,7 +186,7 @@ class Tiling:
     def __post_init__(self):
         check_overlap(self.overlap)
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1; got {self.batch_size}.")
+            raise BadArgument(f"batch_size must be at least 1; got {self.batch_size}.")
         check_sizes(self.predictor, self.tile, self.tta)
 
     def count(self, height: int, width: int) -> int:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import keras
 
+from seglab.core.errors import BadArgument
+
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 _BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
@@ -43,7 +45,7 @@ def _has_gpu() -> bool:
 def resolve_precision(name: str) -> str:
     """'auto' -> the policy for this machine; other names are checked and returned."""
     if name not in PRECISIONS:
-        raise ValueError(f"Unknown precision {name!r}. Use one of: {', '.join(PRECISIONS)}.")
+        raise BadArgument(f"Unknown precision {name!r}. Use one of: {', '.join(PRECISIONS)}.")
     if name != "auto":
         return name
     if _has_gpu():

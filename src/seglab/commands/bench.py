@@ -15,14 +15,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seglab.core.errors import BadArgument
+from seglab.core.precision import precision as policy
+from seglab.core.precision import resolve_precision
 from seglab.data import open_source
 from seglab.data.pipeline import make_dataset
-from seglab.losses import make_loss
-from seglab.metrics import segmentation_metrics
 from seglab.models import build_model
 from seglab.models.flops import forward_flops
-from seglab.precision import precision as policy
-from seglab.precision import resolve_precision
+from seglab.scoring.losses import make_loss
+from seglab.scoring.metrics import segmentation_metrics
 
 MODES = ("train", "predict", "all")
 
@@ -52,8 +53,8 @@ def time_inference(predict, images, min_seconds: float = 5.0) -> float:
 def exported(model, classes, runtime: str, folder, calibration=None):
     """`model` exported for `runtime` into `folder` (logits, float32; int8 when `calibration`
     images are given, ONNX only), opened in that runtime."""
-    from seglab.exporting import quantize_int8, write_graph
-    from seglab.runtimes import PREDICTORS, require_runtime
+    from seglab.commands.exporting import quantize_int8, write_graph
+    from seglab.inference.runtimes import PREDICTORS, require_runtime
 
     require_runtime(runtime)
     path, _, _ = write_graph(model, runtime, folder, int8=calibration is not None)
@@ -66,14 +67,14 @@ def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: i
           seed: int = 0, precision: str = "auto", runtime: str = "keras", quantize: str | None = None,
           **model_options) -> dict:
     """Time `model_name` on the dataset at `data` (any format `seglab check` reads), in the
-    precision `seglab train` would use (see seglab.precision). Inference runs on `runtime`:
+    precision `seglab train` would use (see seglab.core.precision). Inference runs on `runtime`:
     Keras, or the model exported (float32) and run by ONNX Runtime, LiteRT or TensorFlow."""
     if mode not in MODES:
-        raise ValueError(f"Unknown bench mode {mode!r}. Use one of: {', '.join(MODES)}.")
+        raise BadArgument(f"Unknown bench mode {mode!r}. Use one of: {', '.join(MODES)}.")
     if runtime != "keras" and mode != "predict":
-        raise ValueError(f"--runtime {runtime} times inference only: use `seglab bench predict`.")
+        raise BadArgument(f"--runtime {runtime} times inference only: use `seglab bench predict`.")
     if quantize not in (None, "int8") or (quantize and runtime != "onnx"):
-        raise ValueError("--quantize takes int8, with --runtime onnx.")
+        raise BadArgument("--quantize takes int8, with --runtime onnx.")
     precision = resolve_precision(precision)
     keras.utils.set_random_seed(seed)
     source = open_source(data)

@@ -3,53 +3,41 @@
 Any image Pillow reads (EXIF orientation applied; grayscale, palette, RGBA, 16-bit made RGB).
 A file that cannot be read or written is reported, skipped and counted, never the end of the batch.
 Images are resized to the model's size, or covered by sliding tiles at their own resolution
-(`seglab.tiling`), with or without test-time augmentation.
+(`seglab.inference.tiling`), with or without test-time augmentation.
 """
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from seglab.data.classes import ClassSpec
-from seglab.data.colors import blend, indexed_png
-from seglab.data.images import IMAGE_EXTENSIONS, find_images, output_names, read_image
-from seglab.data.pipeline import model_input
-from seglab.errors import DataError
-from seglab.progress import GrowingBar, Stopwatch, progress
-from seglab.ray_engine import RayOptions, predict_on_ray
-from seglab.ray_engine import session as ray_session
+from seglab.commands.exporting import predictor_for
+from seglab.core.errors import BadArgument, DataError
+from seglab.core.progress import GrowingBar, Stopwatch, progress
+from seglab.data.images import IMAGE_EXTENSIONS, find_images, output_names
+from seglab.engines.ray_engine import RayOptions, predict_on_ray
+from seglab.engines.ray_engine import session as ray_session
+from seglab.inference.chunks import (
+    chunk_labels,
+    failure,
+    large_images_allowed,
+    read_input,
+    write_outputs,
+)
+from seglab.inference.tiling import TTA, Inference
 from seglab.runs import check_output_dir, make_output_dir, write_text
-from seglab.runtimes import open_predictor
-from seglab.tiling import TTA, Inference
 
 ENGINES = ("local", "ray")
-OVERLAY_ALPHA = 0.5
-TILED_MAX_PIXELS = 1 << 30  # with --tile, images up to a gigapixel (3 GiB decoded) are taken, not refused as bombs
-
-
-def _read(path: Path):
-    """The image, or the DataError that says why it cannot be used."""
-    try:
-        return read_image(path)
-    except DataError as e:
-        return e
-    except Exception as e:  # noqa: BLE001  (any file at all must not end the batch)
-        return DataError(path, f"cannot be read ({type(e).__name__}: {e}).")
 
 
 def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, runtime: str | None = None, *,
             tile: int | None = None, overlap: float = 0.25, tta: str | TTA | None = None,
             engine: str = "local", ray: RayOptions | None = None) -> dict:
     """Predict every image in `inputs` (files or folders) with the run's best model (on `runtime`:
-    Keras by default; see `seglab.runtimes.open_predictor`), or with the model of an export folder;
+    Keras by default; see `seglab.inference.runtimes.open_predictor`), or with the model of an export folder;
     write out/masks/<name>.png (indexed, class palette), out/overlays/<name>.png and
     out/predictions.json. <name> is the input's file name (`photo.jpg` -> masks/photo.jpg.png),
     made unique and safe by `seglab.data.images.output_names`.
@@ -60,20 +48,20 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
     size. `tta`: test-time augmentation ('flip', 'flips', 'scales=0.75,1,1.25'; see TTA.parse).
 
     `engine`: 'local' (this process) or 'ray': the same chunks of images, decoded, predicted and
-    encoded by a pool of Ray Data actors (`ray`: where and how many; see `seglab.ray_engine`),
+    encoded by a pool of Ray Data actors (`ray`: where and how many; see `seglab.engines.ray_engine`),
     and written here, so the outputs are the same files."""
     if engine not in ENGINES:
-        raise ValueError(f"Unknown engine {engine!r}. Use one of: {', '.join(ENGINES)}.")
+        raise BadArgument(f"Unknown engine {engine!r}. Use one of: {', '.join(ENGINES)}.")
     if not 0 < threshold < 1:
-        raise ValueError(f"threshold must be between 0 and 1; got {threshold}.")
+        raise BadArgument(f"threshold must be between 0 and 1; got {threshold}.")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
+        raise BadArgument(f"batch_size must be at least 1; got {batch_size}.")
     tta = TTA.parse(tta) if isinstance(tta, str) or tta is None else tta
     out = check_output_dir(out)
     paths, skipped = find_images(inputs)
     if not paths:
-        raise ValueError(f"No images found in {', '.join(map(str, inputs))} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}).")
-    model = open_predictor(run_path, runtime)
+        raise BadArgument(f"No images found in {', '.join(map(str, inputs))} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}).")
+    model = predictor_for(run_path, runtime)
     tile = model.crop if tile is None else (tile or None)
     inference = Inference(model, tile, overlap, tta, batch_size, model.scale)
     named = list(zip(paths, output_names(paths)))
@@ -118,24 +106,24 @@ def _predict_here(inference: Inference, chunks: list, out: Path, threshold: floa
         try:
             results.append(future.result())
         except OSError as e:  # a full disk, a name the file system refuses
-            failed.append(_failure(path, f"its outputs could not be written ({e.strerror or e})."))
+            failed.append(failure(path, f"its outputs could not be written ({e.strerror or e})."))
 
     # Files are decoded and outputs encoded in threads while the model runs (Pillow's decoders and
     # zlib let go of the GIL); at most a few batches are decoded ahead or wait to be written, so
     # memory stays bounded however many (or large) the images.
-    with ThreadPoolExecutor() as pool, _large_images_allowed(bool(inference.tile)), contextlib.ExitStack() as stack:
+    with ThreadPoolExecutor() as pool, large_images_allowed(bool(inference.tile)), contextlib.ExitStack() as stack:
         if tiles is not None:
             stack.callback(tiles.close)
-        decoded = _ahead(pool, lambda chunk: [(p, s, _read(p)) for p, s in chunk], chunks, 2)
+        decoded = _ahead(pool, lambda chunk: [(p, s, read_input(p)) for p, s in chunk], chunks, 2)
         if tiles is None:
             decoded = progress(decoded, sum(map(len, chunks)), "Predicting", size=len)
         for chunk in clock.timed(decoded, "waiting for decoded images"):
             good = [(p, s, image) for p, s, image in chunk if not isinstance(image, DataError)]
-            failed += [_failure(p, image.problem.message) for p, _, image in chunk if isinstance(image, DataError)]
+            failed += [failure(p, image.problem.message) for p, _, image in chunk if isinstance(image, DataError)]
             if not good:
                 continue
             labels = chunk_labels(inference, [image for _, _, image in good], threshold, clock, tiles)
-            writing.extend((path, pool.submit(_write, path, stem, image, mask, classes, out))
+            writing.extend((path, pool.submit(write_outputs, path, stem, image, mask, classes, out))
                            for (path, stem, image), mask in zip(good, labels))
             with clock("waiting for masks and overlays to be written"):
                 while len(writing) > 2 * per_call:
@@ -144,31 +132,6 @@ def _predict_here(inference: Inference, chunks: list, out: Path, threshold: floa
             while writing:
                 collect(*writing.popleft())
     return results, failed, clock.summary()
-
-
-def chunk_labels(inference: Inference, images: list[np.ndarray], threshold: float, clock: Stopwatch,
-                 tiles: GrowingBar | None = None) -> list[np.ndarray]:
-    """The label maps of a chunk of decoded images (one model call, or one image's tiles), each
-    at its image's size: what both engines run, so both give the same masks."""
-    model = inference.predictor
-    if inference.tile:
-        labels = []
-        for image in images:
-            if tiles is not None:
-                tiles.grow(inference.tile_count(image.shape))
-            with clock("model"):  # tiles, their blending and the decision
-                labels.append(inference.tiled_labels(image, threshold, tiles.advance if tiles is not None else None))
-        return labels
-    with clock("resize to the model's size"):
-        batch = np.concatenate([model_input(image[None], model.size) for image in images])
-    shapes = [image.shape[:2] for image in images]
-    if inference.tta is None:
-        with clock("model"):
-            outputs = model(batch)
-        with clock("resize to the original size and decide"):
-            return model.to_labels(outputs, shapes, threshold)
-    with clock("model"):  # every augmented copy, and the decision
-        return inference.resized_labels(np.asarray(batch), shapes, threshold)
 
 
 def _ahead(pool, fn, items, ahead: int):
@@ -181,45 +144,3 @@ def _ahead(pool, fn, items, ahead: int):
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
-
-
-@contextlib.contextmanager
-def _large_images_allowed(allowed: bool):
-    """Pillow refuses images above ~179 megapixels as decompression bombs; tiled prediction is
-    for large images, so it takes them up to a gigapixel."""
-    before = Image.MAX_IMAGE_PIXELS
-    if allowed and before is not None:
-        Image.MAX_IMAGE_PIXELS = max(before, TILED_MAX_PIXELS)
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = before
-
-
-def _failure(path: Path, message: str) -> dict:
-    return {"file": str(path), "message": message}
-
-
-def encode(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes: ClassSpec) -> tuple[bytes, bytes, dict]:
-    """The mask PNG (indexed, class palette), the overlay PNG and the image's record."""
-    mask, overlay = io.BytesIO(), io.BytesIO()
-    indexed_png(labels, classes).save(mask, format="PNG")
-    # zlib level 1: a photo's overlay encodes 4x faster than at Pillow's default 6, for a larger file
-    Image.fromarray(blend(image, labels, classes, OVERLAY_ALPHA)).save(overlay, format="PNG", compress_level=1)
-    counts = np.bincount(labels.ravel(), minlength=classes.num_classes)[: classes.num_classes]
-    record = {"file": str(path), "width": int(labels.shape[1]), "height": int(labels.shape[0]),
-              "mask": f"masks/{stem}.png", "overlay": f"overlays/{stem}.png",
-              "class_fraction": {name: round(float(c) / labels.size, 6) for name, c in zip(classes.names, counts)}}
-    return mask.getvalue(), overlay.getvalue(), record
-
-
-def store(out: Path, record: dict, mask: bytes, overlay: bytes) -> dict:
-    """Write an image's encoded mask and overlay where its record says; the record."""
-    (out / record["mask"]).write_bytes(mask)
-    (out / record["overlay"]).write_bytes(overlay)
-    return record
-
-
-def _write(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes: ClassSpec, out: Path) -> dict:
-    mask, overlay, record = encode(path, stem, image, labels, classes)
-    return store(out, record, mask, overlay)

@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from seglab.progress import progress
+from seglab.core.errors import BadArgument
+from seglab.core.progress import progress
 
 MISSING = "--engine ray needs Ray Data: pip install 'seglab[ray]'."
 
@@ -39,11 +40,11 @@ class RayOptions:
 
     def check(self) -> None:
         if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.data") is None:
-            raise ValueError(MISSING)
+            raise BadArgument(MISSING)
         if self.actors < 1:
-            raise ValueError(f"--actors must be at least 1; got {self.actors}.")
+            raise BadArgument(f"--actors must be at least 1; got {self.actors}.")
         if (self.cpus is not None and self.cpus <= 0) or self.gpus < 0:
-            raise ValueError(f"--cpus-per-actor must be above 0 and --gpus-per-actor at least 0; got {self.cpus} and {self.gpus}.")
+            raise BadArgument(f"--cpus-per-actor must be above 0 and --gpus-per-actor at least 0; got {self.cpus} and {self.gpus}.")
 
 
 class ChunkPredictor:
@@ -55,8 +56,8 @@ class ChunkPredictor:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if os.path.isdir(job["cwd"]):  # relative paths mean what they meant to the driver
             os.chdir(job["cwd"])
-        from seglab.runtimes import cores, open_predictor
-        from seglab.tiling import TTA, Inference
+        from seglab.inference.runtimes import cores, open_predictor
+        from seglab.inference.tiling import TTA, Inference
 
         _share_tensorflow_threads(cores())  # the actor's share of the CPUs, not every core of the node
         model = open_predictor(job["run"], job["runtime"])
@@ -75,14 +76,20 @@ class ChunkPredictor:
     def _chunk(self, paths: list[Path], stems: list[str]) -> list[tuple]:
         """One chunk's rows (COLUMNS): its failures, then its predictions; the seconds its stages
         took on its first row."""
-        from seglab.errors import DataError
-        from seglab.prediction import _failure, _large_images_allowed, _read, chunk_labels, encode
-        from seglab.progress import Stopwatch
+        from seglab.core.errors import DataError
+        from seglab.core.progress import Stopwatch
+        from seglab.inference.chunks import (
+            chunk_labels,
+            encode,
+            failure,
+            large_images_allowed,
+            read_input,
+        )
 
         clock = Stopwatch()
-        with _large_images_allowed(bool(self.inference.tile)), clock("read"):
-            images = list(self.pool.map(_read, paths))
-        rows = [(str(p), json.dumps({"failed": _failure(p, image.problem.message)}), b"", b"")
+        with large_images_allowed(bool(self.inference.tile)), clock("read"):
+            images = list(self.pool.map(read_input, paths))
+        rows = [(str(p), json.dumps({"failed": failure(p, image.problem.message)}), b"", b"")
                 for p, image in zip(paths, images) if isinstance(image, DataError)]
         good = [(p, s, image) for p, s, image in zip(paths, stems, images) if not isinstance(image, DataError)]
         if good:
@@ -100,7 +107,7 @@ COLUMNS = ("file", "record", "mask", "overlay", "seconds")
 def _share_tensorflow_threads(threads: int) -> None:
     """TensorFlow's thread pools (the Keras runtime, and the resizing every runtime does) sized to
     `threads`: by default each actor's pools would take every core of the node, however many
-    actors share it. ONNX Runtime and LiteRT size theirs from seglab.runtimes.cores() themselves."""
+    actors share it. ONNX Runtime and LiteRT size theirs from seglab.inference.runtimes.cores() themselves."""
     import tensorflow as tf
 
     try:
@@ -124,7 +131,7 @@ def session(options: RayOptions):
             ray.init(address=options.address or "local", include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError) as e:
-            raise ValueError(f"--address {options.address}: cannot join the Ray cluster: {_why(e)}.") from None
+            raise BadArgument(f"--address {options.address}: cannot join the Ray cluster: {_why(e)}.") from None
     try:
         yield time.perf_counter() - began
     finally:
@@ -147,7 +154,7 @@ def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
     `session`; the outputs are written into `out` as they arrive."""
     import ray
 
-    from seglab.prediction import _failure, store
+    from seglab.inference.chunks import failure, store
 
     started = time.perf_counter()
     cpus = options.cpus or max(1.0, float(ray.cluster_resources().get("CPU", 1)) // options.actors)
@@ -174,7 +181,7 @@ def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
         try:
             results.append(store(out, record, bytes(mask), bytes(overlay)))
         except OSError as e:
-            failed.append(_failure(Path(file), f"its outputs could not be written ({e.strerror or e})."))
+            failed.append(failure(Path(file), f"its outputs could not be written ({e.strerror or e})."))
     summary = {stage: round(value, 3) for stage, value in seconds.items()}
     # the actors' stages add up over actors running side by side: the driver's wall clock is "total"
     summary.update({"total": round(time.perf_counter() - started, 3), "actors": options.actors,

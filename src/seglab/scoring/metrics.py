@@ -3,8 +3,8 @@
 Conventions, the same in Keras `fit` and in plain evaluation:
 - `confusion[t, p]` counts pixels of true class t predicted as p. Pixels whose truth is
   `ignore_index` (or any value outside 0..num_classes-1) are left out of every score.
-- Predictions are the argmax of the logits; a binary model (one logit) predicts foreground where
-  its sigmoid probability is above 0.5 (logit > 0), and has num_classes = 2.
+- Predictions are `seglab.core.decision.decide_tensor` of the logits: the argmax, or for a
+  binary model (one logit, num_classes = 2) foreground where its probability is above 0.5.
 - IoU_c = TP / (TP + FP + FN) and Dice_c = 2 TP / (2 TP + FP + FN). A class absent from both the
   truth and the prediction has no IoU or Dice (NaN) and is left out of the means, rather than
   counted as a perfect 1 or a failed 0.
@@ -15,22 +15,15 @@ Conventions, the same in Keras `fit` and in plain evaluation:
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 from keras import ops
 
+from seglab.core.decision import decide_tensor
+from seglab.core.xla import compiled
 from seglab.data.classes import IGNORE_INDEX
-from seglab.xla import compiled
-
-
-def predict_labels(logits, threshold: float = 0.5):
-    """Logits [..., C] -> class indices int32 [...]; C == 1: 1 where sigmoid(logit) > threshold."""
-    if logits.shape[-1] == 1:
-        return ops.cast(logits[..., 0] > math.log(threshold / (1 - threshold)), "int32")
-    return ops.cast(ops.argmax(logits, axis=-1), "int32")
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int, ignore_index: int = IGNORE_INDEX,
@@ -142,7 +135,7 @@ def _squeezed(y_true, logits):
 @compiled
 def _batch_confusion(y_true, logits, num_classes: int, ignore_index: int):
     """The metrics' per-batch update: truth [B, H, W(, 1)] and logits -> int64 [K, K]."""
-    return _confusion(_squeezed(y_true, logits), predict_labels(logits), num_classes, ignore_index)
+    return _confusion(_squeezed(y_true, logits), decide_tensor(logits), num_classes, ignore_index)
 
 
 class ConfusionMatrixMetric(keras.metrics.Metric):

@@ -15,23 +15,33 @@ from pathlib import Path
 
 import keras
 
-from seglab.checkpoint import RunCheckpoint, StopWhereTheChiefStops
-from seglab.config import TrainConfig, binary_head, resolve, validate
+from seglab.callbacks.checkpoint import RunCheckpoint, StopWhereTheChiefStops
+from seglab.callbacks.trackers import make_trackers
+from seglab.core.errors import (
+    BadArgument,
+    RunExists,
+    TrainingFailed,
+    WorkerLost,
+)
+from seglab.core.precision import precision
+from seglab.core.progress import EpochBar
 from seglab.data.check import CheckReport
 from seglab.data.check import validate as validate_source
-from seglab.data.classes import ClassSpec
 from seglab.data.pipeline import make_dataset
-from seglab.distribute import Cluster, build_for_fit, distributed_dataset, lost_peer, synchronize_batch_norm
-from seglab.distribute import start as start_cluster
-from seglab.errors import TrainingFailed, WorkerLost
-from seglab.losses import make_loss, resolve_class_weights
-from seglab.metrics import segmentation_metrics
+from seglab.engines.distribute import (
+    Cluster,
+    build_for_fit,
+    distributed_dataset,
+    lost_peer,
+    synchronize_batch_norm,
+)
+from seglab.engines.distribute import start as start_cluster
 from seglab.models import build_model, model_spec
-from seglab.precision import precision
-from seglab.progress import EpochBar
 from seglab.runs import Run, check_output_dir
-from seglab.samples import Samples
-from seglab.trackers import make_trackers
+from seglab.runs.config import TrainConfig, binary_head, resolve, validate
+from seglab.runs.samples import Samples
+from seglab.scoring.losses import make_loss, resolve_class_weights
+from seglab.scoring.metrics import segmentation_metrics
 
 
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
@@ -73,7 +83,7 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
     over the epochs instead of a log line each.
 
     `distribute` (an option, also on resume; default auto) picks the tf.distribute strategy
-    (`seglab.distribute`). In a multi-worker job every worker calls this with the same
+    (`seglab.engines.distribute`). In a multi-worker job every worker calls this with the same
     arguments; only the chief writes the run folder.
 
     Everything that can be refused (options, dataset, model) is refused before the run folder is
@@ -82,10 +92,7 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
     distribute = options.pop("distribute", None)
     cluster = start_cluster(distribute or (config.distribute if config and resume is None else "auto"))
     if resume is not None:
-        run = Run(resume)
-        if not run.config.is_file():
-            raise FileNotFoundError(f"{run.path} is not a seglab run folder (no config.yaml). Give the --out folder of "
-                                    "a `seglab train` run.")
+        run = Run.open(resume)
         with _writer(run, cluster):
             return _fit(run, *_resumed(run, cluster), cluster=cluster, verbose=verbose)
     config = (config or TrainConfig()).replace(data=_data_path(data), **options)
@@ -99,8 +106,8 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
     run.path.mkdir(parents=True, exist_ok=True)
     with run.lock():
         _refuse_existing(run)  # another process may have started here meanwhile
-        config.save(run.config)
-        source.classes.save(run.classes)
+        config.save(run.config_path)
+        source.classes.save(run.classes_path)
         run.write_state(status="running", epochs_done=0)
         return _fit(run, config, source, model, 0, cluster=cluster, verbose=verbose)
 
@@ -118,7 +125,7 @@ def _data_path(data) -> str:
 
 def _refuse_existing(run: Run) -> None:
     if run.path.is_dir() and any(p.name != ".lock" for p in run.path.iterdir()):
-        raise FileExistsError(f"{run.path} already holds files. Resume it with `seglab train --resume {run.path}`, "
+        raise RunExists(f"{run.path} already holds files. Resume it with `seglab train --resume {run.path}`, "
                               "or give another --out.")
 
 
@@ -141,27 +148,26 @@ def _distribution(config: TrainConfig, cluster: Cluster) -> dict:
 def _resumed(run: Run, cluster: Cluster):
     """The config, source, model and finished epochs of an interrupted run, checked against
     what it was trained with."""
-    config = TrainConfig.load(run.config)
-    trained = ClassSpec.load(run.classes)
+    config, trained = run.config, run.classes
     source = config.open_source()
     reports = _checked_source(source, config)
     num_classes = source.classes.num_classes
     try:
         validate(config, num_classes)
     except ValueError as e:
-        raise ValueError(f"{run.config}: {e} Fix the file to resume.") from None
+        raise BadArgument(f"{run.config_path}: {e} Fix the file to resume.") from None
     if source.classes.names != trained.names:
-        raise ValueError(f"{config.data} now has the classes {', '.join(source.classes.names)}, but {run.path} was "
+        raise BadArgument(f"{config.data} now has the classes {', '.join(source.classes.names)}, but {run.path} was "
                          f"trained on {', '.join(trained.names)}. Resume with the run's data, or start a new run.")
     distribution = _distribution(config, cluster)
     moved = any(getattr(config, k) != v for k, v in distribution.items())
     config = config.replace(**distribution)
     if moved and cluster.chief:  # resumed on other replicas: the global batch, so each step's samples, are the same
-        config.save(run.config)
+        config.save(run.config_path)
     if config.class_weights == "auto":
         config = config.replace(class_weights=_class_weights(config, source, reports))
     steps = _steps(source, config)
-    if run.last.is_file():
+    if run.last_path.is_file():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a frozen encoder without weights warns; only its layout is used
             fresh = _compiled_model(config.replace(weights="none"), num_classes, steps, cluster)
@@ -190,7 +196,7 @@ def _refuse_edits(run: Run, fresh: keras.Model, model: keras.Model) -> None:
               ("optimizer", type(fresh.optimizer) is type(model.optimizer))]
     changed = [what for what, same in checks if not same]
     if changed:
-        raise ValueError(f"{run.config}: {' and '.join(changed)} differ from what {run.last.name} was trained with. "
+        raise BadArgument(f"{run.config_path}: {' and '.join(changed)} differ from what {run.last_path.name} was trained with. "
                          "Undo the edit to resume, or start a new run with the new settings.")
 
 
@@ -204,7 +210,7 @@ def _checked_source(source, config: TrainConfig):
         hint = (f" The validation split is a seeded {config.val_fraction:.0%} of the pairs by name: add images, or "
                 "raise --val-fraction." if "val" in empty and source.format in ("folder", "synthetic", "coco", "oxford-pets")
                 else " Add the missing split's pairs.")
-        raise ValueError(f"{source.root}: training needs pairs in both train and val; found {found} pair(s).{hint}")
+        raise BadArgument(f"{source.root}: training needs pairs in both train and val; found {found} pair(s).{hint}")
     return reports
 
 

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import keras
 
-import seglab.models  # noqa: F401  (registers seglab's layers, losses and metrics, so safe mode loads them)
+# Importing them registers seglab's layers, losses and metrics with Keras, so safe mode loads them.
+import seglab.models  # noqa: F401
+import seglab.scoring.losses  # noqa: F401
+import seglab.scoring.metrics  # noqa: F401
+from seglab.core.errors import BadArgument, NotFound
 
 
 def load_model(path, compile: bool = True) -> keras.Model:
@@ -15,14 +19,14 @@ def load_model(path, compile: bool = True) -> keras.Model:
     corrupt file is a ValueError naming it and how to recover."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found.")
+        raise NotFound(f"{path} not found.")
     hint = (" A run keeps two models: model.keras (the best epoch) and last.keras (the latest, for --resume);"
             " if one is damaged, the other may still load, else train again.")
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is unreadable: not a Keras model archive (truncated or corrupt, "
+        raise BadArgument(f"{path} is unreadable: not a Keras model archive (truncated or corrupt, "
                          f"{path.stat().st_size:,} bytes).{hint}")
     try:
         return keras.models.load_model(path, compile=compile)
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, TypeError) as e:
-        raise ValueError(f"{path} is unreadable: Keras could not load it ({type(e).__name__}: "
+        raise BadArgument(f"{path} is unreadable: Keras could not load it ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}).{hint}") from None

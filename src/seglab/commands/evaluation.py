@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from seglab.config import TrainConfig
+from seglab.commands.exporting import predictor_for
+from seglab.core.errors import BadArgument
 from seglab.data.classes import ClassSpec
 from seglab.data.pipeline import make_dataset, model_input, read_pair
-from seglab.metrics import confusion_matrix, mean_iou, summarize
+from seglab.inference.tiling import TTA, Inference
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path, check_output_dir, make_output_dir, write_text
-from seglab.runtimes import open_predictor
-from seglab.tiling import TTA, Inference
+from seglab.runs.config import TrainConfig
+from seglab.scoring.metrics import confusion_matrix, mean_iou, summarize
 
 MOSAIC_IMAGES = 6
 
@@ -25,7 +26,7 @@ MOSAIC_IMAGES = 6
 def _source(config: TrainConfig, data: str | None, classes: ClassSpec, format: str | None, view: str | None):
     source = config.open_source(data, format, view)
     if source.classes.num_classes != classes.num_classes:
-        raise ValueError(f"{source.root} has {source.classes.num_classes} classes ({', '.join(source.classes.names)}) but the "
+        raise BadArgument(f"{source.root} has {source.classes.num_classes} classes ({', '.join(source.classes.names)}) but the "
                          f"model was trained on {classes.num_classes} ({', '.join(classes.names)}). Give data with the run's classes.")
     return source
 
@@ -76,12 +77,11 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
     By default images are scored at the model's size (centre crops for a run trained on crops);
     `full_res` resizes predictions to each image's own size; `tile` (implies `full_res`)
     predicts by sliding tiles overlapping by `overlap`; `tta` averages over augmented copies."""
-    run = Run(run_path)
-    config = TrainConfig.load(run.config)
-    classes = ClassSpec.load(run.classes)
+    run = Run.open(run_path)
+    config, classes = run.config, run.classes
     out = check_output_dir(out if out is not None else output_folder(run, data))
     tta = TTA.parse(tta) if isinstance(tta, str) or tta is None else tta
-    model = open_predictor(run.path, runtime)
+    model = predictor_for(run.path, runtime)
     full_res = full_res or bool(tile)
     inference = Inference(model, tile or None, overlap, tta, batch_size or config.batch_size, model.scale)
     source = _source(config, data, classes, format, view)
@@ -103,7 +103,7 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
 
     metrics = summarize(total, classes.names, np.stack(per_image) if per_image else None)
     metrics |= {"split": split, "data": str(source.root), "full_res": full_res, "size": config.size,
-                "model": config.model, "checkpoint": run.model.name, "runtime": model.runtime,
+                "model": config.model, "checkpoint": run.model_path.name, "runtime": model.runtime,
                 **inference.describe(), "crop": config.crop, "class_names": list(classes.names)}
     suffix = _suffix(split, full_res, inference)
     make_output_dir(out)

@@ -1,0 +1,28 @@
+"""Writing a file so that a reader, or a process killed mid-write, never sees it half written:
+under a temporary name beside it, renamed into place when complete."""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+TMP_MARK = ".tmp"  # in every temporary name, so a resume can sweep what a kill left behind
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside `path` (same suffix, for writers that check it); rename it to
+    `path` when the block succeeds."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}{TMP_MARK}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    """`path.write_text(text)`, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

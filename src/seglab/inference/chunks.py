@@ -1,0 +1,99 @@
+"""A chunk of image files in, masks and overlays out: the steps of `seglab predict` that the local
+engine (`seglab.commands.prediction`) and the Ray actors (`seglab.engines.ray_engine`) both run,
+so both write the same files."""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from seglab.core.errors import DataError
+from seglab.core.progress import GrowingBar, Stopwatch
+from seglab.data.classes import ClassSpec
+from seglab.data.colors import blend, indexed_png
+from seglab.data.images import read_image
+from seglab.data.pipeline import model_input
+from seglab.inference.tiling import Inference
+
+OVERLAY_ALPHA = 0.5
+TILED_MAX_PIXELS = 1 << 30  # with --tile, images up to a gigapixel (3 GiB decoded) are taken, not refused as bombs
+
+
+def read_input(path: Path):
+    """The image, or the DataError that says why it cannot be used."""
+    try:
+        return read_image(path)
+    except DataError as e:
+        return e
+    except Exception as e:  # noqa: BLE001  (any file at all must not end the batch)
+        return DataError(path, f"cannot be read ({type(e).__name__}: {e}).")
+
+
+def chunk_labels(inference: Inference, images: list[np.ndarray], threshold: float, clock: Stopwatch,
+                 tiles: GrowingBar | None = None) -> list[np.ndarray]:
+    """The label maps of a chunk of decoded images (one model call, or one image's tiles), each
+    at its image's size: what both engines run, so both give the same masks."""
+    model = inference.predictor
+    if inference.tile:
+        labels = []
+        for image in images:
+            if tiles is not None:
+                tiles.grow(inference.tile_count(image.shape))
+            with clock("model"):  # tiles, their blending and the decision
+                labels.append(inference.tiled_labels(image, threshold, tiles.advance if tiles is not None else None))
+        return labels
+    with clock("resize to the model's size"):
+        batch = np.concatenate([model_input(image[None], model.size) for image in images])
+    shapes = [image.shape[:2] for image in images]
+    if inference.tta is None:
+        with clock("model"):
+            outputs = model(batch)
+        with clock("resize to the original size and decide"):
+            return model.to_labels(outputs, shapes, threshold)
+    with clock("model"):  # every augmented copy, and the decision
+        return inference.resized_labels(np.asarray(batch), shapes, threshold)
+
+
+@contextlib.contextmanager
+def large_images_allowed(allowed: bool):
+    """Pillow refuses images above ~179 megapixels as decompression bombs; tiled prediction is
+    for large images, so it takes them up to a gigapixel."""
+    before = Image.MAX_IMAGE_PIXELS
+    if allowed and before is not None:
+        Image.MAX_IMAGE_PIXELS = max(before, TILED_MAX_PIXELS)
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
+def failure(path: Path, message: str) -> dict:
+    return {"file": str(path), "message": message}
+
+
+def encode(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes: ClassSpec) -> tuple[bytes, bytes, dict]:
+    """The mask PNG (indexed, class palette), the overlay PNG and the image's record."""
+    mask, overlay = io.BytesIO(), io.BytesIO()
+    indexed_png(labels, classes).save(mask, format="PNG")
+    # zlib level 1: a photo's overlay encodes 4x faster than at Pillow's default 6, for a larger file
+    Image.fromarray(blend(image, labels, classes, OVERLAY_ALPHA)).save(overlay, format="PNG", compress_level=1)
+    counts = np.bincount(labels.ravel(), minlength=classes.num_classes)[: classes.num_classes]
+    record = {"file": str(path), "width": int(labels.shape[1]), "height": int(labels.shape[0]),
+              "mask": f"masks/{stem}.png", "overlay": f"overlays/{stem}.png",
+              "class_fraction": {name: round(float(c) / labels.size, 6) for name, c in zip(classes.names, counts)}}
+    return mask.getvalue(), overlay.getvalue(), record
+
+
+def store(out: Path, record: dict, mask: bytes, overlay: bytes) -> dict:
+    """Write an image's encoded mask and overlay where its record says; the record."""
+    (out / record["mask"]).write_bytes(mask)
+    (out / record["overlay"]).write_bytes(overlay)
+    return record
+
+
+def write_outputs(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes: ClassSpec, out: Path) -> dict:
+    mask, overlay, record = encode(path, stem, image, labels, classes)
+    return store(out, record, mask, overlay)
