@@ -34,7 +34,7 @@ def child(args) -> None:
 
     if args.child == "keras":
         FusedBatchNormalization._fusable = lambda self, inputs, mask: False
-    config = resolve(TrainConfig(model=args.model, size=args.size, batch_size=args.batch, weights=args.weights,
+    config = resolve(TrainConfig.of(model=args.model, size=args.size, batch_size=args.batch, weights=args.weights,
                                  precision=args.precision), args.classes)
     model = _compiled_model(config, args.classes, 10, Cluster("none"))
     rng = np.random.default_rng(0)
@@ -45,7 +45,7 @@ def child(args) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     model.fit(stream, steps_per_epoch=args.steps, epochs=1, verbose=0)
     print(json.dumps({"batch_norm": args.child, "model": args.model, "size": args.size, "batch": args.batch,
-                      "precision": config.precision, "step_s": round((time.perf_counter() - wall) / args.steps, 3),
+                      "precision": config.setup.precision, "step_s": round((time.perf_counter() - wall) / args.steps, 3),
                       "cpu_s_per_step": round((time.process_time() - cpu) / args.steps, 3)}))
 
 

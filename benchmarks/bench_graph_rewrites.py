@@ -45,7 +45,7 @@ def main():
     from seglab.models.graph_rewrites import split_concat_conv, static_transposed_crops
 
     keras.utils.set_random_seed(0)
-    options = {"weights": "none"} if model_spec(args.model).pretrained else {}  # speed needs no download
+    options = model_spec(args.model).encoder_options(weights="none")  # speed needs no download
     model = build_model(args.model, args.classes, args.size, **options)
     graph, _ = deployable(model, subpixel="free")
     folder = Path(tempfile.mkdtemp(prefix="seglab-rewrites-"))

@@ -99,7 +99,7 @@ def main():
         sys.exit(f"reference trainer not found under {SHARED}: set SEGLAB_SHARED")
     from seglab.models import model_spec
 
-    epochs = args.epochs or [model_spec(m).recipe.epochs for m in args.models]
+    epochs = args.epochs or [model_spec(m).defaults.epochs for m in args.models]
     with tempfile.TemporaryDirectory() as tmp:
         folders = split_folders(Path(args.data), Path(tmp))
         for model, n in zip(args.models, epochs):

@@ -91,9 +91,12 @@ def test_a_dataset_too_small_to_split_is_refused_before_anything_is_written(tmp_
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--lr", "inf"], "learning_rate must be a positive finite number"),
+    (["--lr", "inf"], "learning_rate must be a number (or null); got inf (not finite)"),
+    (["--lr", "-1"], "learning_rate must be a positive finite number"),
     (["--option", "filters=8,abc"], "Option filters of unet takes a comma-separated list of whole numbers"),
-    (["--val-fraction", "1.5"], "val_fraction must be between 0 and 1"),
+    (["--val-fraction", "1.5"], "val_fraction must be a number from 0.001 to 0.999"),
+    (["--augment-zoom", "2,1"], "zoom must be two numbers, lo and hi with lo <= hi"),
+    (["--optimizer", "sgd"], "Unknown optimizer 'sgd'. Use one of: adam, rmsprop"),
     (["--class-weights", "1,x"], "--class-weights takes auto, none or one number per class"),
 ])
 def test_bad_training_options_are_refused_before_anything_is_written(tmp_path, args, message):
@@ -140,8 +143,8 @@ def finished_run(tmp_path, tiny_run):
 @pytest.mark.parametrize("edit, message", [
     (lambda text: text + "\n  - broken: [\n", "not valid YAML"),
     (lambda text: text.replace("epochs: 2", "epochs: banana"), "epochs must be a whole number"),
-    (lambda text: text.replace("batch_size: 16", "batch_size: 0"), "batch_size must be at least 1"),
-    (lambda text: "\n".join(line for line in text.splitlines() if not line.startswith("optimizer:")), "missing keys: optimizer"),
+    (lambda text: text.replace("batch_size: 16", "batch_size: 0"), "recipe.batch_size must be a whole number of at least 1"),
+    (lambda text: "\n".join(line for line in text.splitlines() if line.strip() != "optimizer: adam"), "missing key recipe.optimizer"),
     (lambda text: text.replace("loss: ce+dice", "loss: focal"), "loss or class_weights differ"),
     (lambda text: text.replace("- 8", "- 16"), "model, model_options or size differ"),
 ])

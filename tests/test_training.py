@@ -57,7 +57,7 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path):
                               ({"crop": 64}, "--size 32 and --crop 64 disagree"),
                               ({"size": None, "crop": 30}, "divisible by 4"),
                               ({"scale": 0.5}, "--scale resizes images before cropping: it needs --crop"),
-                              ({"size": None, "crop": 32, "scale": 0}, "scale must be above 0")]:
+                              ({"size": None, "crop": 32, "scale": 0}, "scale must be a number from 0.01 to 4")]:
         with pytest.raises(ValueError, match=message):
             seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **{**TINY, **options})
 
@@ -65,15 +65,15 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path):
 def test_model_option_defaults_merge_with_the_users_key_by_key():
     from seglab.runs.config import TrainConfig, resolve
 
-    default = resolve(TrainConfig(model="mobilenet_unet", weights="none"), 3)
-    assert default.model_options == {"alpha": 1.0, "decoder_filters": (256, 128, 64, 32)}  # every value used
-    mine = resolve(TrainConfig(model="mobilenet_unet", weights="none", model_options={"alpha": 0.35}), 3)
-    assert mine.model_options == {"decoder_filters": (256, 128, 64, 32), "alpha": 0.35}
-    wide = resolve(TrainConfig(model="mobilenet_unet", weights="none",
+    default = resolve(TrainConfig.of(model="mobilenet_unet", weights="none"), 3)
+    assert default.recipe.model_options == {"alpha": 1.0, "decoder_filters": (256, 128, 64, 32)}  # every value used
+    mine = resolve(TrainConfig.of(model="mobilenet_unet", weights="none", model_options={"alpha": 0.35}), 3)
+    assert mine.recipe.model_options == {"decoder_filters": (256, 128, 64, 32), "alpha": 0.35}
+    wide = resolve(TrainConfig.of(model="mobilenet_unet", weights="none",
                                model_options={"decoder_filters": (512, 256, 128, 64)}), 3)
-    assert wide.model_options == {"alpha": 1.0, "decoder_filters": (512, 256, 128, 64)}
-    unet = resolve(TrainConfig(model="unet"), 3)
-    assert {"filters", "batch_norm", "dropout", "head_kernel_size"} <= set(unet.model_options)
+    assert wide.recipe.model_options == {"alpha": 1.0, "decoder_filters": (512, 256, 128, 64)}
+    unet = resolve(TrainConfig.of(model="unet"), 3)
+    assert {"filters", "batch_norm", "dropout", "head_kernel_size"} <= set(unet.recipe.model_options)
 
 
 def _seglab(*args, **kwargs):
@@ -184,15 +184,15 @@ def test_split_seed_keeps_the_validation_images_while_seed_changes(tmp_path):
     data = write_folder(tmp_path / "data", {f"img{i:02d}": blocks_mask() for i in range(40)})
 
     def val(**seeds):
-        return sorted(pair.image.name for pair in TrainConfig(data=str(data), **seeds).open_source().split("val"))
+        return sorted(pair.image.name for pair in TrainConfig.of(path=str(data), **seeds).open_source().split("val"))
 
     assert val(seed=1, split_seed=0) == val(seed=0) != val(seed=1)
-    TrainConfig(data=str(data), seed=1, split_seed=0).save(tmp_path / "config.yaml")
-    assert TrainConfig.load(tmp_path / "config.yaml").split_seed == 0
+    TrainConfig.of(path=str(data), seed=1, split_seed=0).save(tmp_path / "config.yaml")
+    assert TrainConfig.load(tmp_path / "config.yaml").data.split_seed == 0
     written_before = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    del written_before["split_seed"]  # a run from before the key: its split was --seed's, and stays so
+    del written_before["data"]["split_seed"]  # a run from before the key: its split was --seed's, and stays so
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(written_before))
-    assert TrainConfig.load(tmp_path / "config.yaml").split_seed is None
+    assert TrainConfig.load(tmp_path / "config.yaml").data.split_seed is None
 
 
 def test_the_plateau_schedule_takes_up_its_patience_count_on_resume():

@@ -1,6 +1,7 @@
 """The `seglab` command line: one Typer app; each verb is a thin call into a module."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from seglab.core.errors import SeglabError
 from seglab.core.quiet import load_tensorflow
-from seglab.engines.distribute import DISTRIBUTE_HELP, is_chief
+from seglab.engines.distribute import is_chief
 from seglab.inference.tiling import TTA_HELP
 
 # TensorFlow's C++ info and warning lines are noise for seglab's users (errors still show); the
@@ -93,11 +94,8 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts hold literal brackets: pip install 'seglab[wandb]'
 )
 
-PRECISION_HELP = ("auto (mixed_float16 on a GPU, mixed_bfloat16 on CPUs with native bfloat16, else float32), float32, mixed_bfloat16 "
-                  "or mixed_float16.")
 RUNTIME_HELP = ("keras (default for a run), onnx, litert or saved_model: other than keras, the run's export folder "
                 "(RUN/export/FORMAT/) is used, exported first if needed. An export folder runs on its own.")
-FORMAT_HELP = "Dataset format: oxford-pets, camvid, cityscapes-pairs, coco, folder, synthetic. Default: recognised from the folder."
 
 
 @app.callback()
@@ -112,13 +110,43 @@ def _fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
+def _help(name: str) -> str:
+    """The help text configuration field `name` is declared with."""
+    from seglab.core.schema import options_of
+    from seglab.runs.config import SECTIONS, section_of
+
+    return options_of(SECTIONS[section_of(name)])[name].help
+
+
+def _field(name: str, *aliases: str, default=...):
+    """The `seglab train` option of configuration field `name`: its flag, default and help text as
+    `seglab.runs.config` declares them (`default` overrides where the command line parses text)."""
+    from seglab.core.schema import options_of
+    from seglab.data.augment import Augment
+    from seglab.runs.config import SECTIONS, cli_flag, section_of
+
+    kind = Augment if name.startswith("augment_") else SECTIONS[section_of(name)]
+    key = name.removeprefix("augment_")
+    opt = options_of(kind)[key]
+    field = next(f for f in dataclasses.fields(kind) if f.name == key)
+    help = opt.help
+    if opt.choices and not all(str(choice) in help for choice in opt.choices):
+        help += f" One of: {', '.join(map(str, opt.choices))}."
+    if default is ...:
+        default = None if kind is Augment else field.default
+    if kind is Augment:  # None on the command line: the recipe's value
+        value = field.default
+        help += f" Default: {','.join(map(str, value)) if isinstance(value, tuple) else value}."
+    return typer.Option(default, cli_flag(key, opt, augment=kind is Augment), *aliases, help=help)
+
+
 @app.command()
 def check(
     path: str = typer.Argument("synthetic", help="Dataset folder, or 'synthetic' for the built-in dataset."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
-    view: Optional[str] = typer.Option(None, help="Class view: 'binary' (oxford-pets), 'road' (camvid, cityscapes-pairs)."),
-    classes: Optional[str] = typer.Option(None, help="Comma-separated class names, index order (folder format)."),
-    val_fraction: float = typer.Option(0.2, help="Share held out for validation where the dataset has no val split."),
+    format: Optional[str] = _field("format", "-f"),
+    view: Optional[str] = _field("view"),
+    classes: Optional[str] = _field("classes"),
+    val_fraction: float = _field("val_fraction"),
     seed: int = typer.Option(0, help="Seed of that split."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ):
@@ -205,36 +233,42 @@ def _class_weights(value: str):
 @app.command()
 def train(
     data: str = typer.Argument("synthetic", help="Dataset folder (any format `seglab check` reads), or 'synthetic'."),
-    model: str = typer.Option("unet", "--model", "-m", help="Model name; `seglab models` lists them with their defaults."),
+    model: str = _field("model", "-m"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder to write. Default: runs/MODEL."),
     resume: Optional[Path] = typer.Option(None, help="Continue the interrupted run in this folder (other options are read from it)."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
-    view: Optional[str] = typer.Option(None, help="Class view: 'binary' (oxford-pets), 'road' (camvid, cityscapes-pairs)."),
-    classes: Optional[str] = typer.Option(None, help="Comma-separated class names, index order (folder format)."),
-    val_fraction: float = typer.Option(0.2, help="Share held out for validation where the dataset has no val split."),
-    size: Optional[int] = typer.Option(None, help="Square input size in pixels. Default: the model's (128)."),
-    crop: Optional[int] = typer.Option(None, help="Train on random CROP x CROP crops at each image's own resolution instead of resizing whole images to --size (large images; validation scores centre crops)."),
-    scale: float = typer.Option(1.0, help="With --crop: resize every image by this factor first (0.5 halves 960x720 to 480x360)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size. Default: the model's."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs. Default: the model's."),
-    optimizer: str = typer.Option("adam", help="adam or rmsprop."),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", help="Initial learning rate. Default: the model's."),
-    schedule: str = typer.Option("cosine", help="Learning-rate schedule: cosine, plateau (halve when val mIoU stalls) or constant."),
-    loss: Optional[str] = typer.Option(None, help="ce, ce+dice, focal, dice, bce, bce+dice. Default: ce+dice (bce+dice for 2 classes)."),
-    class_weights: str = typer.Option("none", help="auto (median-frequency), none, or one value per class: 1,2.5,1."),
-    augment: bool = typer.Option(True, help="Flip, scale-and-crop, brightness and contrast on training batches."),
-    weights: Optional[str] = typer.Option(None, help="Encoder weights (models with a pretrained encoder, see `seglab models`): imagenet, none, or a .weights.h5 file."),
-    fine_tune: Optional[str] = typer.Option(None, help="Encoder layers to train: none, all, or from a block (block_13, block4)."),
+    format: Optional[str] = _field("format", "-f"),
+    view: Optional[str] = _field("view"),
+    classes: Optional[str] = _field("classes"),
+    val_fraction: float = _field("val_fraction"),
+    size: Optional[int] = _field("size"),
+    crop: Optional[int] = _field("crop"),
+    scale: float = _field("scale"),
+    batch_size: Optional[int] = _field("batch_size", "-b"),
+    epochs: Optional[int] = _field("epochs", "-e"),
+    optimizer: str = _field("optimizer"),
+    learning_rate: Optional[float] = _field("learning_rate", "--lr"),
+    schedule: str = _field("schedule"),
+    loss: Optional[str] = _field("loss"),
+    class_weights: Optional[str] = _field("class_weights"),
+    augment: bool = typer.Option(True, help="Paired augmentation of training batches; the --augment-* options set each "
+                                 "operation's strength (0 turns one off)."),
+    augment_flip: Optional[float] = _field("augment_flip"),
+    augment_vflip: Optional[float] = _field("augment_vflip"),
+    augment_zoom: Optional[str] = _field("augment_zoom"),
+    augment_brightness: Optional[float] = _field("augment_brightness"),
+    augment_contrast: Optional[float] = _field("augment_contrast"),
+    weights: Optional[str] = _field("weights"),
+    fine_tune: Optional[str] = _field("fine_tune"),
     encoder: Optional[str] = typer.Option(None, help="Encoder of unet, fpn or deeplabv3plus: a keras.applications network (`seglab models --encoders` lists them) or unet's own 'scratch'. Default: the model's."),
     option: list[str] = typer.Option([], "--option", help="Model option KEY=VALUE, repeatable: --option filters=16,32,64,128."),
-    precision: str = typer.Option("auto", help=PRECISION_HELP),
-    distribute: str = typer.Option("auto", help="tf.distribute strategy, also with --resume: " + DISTRIBUTE_HELP + " --batch-size is the global batch."),
-    previews: int = typer.Option(8, help="Validation samples predicted after every epoch, for the previews and `seglab view`."),
-    wandb: bool = typer.Option(False, "--wandb", help="Also log to Weights & Biases (pip install 'seglab[wandb]'; WANDB_MODE=offline works)."),
-    wandb_project: Optional[str] = typer.Option(None, help="W&B project (implies --wandb). Default: seglab."),
-    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars and overlay images to RUN/tensorboard."),
-    seed: int = typer.Option(0, help="Seed of the split, the initial weights, shuffling and augmentation."),
-    split_seed: Optional[int] = typer.Option(None, help="Seed of the validation split alone. Default: --seed. Keep it to rerun a recipe with another --seed on the same validation images."),
+    precision: str = _field("precision"),
+    distribute: str = _field("distribute"),
+    previews: int = _field("previews"),
+    wandb: bool = _field("wandb"),
+    wandb_project: Optional[str] = _field("wandb_project"),
+    tensorboard: bool = _field("tensorboard"),
+    seed: int = _field("seed"),
+    split_seed: Optional[int] = _field("split_seed"),
 ):
     """Train a model and write its run folder (config, best and last model, history, curves, previews).
 
@@ -242,8 +276,9 @@ def train(
 
     Killed or interrupted, `seglab train --resume runs/NAME` continues from the last finished epoch.
 
-    On several machines: run the same command on every worker, with TF_CONFIG set on each and
-    --out on storage they all see (see README, "Beyond one machine"); the chief writes the run.
+    Every option is a field of config.yaml (docs/training.md lists them). On several machines:
+    run the same command on every worker, with TF_CONFIG set on each and --out on storage they
+    all see (docs/scale.md); the chief writes the run.
     """
     load_tensorflow()
     from seglab.commands.training import train as run_train
@@ -252,14 +287,17 @@ def train(
         call = lambda: run_train(resume=resume, distribute=distribute)  # noqa: E731  (the rest comes from the run)
     else:
         names = _class_names(classes)
-        options = {k: v for k, v in dict(
-            format=format, view=view, size=size, crop=crop, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
-            loss=loss, weights=weights, fine_tune=fine_tune, classes=names.names if names else None,
-            split_seed=split_seed).items() if v is not None}
-        options.update(model=model, optimizer=optimizer, schedule=schedule, augment=augment, seed=seed, precision=precision,
+        given = dict(format=format, view=view, size=size, crop=crop, batch_size=batch_size, epochs=epochs,
+                     learning_rate=learning_rate, loss=loss, weights=weights, fine_tune=fine_tune,
+                     classes=names.names if names else None, split_seed=split_seed,
+                     class_weights=_class_weights(class_weights) if class_weights is not None else None)
+        options = {k: v for k, v in given.items() if v is not None}
+        options.update(model=model, optimizer=optimizer, schedule=schedule, seed=seed, precision=precision,
                        previews=previews, wandb=wandb, wandb_project=wandb_project, tensorboard=tensorboard,
-                       val_fraction=val_fraction, class_weights=_class_weights(class_weights), scale=scale, distribute=distribute,
-                       model_options=_parse_options(option))
+                       val_fraction=val_fraction, scale=scale, distribute=distribute,
+                       model_options=_parse_options(option), augment=_augmentation(
+                           augment, flip=augment_flip, vflip=augment_vflip, zoom=augment_zoom,
+                           brightness=augment_brightness, contrast=augment_contrast))
         if encoder is not None:
             _check_takes_encoder(model)
             options["model_options"]["encoder"] = encoder
@@ -275,6 +313,21 @@ def train(
     console.print(f"Run complete: {run.path}  best val mIoU {state.get('best_val_miou')} at epoch {state.get('best_epoch')}")
 
 
+def _augmentation(on: bool, **strengths):
+    """--no-augment: none; else the --augment-* strengths given (the rest keep their defaults)."""
+    if not on:
+        given = [f"--augment-{k}" for k, v in strengths.items() if v is not None]
+        if given:
+            _fail(f"--no-augment turns augmentation off; leave out {', '.join(given)} or drop --no-augment.")
+        return False
+    if strengths["zoom"] is not None:
+        try:
+            strengths["zoom"] = [float(v) for v in strengths["zoom"].split(",")]
+        except ValueError:
+            _fail(f"--augment-zoom takes two numbers, lo,hi (0.75,1.5); got {strengths['zoom']!r}.")
+    return {k: v for k, v in strengths.items() if v is not None}
+
+
 TILE_NOTE = "a multiple of the model's stride; after the run's --scale"
 OVERLAP_HELP = "With --tile: how much neighbouring tiles overlap, as a share of the tile (0 to 0.9); overlaps are blended."
 
@@ -283,7 +336,7 @@ OVERLAP_HELP = "With --tile: how much neighbouring tiles overlap, as a share of 
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder written by `seglab train`."),
     data: Optional[str] = typer.Option(None, help="Score on another dataset with the run's classes. Default: the run's."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="With --data: its format. " + FORMAT_HELP),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="With --data: its format. " + _help("format")),
     view: Optional[str] = typer.Option(None, help="With --data: its class view ('binary', 'road')."),
     split: str = typer.Option("val", help="Split to score: train, val or test."),
     full_res: bool = typer.Option(False, "--full-res", help="Resize predictions to each image's original size and score there."),
@@ -610,7 +663,7 @@ def bench(
     steps: int = typer.Option(10, help="Timed training steps (after 2 warm-up steps)."),
     weights: str = typer.Option("none", help="Encoder weights for a model with a pretrained encoder: imagenet, none or a file."),
     jit: bool = typer.Option(False, help="Compile with XLA."),
-    precision: str = typer.Option("auto", help=PRECISION_HELP),
+    precision: str = _field("precision"),
     runtime: str = typer.Option("keras", help="predict: keras, or onnx, litert or saved_model (the model exported, float32)."),
     quantize: Optional[str] = typer.Option(None, help="With --runtime onnx: int8 (static, calibrated on the dataset's images)."),
 ):
@@ -625,7 +678,7 @@ def bench(
     from seglab.commands.bench import bench as run_bench
     from seglab.models import model_spec
 
-    options = {"weights": weights} if model_spec(model).pretrained else {}
+    options = model_spec(model).encoder_options(weights=weights)
     result = run_bench(mode, model, data, size, batch, steps=steps, jit=jit, precision=precision, runtime=runtime,
                        quantize=quantize, **options)
     print(json.dumps(result), flush=True)

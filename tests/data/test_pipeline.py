@@ -103,7 +103,7 @@ def pattern(h, w):
 @given(seed=st.integers(0, 2**31 - 1))
 def test_augmentation_keeps_image_and_mask_aligned(seed):
     image, mask = pattern(48, 64)
-    aug = Augment(brightness=0.0, contrast=0.0, scale=(0.6, 1.8))
+    aug = Augment(brightness=0.0, contrast=0.0, zoom=(0.6, 1.8), vflip=0.5)
     out_image, out_mask = aug(tf.constant(image[None]), tf.constant(mask[None]), tf.constant([seed, 7], tf.int64))
     out_image, out_mask = out_image.numpy()[0], out_mask.numpy()[0]
     assert out_mask.shape == (48, 64) and out_image.shape == (48, 64, 3)
@@ -114,6 +114,28 @@ def test_augmentation_keeps_image_and_mask_aligned(seed):
     assert agree > 0.93, agree
     assert set(np.unique(out_mask)) <= {0, 1, 2, 255}
     assert (out_image[~labelled] == 0).all()  # padding: black image, ignored mask
+
+
+def test_each_augmentation_draws_from_its_own_stream():
+    """Turning one operation on or off (or adding one) leaves the others' draws as they were."""
+    seed = tf.constant([3, 11], tf.int64)
+    full = Augment(vflip=0.5).draws(8, seed)
+    fewer = Augment(flip=0.0, brightness=0.0).draws(8, seed)
+    assert set(full) == {"flip", "vflip", "zoom", "offset", "brightness", "contrast"}
+    assert set(fewer) == {"zoom", "offset", "contrast"}
+    for name in set(full) & set(fewer):
+        np.testing.assert_array_equal(full[name].numpy(), fewer[name].numpy())
+    assert not Augment.off().enabled and Augment().enabled
+
+
+def test_augmentation_options_are_checked_where_they_are_declared():
+    from seglab.core.schema import from_plain
+
+    assert from_plain(Augment, {"zoom": [1, 2], "flip": 0}) == Augment(zoom=(1.0, 2.0), flip=0.0)
+    with pytest.raises(ValueError, match="flip must be a number from 0 to 1"):
+        from_plain(Augment, {"flip": 2})
+    with pytest.raises(ValueError, match="zoom must be two numbers"):
+        from_plain(Augment, {"zoom": [2, 1]})
 
 
 def test_augmentation_draws_differ_per_sample_and_repeat_per_seed(folder):

@@ -20,54 +20,54 @@ def test_every_model_has_a_spec_declared_in_its_own_module():
                                          "unet"}
     for name, spec in SPECS.items():
         assert spec.name == name and spec.builder.__module__ == f"seglab.models.{name}"
-        assert spec.summary and spec.recipe.size % 32 == 0
+        assert spec.summary and spec.defaults.size % 32 == 0
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_train_defaults_are_the_specs_recipe(name):
-    recipe = model_spec(name).recipe
-    config = resolve(TrainConfig(model=name), num_classes=3)
-    assert (config.size, config.batch_size, config.epochs, config.learning_rate) == (
+    recipe = model_spec(name).defaults
+    config = resolve(TrainConfig.of(model=name), num_classes=3)
+    assert (config.recipe.size, config.recipe.batch_size, config.recipe.epochs, config.recipe.learning_rate) == (
         recipe.size, recipe.batch_size, recipe.epochs, recipe.learning_rate)
-    encoder = config.model_options.get("encoder", SCRATCH)
+    encoder = config.recipe.model_options.get("encoder", SCRATCH)
     start = {"weights": None, "fine_tune": None} if encoder == SCRATCH else encoder_start(encoder)
-    assert (config.weights, config.fine_tune) == (recipe.weights or start["weights"], recipe.fine_tune or start["fine_tune"])
-    assert {k: config.model_options[k] for k in recipe.model_options} == dict(recipe.model_options)
+    assert (config.recipe.weights, config.recipe.fine_tune) == (recipe.weights or start["weights"], recipe.fine_tune or start["fine_tune"])
+    assert {k: config.recipe.model_options[k] for k in recipe.model_options} == dict(recipe.model_options)
 
 
 @pytest.mark.slow  # builds VGG16
 def test_fcn8s_has_one_default_size():
     from seglab.models import build_model
 
-    assert build_model("fcn8s", 3, weights="none").input_shape[1:3] == (model_spec("fcn8s").recipe.size,) * 2
-    assert resolve(TrainConfig(model="fcn8s"), num_classes=3).size == model_spec("fcn8s").recipe.size
+    assert build_model("fcn8s", 3, weights="none").input_shape[1:3] == (model_spec("fcn8s").defaults.size,) * 2
+    assert resolve(TrainConfig.of(model="fcn8s"), num_classes=3).recipe.size == model_spec("fcn8s").defaults.size
 
 
 def test_an_unknown_model_lists_the_known_ones_and_weights_are_for_pretrained_encoders():
     with pytest.raises(ValueError, match="Unknown model 'unet3'. Available: deeplabv3plus, fcn8s, fpn, mobilenet_unet"):
         model_spec("unet3")
     with pytest.raises(ValueError, match="unet with its scratch encoder trains from scratch"):
-        resolve(TrainConfig(model="unet", weights="imagenet"), num_classes=3)
+        resolve(TrainConfig.of(model="unet", weights="imagenet"), num_classes=3)
     with pytest.raises(ValueError, match="pix2pix_unet trains from scratch"):
-        resolve(TrainConfig(model="pix2pix_unet", fine_tune="all"), num_classes=3)
+        resolve(TrainConfig.of(model="pix2pix_unet", fine_tune="all"), num_classes=3)
 
 
 def test_unet_over_a_keras_applications_encoder_starts_from_imagenet_unless_told():
-    config = resolve(TrainConfig(model="unet", model_options={"encoder": "resnet50"}), num_classes=3)
-    assert (config.weights, config.fine_tune, config.model_options["encoder"]) == ("imagenet", "all", "resnet50")
-    config = resolve(TrainConfig(model="unet", weights="none", model_options={"encoder": "resnet50"}), num_classes=3)
-    assert (config.weights, config.fine_tune) == ("none", "all")
-    assert resolve(TrainConfig(model="unet"), num_classes=3).model_options["encoder"] == "scratch"
+    config = resolve(TrainConfig.of(model="unet", model_options={"encoder": "resnet50"}), num_classes=3)
+    assert (config.recipe.weights, config.recipe.fine_tune, config.recipe.model_options["encoder"]) == ("imagenet", "all", "resnet50")
+    config = resolve(TrainConfig.of(model="unet", weights="none", model_options={"encoder": "resnet50"}), num_classes=3)
+    assert (config.recipe.weights, config.recipe.fine_tune) == ("none", "all")
+    assert resolve(TrainConfig.of(model="unet"), num_classes=3).recipe.model_options["encoder"] == "scratch"
 
 
 def test_an_encoder_brings_its_own_fine_tune_default_which_a_random_start_overrides():
     for model in ("deeplabv3plus", "fpn", "unet"):
-        config = resolve(TrainConfig(model=model, model_options={"encoder": "mobilenet_v2"}), num_classes=3)
-        assert (config.weights, config.fine_tune) == ("imagenet", "block_6")
-        config = resolve(TrainConfig(model=model, weights="none", model_options={"encoder": "mobilenet_v2"}), num_classes=3)
-        assert (config.weights, config.fine_tune) == ("none", "all")
-        config = resolve(TrainConfig(model=model, fine_tune="block_13", model_options={"encoder": "mobilenet_v2"}), num_classes=3)
-        assert config.fine_tune == "block_13"
+        config = resolve(TrainConfig.of(model=model, model_options={"encoder": "mobilenet_v2"}), num_classes=3)
+        assert (config.recipe.weights, config.recipe.fine_tune) == ("imagenet", "block_6")
+        config = resolve(TrainConfig.of(model=model, weights="none", model_options={"encoder": "mobilenet_v2"}), num_classes=3)
+        assert (config.recipe.weights, config.recipe.fine_tune) == ("none", "all")
+        config = resolve(TrainConfig.of(model=model, fine_tune="block_13", model_options={"encoder": "mobilenet_v2"}), num_classes=3)
+        assert config.recipe.fine_tune == "block_13"
 
 
 def test_encoder_is_refused_for_a_model_whose_encoder_is_fixed(tmp_path):

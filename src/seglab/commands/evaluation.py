@@ -83,11 +83,11 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
     tta = TTA.parse(tta) if isinstance(tta, str) or tta is None else tta
     model = predictor_for(run.path, runtime)
     full_res = full_res or bool(tile)
-    inference = Inference(model, tile or None, overlap, tta, batch_size or config.batch_size, model.scale)
+    inference = Inference(model, tile or None, overlap, tta, batch_size or config.recipe.batch_size, model.scale)
     source = _source(config, data, classes, format, view)
     k = classes.num_classes
     batches = (_at_full_resolution(inference, source, split) if full_res
-               else _at_model_size(inference, source, split, batch_size or config.batch_size))
+               else _at_model_size(inference, source, split, batch_size or config.recipe.batch_size))
 
     total = np.zeros((k, k), np.int64)
     per_image, scored = [], []  # scored: (image mIoU, index, image, truth, prediction) at model size
@@ -98,13 +98,13 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
             per_image.append(confusion)
             score = mean_iou(confusion)
             if not math.isnan(score):  # the image number breaks ties, so arrays are never compared
-                scored.append((score, len(per_image), *_thumbnail(image, truth, prediction, config.size)))
+                scored.append((score, len(per_image), *_thumbnail(image, truth, prediction, config.recipe.size)))
         scored = _keep_extremes(scored)
 
     metrics = summarize(total, classes.names, np.stack(per_image) if per_image else None)
-    metrics |= {"split": split, "data": str(source.root), "full_res": full_res, "size": config.size,
-                "model": config.model, "checkpoint": run.model_path.name, "runtime": model.runtime,
-                **inference.describe(), "crop": config.crop, "class_names": list(classes.names)}
+    metrics |= {"split": split, "data": str(source.root), "full_res": full_res, "size": config.recipe.size,
+                "model": config.recipe.model, "checkpoint": run.model_path.name, "runtime": model.runtime,
+                **inference.describe(), "crop": config.recipe.crop, "class_names": list(classes.names)}
     suffix = _suffix(split, full_res, inference)
     make_output_dir(out)
     write_text(out / f"metrics{suffix}.json", json.dumps(metrics, indent=2) + "\n")

@@ -66,8 +66,8 @@ def split_images(source, config: TrainConfig, split: str = "val", count: int = P
     from seglab.data.pipeline import make_dataset
 
     images = []
-    for batch, _ in make_dataset(source, split, size=config.size, batch_size=8, shuffle=False, validate_first=False,
-                                 crop=config.crop, scale=config.scale):
+    for batch, _ in make_dataset(source, split, size=config.recipe.size, batch_size=8, shuffle=False, validate_first=False,
+                                 crop=config.recipe.crop, scale=config.recipe.scale):
         images.append(batch.numpy())
         if sum(len(b) for b in images) >= count:
             break
@@ -81,8 +81,8 @@ def validation_miou(model, source, config: TrainConfig, classes: ClassSpec) -> f
 
     k = classes.num_classes
     total = np.zeros((k, k), np.int64)
-    for images, truths in make_dataset(source, "val", size=config.size, batch_size=8, validate_first=False,
-                                       crop=config.crop, scale=config.scale):
+    for images, truths in make_dataset(source, "val", size=config.recipe.size, batch_size=8, validate_first=False,
+                                       crop=config.recipe.crop, scale=config.recipe.scale):
         images = images.numpy()
         predicted = np.stack(model.labels(images, [images.shape[1:3]] * len(images)))
         total += confusion_matrix(truths.numpy(), predicted, k, classes.ignore_index)
@@ -171,12 +171,12 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
         model_file, graph, dynamic = write_graph(model, format, tmp, output, int8=bool(quantize))
         quantization = quantize_int8(model_file, split_images(source, config, "train", CALIBRATION_IMAGES)) if quantize else None
         classes.save(tmp / "classes.json")
-        exported = PREDICTORS[format](model_file, classes, config.size, output)
+        exported = PREDICTORS[format](model_file, classes, config.recipe.size, output)
         if verify:
             reference, kind = float32_reference(model)
             check = {"verified": True, "reference": kind, **parity(reference, exported, images), "min_agreement": min_agreement}
             if quantize:  # what int8 costs in the score, on the whole validation split
-                keras_model = KerasPredictor(model, classes, config.size)
+                keras_model = KerasPredictor(model, classes, config.recipe.size)
                 check["val_miou"] = {"keras_fp32": validation_miou(keras_model, source, config, classes),
                                      "exported": validation_miou(exported, source, config, classes)}
         else:
@@ -302,13 +302,13 @@ def _metadata(run, config, classes, format, output, graph, binary, dynamic, step
         "file": FORMATS[format][0],
         "input": {"name": "image", "layout": "NHWC", "dtype": "float32", "channels": "RGB", "range": [0, 255],
                   "height": height, "width": width, "multiple_of": step if dynamic else None,
-                  "size": config.size, "crop": config.crop, "scale": config.scale},
+                  "size": config.recipe.size, "crop": config.recipe.crop, "scale": config.recipe.scale},
         "output": {"kind": output, "shape": shape, "dtype": "int32" if output == "labels" else "float32",
                    "classes": list(classes.names),
                    # labels of a one-logit model are decided inside the graph, at this threshold
                    "binary_threshold": 0.5 if output == "labels" and binary else None},
         "source": {"run": str(run.path.resolve()), "checkpoint": run.model_path.name, "sha256": checksum,
-                   "model": config.model, "best_epoch": run.state.get("best_epoch")},
+                   "model": config.recipe.model, "best_epoch": run.state.get("best_epoch")},
         "versions": _versions(format),
         "parity": check,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

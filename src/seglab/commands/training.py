@@ -45,11 +45,11 @@ from seglab.scoring.metrics import segmentation_metrics
 
 
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
-    rate = config.learning_rate
-    if config.schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.epochs * steps_per_epoch, alpha=0.01)
-    optimizer = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config.optimizer](rate)
-    if config.precision == "mixed_float16":
+    rate = config.recipe.learning_rate
+    if config.recipe.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.recipe.epochs * steps_per_epoch, alpha=0.01)
+    optimizer = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config.recipe.optimizer](rate)
+    if config.setup.precision == "mixed_float16":
         # Keras would wrap it in compile too, but then last.keras records the bare optimizer, whose
         # variables do not match the saved ones: a resumed run restarted its optimizer at step 0.
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -90,13 +90,13 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
     written, and one process at a time writes a run folder (`Run.lock`)."""
     # First: a multi-worker strategy must start before any other TensorFlow work.
     distribute = options.pop("distribute", None)
-    cluster = start_cluster(distribute or (config.distribute if config and resume is None else "auto"))
+    cluster = start_cluster(distribute or (config.setup.distribute if config and resume is None else "auto"))
     if resume is not None:
         run = Run.open(resume)
         with _writer(run, cluster):
             return _fit(run, *_resumed(run, cluster), cluster=cluster, verbose=verbose)
-    config = (config or TrainConfig()).replace(data=_data_path(data), **options)
-    run = Run(out or Path("runs") / config.model)
+    config = (config or TrainConfig()).replace(path=_data_path(data), **options)
+    run = Run(out or Path("runs") / config.recipe.model)
     if cluster.chief:
         _refuse_existing(run)
         check_output_dir(run.path)
@@ -135,14 +135,14 @@ def _new(config: TrainConfig, cluster: Cluster):
     reports = _checked_source(source, config)
     config = resolve(config, source.classes.num_classes)
     config = config.replace(class_weights=_class_weights(config, source, reports), **_distribution(config, cluster))
-    keras.utils.set_random_seed(config.seed)  # the initial weights, and every draw of the run after them
+    keras.utils.set_random_seed(config.setup.seed)  # the initial weights, and every draw of the run after them
     model = _compiled_model(config, source.classes.num_classes, _steps(source, config), cluster)
     return source, config, model
 
 
 def _distribution(config: TrainConfig, cluster: Cluster) -> dict:
     """What config.yaml records of the strategy: its name, replicas and per-replica batch."""
-    return {"distribute": cluster.name, "replicas": cluster.replicas, "replica_batch": cluster.replica_batch(config.batch_size)}
+    return {"distribute": cluster.name, "replicas": cluster.replicas, "replica_batch": cluster.replica_batch(config.recipe.batch_size)}
 
 
 def _resumed(run: Run, cluster: Cluster):
@@ -157,28 +157,28 @@ def _resumed(run: Run, cluster: Cluster):
     except ValueError as e:
         raise BadArgument(f"{run.config_path}: {e} Fix the file to resume.") from None
     if source.classes.names != trained.names:
-        raise BadArgument(f"{config.data} now has the classes {', '.join(source.classes.names)}, but {run.path} was "
+        raise BadArgument(f"{config.data.path} now has the classes {', '.join(source.classes.names)}, but {run.path} was "
                          f"trained on {', '.join(trained.names)}. Resume with the run's data, or start a new run.")
     distribution = _distribution(config, cluster)
-    moved = any(getattr(config, k) != v for k, v in distribution.items())
+    moved = any(config.get(k) != v for k, v in distribution.items())
     config = config.replace(**distribution)
     if moved and cluster.chief:  # resumed on other replicas: the global batch, so each step's samples, are the same
         config.save(run.config_path)
-    if config.class_weights == "auto":
+    if config.recipe.class_weights == "auto":
         config = config.replace(class_weights=_class_weights(config, source, reports))
     steps = _steps(source, config)
     if run.last_path.is_file():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a frozen encoder without weights warns; only its layout is used
             fresh = _compiled_model(config.replace(weights="none"), num_classes, steps, cluster)
-        keras.utils.set_random_seed(config.seed)  # after the throwaway model: the run's draws are as they were
+        keras.utils.set_random_seed(config.setup.seed)  # after the throwaway model: the run's draws are as they were
         with cluster.scope():
             model = run.load_model("last")
         synchronize_batch_norm(model, cluster)
         _refuse_edits(run, fresh, model)
         initial_epoch = int(model.optimizer.iterations.numpy()) // steps
     else:  # killed before its first epoch ended: nothing trained yet, start afresh
-        keras.utils.set_random_seed(config.seed)
+        keras.utils.set_random_seed(config.setup.seed)
         model = _compiled_model(config, num_classes, steps, cluster)
         initial_epoch = 0
     if cluster.chief:
@@ -207,7 +207,7 @@ def _checked_source(source, config: TrainConfig):
     empty = [split for split in ("train", "val") if not counts.get(split)]
     if empty:
         found = ", ".join(f"{n} {k}" for k, n in counts.items()) or "none"
-        hint = (f" The validation split is a seeded {config.val_fraction:.0%} of the pairs by name: add images, or "
+        hint = (f" The validation split is a seeded {config.data.val_fraction:.0%} of the pairs by name: add images, or "
                 "raise --val-fraction." if "val" in empty and source.format in ("folder", "synthetic", "coco", "oxford-pets")
                 else " Add the missing split's pairs.")
         raise BadArgument(f"{source.root}: training needs pairs in both train and val; found {found} pair(s).{hint}")
@@ -216,50 +216,50 @@ def _checked_source(source, config: TrainConfig):
 
 def _class_weights(config: TrainConfig, source, reports):
     stats = CheckReport(source, [r for r in reports if r.pair.split == "train"]).stats
-    weights = resolve_class_weights(config.class_weights, source.classes.num_classes, stats)
+    weights = resolve_class_weights(config.recipe.class_weights, source.classes.num_classes, stats)
     return tuple(weights) if weights else None
 
 
 def _steps(source, config: TrainConfig) -> int:
-    return math.ceil(len(source.split("train")) / config.batch_size)
+    return math.ceil(len(source.split("train")) / config.recipe.batch_size)
 
 
 def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, cluster: Cluster,
          verbose: int | None = None) -> Run:
-    """Train from `initial_epoch` to `config.epochs`, writing each epoch into the run folder (the
+    """Train from `initial_epoch` to `config.recipe.epochs`, writing each epoch into the run folder (the
     chief of a multi-worker job; the other workers write nothing)."""
     steps = _steps(source, config)
     history = run.history()[:initial_epoch]
-    if initial_epoch >= config.epochs:
+    if initial_epoch >= config.recipe.epochs:
         _set_status(run, cluster, "complete")
         return run
-    crops = {"crop": config.crop, "scale": config.scale}  # validation: centre crops (see README, "Large images")
+    crops = {"crop": config.recipe.crop, "scale": config.recipe.scale}  # validation: centre crops (see README, "Large images")
     train_ds = distributed_dataset(cluster, lambda shard: make_dataset(
-        source, "train", size=config.size, batch_size=config.batch_size, augment=config.augment, cache=config.cache,
-        repeat=True, seed=config.seed, validate_first=False, start_batch=initial_epoch * steps, shard=shard, **crops),
-        config.batch_size)
+        source, "train", size=config.recipe.size, batch_size=config.recipe.batch_size, augment=config.recipe.augment, cache=config.setup.cache,
+        repeat=True, seed=config.setup.seed, validate_first=False, start_batch=initial_epoch * steps, shard=shard, **crops),
+        config.recipe.batch_size)
     val_ds = distributed_dataset(cluster, lambda shard: make_dataset(
-        source, "val", size=config.size, batch_size=config.batch_size, cache=config.cache, validate_first=False,
-        shard=shard, **crops), config.batch_size)
-    build_for_fit(model, cluster, config.batch_size, config.size)
+        source, "val", size=config.recipe.size, batch_size=config.recipe.batch_size, cache=config.setup.cache, validate_first=False,
+        shard=shard, **crops), config.recipe.batch_size)
+    build_for_fit(model, cluster, config.recipe.batch_size, config.recipe.size)
     if cluster.distributed:
-        print(f"Training data-parallel, {cluster.describe()}: global batch {config.batch_size} = {cluster.replicas} x "
-              f"{config.replica_batch}.", file=sys.stderr)
+        print(f"Training data-parallel, {cluster.describe()}: global batch {config.recipe.batch_size} = {cluster.replicas} x "
+              f"{config.setup.replica_batch}.", file=sys.stderr)
     if cluster.chief:
-        samples = Samples.draw(source, config.previews, config.size, config.seed, **crops)
+        samples = Samples.draw(source, config.setup.previews, config.recipe.size, config.setup.seed, **crops)
         checkpoint = RunCheckpoint(run, source.classes, samples, history, make_trackers(config, run, source.classes))
     else:
         checkpoint = StopWhereTheChiefStops()
     callbacks = [checkpoint]
     bar = None
     if verbose == "bar":
-        bar, verbose = EpochBar(config.epochs, initial_epoch), 0
+        bar, verbose = EpochBar(config.recipe.epochs, initial_epoch), 0
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: bar.advance(logs or {})))
-    if config.schedule == "plateau":  # on every worker: the rate is the same everywhere
+    if config.recipe.schedule == "plateau":  # on every worker: the rate is the same everywhere
         callbacks.append(ResumablePlateau(history, monitor="val_miou", factor=0.5, patience=3))
     try:
         with _collector_skips_what_exists():
-            model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+            model.fit(train_ds, epochs=config.recipe.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                       validation_data=val_ds, callbacks=callbacks, shuffle=False,
                       verbose=(1 if sys.stderr.isatty() else 2) if verbose is None else verbose)
     except KeyboardInterrupt:
@@ -308,16 +308,11 @@ def _collector_skips_what_exists():
 
 def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int, cluster: Cluster):
     num_logits = 1 if binary_head(config) else num_classes
-    weights = None if config.class_weights is None else list(config.class_weights)
-    with precision(config.precision), cluster.scope():
-        model = build_model(config.model, num_logits, config.size, **_model_options(config), **config.model_options)
+    weights = None if config.recipe.class_weights is None else list(config.recipe.class_weights)
+    with precision(config.setup.precision), cluster.scope():
+        model = build_model(config.recipe.model, num_logits, config.recipe.size, 
+                            **model_spec(config.recipe.model).encoder_options(config.recipe.weights, config.recipe.fine_tune), **config.recipe.model_options)
         synchronize_batch_norm(model, cluster)
-        model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=make_loss(config.loss, num_logits, weights),
+        model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=make_loss(config.recipe.loss, num_logits, weights),
                       metrics=segmentation_metrics(num_classes))
     return model
-
-
-def _model_options(config: TrainConfig) -> dict:
-    if model_spec(config.model).pretrained:
-        return {"weights": config.weights, "fine_tune": config.fine_tune}
-    return {}

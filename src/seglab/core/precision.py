@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import keras
-
 from seglab.core.errors import BadArgument
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -56,6 +54,8 @@ def resolve_precision(name: str) -> str:
 @contextlib.contextmanager
 def precision(name: str):
     """Build models under the dtype policy `name` (resolved); the previous global policy comes back after."""
+    import keras
+
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(resolve_precision(name))
     try:

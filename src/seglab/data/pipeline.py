@@ -274,7 +274,7 @@ def make_dataset(
     if validate_first:
         validate(source, [split])
     shuffle = (split == "train") if shuffle is None else shuffle
-    augment = Augment(ignore_index=source.classes.ignore_index) if augment is True else (augment or None)
+    augment = Augment() if augment is True else augment if isinstance(augment, Augment) and augment.enabled else None
 
     if shard is not None and shuffle and not repeat:
         raise BadArgument("a shard of a finite split takes slices of its batches in order: shuffle needs repeat.")
@@ -324,12 +324,13 @@ def make_dataset(
         # batch takes its slice of the draws of the whole batch it is part of.
         seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True).skip(start_batch)
         if shard is None:
-            ds = _map(tf.data.Dataset.zip((ds, seeds)), lambda batch, s: augment(*batch, s),
+            ds = _map(tf.data.Dataset.zip((ds, seeds)), lambda batch, s: augment(*batch, s, ignore_index=ignore),
                       num_parallel_calls=tf.data.AUTOTUNE)
         else:
             seeds = seeds.flat_map(lambda s: tf.data.Dataset.from_tensors(s).repeat(shard.replicas))
             ds = _map(tf.data.Dataset.zip((ds, seeds)).enumerate(),
-                lambda m, batch_seed: augment(*batch_seed[0], batch_seed[1], part=(shard.offset(m), batch_size)),
+                lambda m, batch_seed: augment(*batch_seed[0], batch_seed[1], part=(shard.offset(m), batch_size),
+                                               ignore_index=ignore),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_without_autotune_model())
 

@@ -22,9 +22,6 @@ from seglab.core.errors import BadArgument
 from seglab.data.shard import Shard
 from seglab.runs.config import DISTRIBUTES
 
-DISTRIBUTE_HELP = ("auto (multi-worker when TF_CONFIG names several workers, mirrored over several GPUs, else none), "
-                   "none, mirrored (this machine's GPUs) or multi-worker (the workers TF_CONFIG names).")
-
 
 @dataclass(frozen=True)
 class Cluster:

@@ -318,6 +318,6 @@ def open_predictor(path, runtime: str | None = None) -> Predictor:
                            f"export it first with `seglab export {run.path} --format {runtime}`.")
         return open_export(run_export_folder(run, runtime))
     source = {"run": str(run.path), "checkpoint": run.model_path.name}
-    predictor = KerasPredictor(run.load_model(), run.classes, run.config.size, source=source)
-    predictor.crop, predictor.scale = run.config.crop, run.config.scale
+    predictor = KerasPredictor(run.load_model(), run.classes, run.config.recipe.size, source=source)
+    predictor.crop, predictor.scale = run.config.recipe.crop, run.config.recipe.scale
     return predictor

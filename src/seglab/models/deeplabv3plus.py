@@ -7,7 +7,7 @@ from keras import layers, ops
 
 from seglab.models.blocks import Upsampling, conv_bn_relu, encoder_features
 from seglab.models.sizes import check_divisible
-from seglab.models.spec import ModelSpec, Recipe
+from seglab.models.spec import Defaults, ModelSpec
 
 ATROUS_RATES = (6, 12, 18)  # the paper's rates for output stride 16
 
@@ -57,5 +57,5 @@ def deeplabv3plus(num_logits: int, input_size: tuple[int, int], encoder: str = "
 
 
 SPEC = ModelSpec("deeplabv3plus", deeplabv3plus,
-                 Recipe(size=128, batch_size=16, epochs=20, learning_rate=1e-3, weights="imagenet"),
+                 Defaults(size=128, batch_size=16, epochs=20, learning_rate=1e-3, weights="imagenet"),
                  summary="DeepLabV3+ (Chen et al.): ASPP and a stride-4 decoder over any --encoder", pretrained=True)

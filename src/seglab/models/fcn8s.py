@@ -6,7 +6,7 @@ from keras import layers, ops
 
 from seglab.models.backbones import CaffePreprocess, load_application, set_fine_tune
 from seglab.models.sizes import check_divisible
-from seglab.models.spec import ModelSpec, Recipe
+from seglab.models.spec import Defaults, ModelSpec
 
 FEATURE_LAYERS = {"P3": "block3_pool", "P4": "block4_pool", "P5": "block5_pool"}  # strides 8, 16, 32
 WEIGHTS_EXAMPLE = "../shared/weights/vgg16_notop.weights.h5"
@@ -60,6 +60,6 @@ def _upsample(x, num_logits: int, factor: int, name: str, **kwargs):
 
 
 # VGG16 has no BatchNorm: it needs a smaller learning rate than the others.
-SPEC = ModelSpec("fcn8s", fcn8s, Recipe(size=128, batch_size=8, epochs=20, learning_rate=1e-4, weights="imagenet",
+SPEC = ModelSpec("fcn8s", fcn8s, Defaults(size=128, batch_size=8, epochs=20, learning_rate=1e-4, weights="imagenet",
                                         fine_tune="all"),
                  summary="FCN-8s (Long et al.) on a pretrained VGG16", pretrained=True)

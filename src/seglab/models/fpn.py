@@ -7,7 +7,7 @@ from keras import layers
 
 from seglab.models.blocks import Upsampling, conv_bn_relu, encoder_features
 from seglab.models.sizes import check_divisible
-from seglab.models.spec import ModelSpec, Recipe
+from seglab.models.spec import Defaults, ModelSpec
 
 
 def fpn(num_logits: int, input_size: tuple[int, int], encoder: str = "mobilenet_v2", weights="imagenet",
@@ -41,5 +41,5 @@ def fpn(num_logits: int, input_size: tuple[int, int], encoder: str = "mobilenet_
     return keras.Model(inputs, outputs, name="fpn")
 
 
-SPEC = ModelSpec("fpn", fpn, Recipe(size=128, batch_size=16, epochs=20, learning_rate=1e-3, weights="imagenet"),
+SPEC = ModelSpec("fpn", fpn, Defaults(size=128, batch_size=16, epochs=20, learning_rate=1e-3, weights="imagenet"),
                  summary="FPN (Lin et al.; Kirillov et al.'s segmentation head) over any --encoder", pretrained=True)

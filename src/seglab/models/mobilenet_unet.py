@@ -12,7 +12,7 @@ from seglab.models.backbones import (
 )
 from seglab.models.blocks import logits_head, skip_concat, up_block
 from seglab.models.sizes import check_divisible
-from seglab.models.spec import ModelSpec, Recipe
+from seglab.models.spec import Defaults, ModelSpec
 
 # Encoder features at strides 2, 4, 8, 16 and 32, as the tutorial taps them.
 FEATURE_LAYERS = {
@@ -63,6 +63,6 @@ def mobilenet_unet(num_logits: int, input_size: tuple[int, int], weights="imagen
 # decoder (3.8M instead of 6.5M parameters, half the FLOPs) gave 0.726 vs 0.728 and brings the run
 # under the tutorial recipe's time on 2 CPU cores (the full one took 1.04-1.23x).
 SPEC = ModelSpec("mobilenet_unet", mobilenet_unet,
-                 Recipe(size=128, batch_size=16, epochs=20, learning_rate=1e-3, weights="imagenet", fine_tune="block_6",
+                 Defaults(size=128, batch_size=16, epochs=20, learning_rate=1e-3, weights="imagenet", fine_tune="block_6",
                         model_options={"decoder_filters": (256, 128, 64, 32)}),
                  summary="U-Net decoder on a pretrained MobileNetV2 (the TensorFlow tutorial's)", pretrained=True)

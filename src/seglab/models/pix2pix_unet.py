@@ -15,7 +15,7 @@ from seglab.models.blocks import (
     up_block,
 )
 from seglab.models.sizes import check_divisible
-from seglab.models.spec import ModelSpec, Recipe
+from seglab.models.spec import Defaults, ModelSpec
 
 
 def pix2pix_unet(num_logits: int, input_size: tuple[int, int], depth: int | None = None, filters: int = 64,
@@ -47,5 +47,5 @@ def pix2pix_unet(num_logits: int, input_size: tuple[int, int], depth: int | None
     return keras.Model(inputs, outputs, name="pix2pix_unet")
 
 
-SPEC = ModelSpec("pix2pix_unet", pix2pix_unet, Recipe(size=128, batch_size=16, epochs=30, learning_rate=1e-3),
+SPEC = ModelSpec("pix2pix_unet", pix2pix_unet, Defaults(size=128, batch_size=16, epochs=30, learning_rate=1e-3),
                  summary="the pix2pix generator U-Net (Isola et al.), from scratch")

@@ -62,7 +62,7 @@ def build_model(name: str, num_logits: int, input_size=None, **options) -> keras
     options = {key: _checked_option(name, key, value, valid[key]) for key, value in options.items()}
     if isinstance(num_logits, bool) or not isinstance(num_logits, int) or num_logits < 1:
         raise BadArgument(f"num_logits must be a positive int (1 for a binary model); got {num_logits!r}.")
-    return builder(num_logits, parse_input_size(model_spec(name).recipe.size if input_size is None else input_size), **options)
+    return builder(num_logits, parse_input_size(model_spec(name).defaults.size if input_size is None else input_size), **options)
 
 
 def _kind(value) -> str | None:
@@ -108,8 +108,8 @@ def _catalog(classes: int) -> tuple[dict, ...]:
 
     entries = []
     for name, spec in SPECS.items():
-        recipe = spec.recipe
-        options = {**recipe.model_options, **({"weights": "none", "fine_tune": "all"} if spec.pretrained else {})}
+        recipe = spec.defaults
+        options = {**recipe.model_options, **spec.encoder_options(weights="none", fine_tune="all")}
         model = build_model(name, classes, recipe.size, **options)
         entries.append({
             "model": name, "summary": spec.summary, "parameters": int(model.count_params()),

@@ -18,7 +18,7 @@ from seglab.core.precision import precision
 from seglab.models.backbones import ImageNetNormalize, set_fine_tune
 from seglab.models.blocks import Upsampling
 from seglab.models.sizes import check_divisible
-from seglab.models.spec import ModelSpec, Recipe
+from seglab.models.spec import Defaults, ModelSpec
 
 # The MiT encoders of the SegFormer paper (Table 6), as KerasHub's presets configure them.
 _MIT_COMMON = {"num_layers": 4, "layerwise_num_heads": [1, 2, 5, 8], "layerwise_sr_ratios": [8, 4, 2, 1],
@@ -119,6 +119,6 @@ def _preset_encoder(hub, weights, variant: str, mit: dict):
 
 
 SPEC = ModelSpec("segformer", segformer,
-                 Recipe(size=128, batch_size=8, epochs=20, learning_rate=3e-4, weights=PRESET_EXAMPLE, fine_tune="all"),
+                 Defaults(size=128, batch_size=8, epochs=20, learning_rate=3e-4, weights=PRESET_EXAMPLE, fine_tune="all"),
                  summary="SegFormer (Xie et al.): KerasHub's MiT-B0..B2 encoder (pip install 'seglab[segformer]')",
                  pretrained=True)

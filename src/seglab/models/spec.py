@@ -10,7 +10,7 @@ from typing import Callable, Mapping
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Defaults:
     """The defaults `seglab train` uses for a model where the user gives none."""
 
     size: int
@@ -29,6 +29,13 @@ class Recipe:
 class ModelSpec:
     name: str
     builder: Callable  # (num_logits, input_size, **options) -> keras.Model
-    recipe: Recipe
+    defaults: Defaults  # the recipe values `seglab train` starts from for this model
     summary: str  # one line: what it is, for `seglab models` and help texts
     pretrained: bool = False  # takes `weights` and `fine_tune` (a keras.applications encoder)
+
+    def encoder_options(self, weights=None, fine_tune=None) -> dict:
+        """The builder's `weights` and `fine_tune` keywords where the model takes them (the one
+        place that rule lives); a model trained from scratch takes neither. None values are left out."""
+        if not self.pretrained:
+            return {}
+        return {k: v for k, v in (("weights", weights), ("fine_tune", fine_tune)) if v is not None}

@@ -15,7 +15,7 @@ from seglab.models.blocks import (
 )
 from seglab.models.encoders import PRETRAINED_START, SCRATCH
 from seglab.models.sizes import check_divisible
-from seglab.models.spec import ModelSpec, Recipe
+from seglab.models.spec import Defaults, ModelSpec
 
 
 def unet(num_logits: int, input_size: tuple[int, int], encoder: str = SCRATCH, weights=None,
@@ -82,7 +82,7 @@ def _scratch_unet(num_logits, input_size, filters, batch_norm, dropout, head_ker
 
 # BatchNorm in the U-Net (the tutorial has none): on Oxford-IIIT Pet, 0.612 vs 0.489 val mIoU after
 # 30 epochs from scratch.
-SPEC = ModelSpec("unet", unet, Recipe(size=128, batch_size=16, epochs=30, learning_rate=1e-3,
+SPEC = ModelSpec("unet", unet, Defaults(size=128, batch_size=16, epochs=30, learning_rate=1e-3,
                                       model_options={"batch_norm": True}),
                  summary="U-Net (Ronneberger et al.): the tutorial's from scratch, or over any --encoder",
                  pretrained=True)

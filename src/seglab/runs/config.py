@@ -1,102 +1,188 @@
-"""The configuration of a training run: one frozen dataclass, per-model defaults, YAML round-trip.
+"""The configuration of a training run, declared once (`seglab.core.schema`): three sections, each a
+frozen dataclass whose fields carry their type, default, valid values, help text, command-line flag
+and the value a config.yaml written before them takes.
 
-`TrainConfig` holds what the user asked for (None = "the default for this model");
-`resolve(config)` fills every default so the saved `config.yaml` says exactly what ran.
+- `data`: what to learn from (the dataset, its classes, the validation split);
+- `recipe`: how the model learns (model, size or crops, batch, epochs, optimizer, schedule, loss,
+  class weights, augmentation, pretrained start): what a planner or a search chooses;
+- `setup`: where and how it runs (precision, strategy, cache, trackers, previews, seed), which
+  changes no recipe.
+
+`TrainConfig.of(**values)` takes any field by its own name (`model=`, `size=`, `augment=`) and
+puts it in its section. A recipe holds None for "the model's default" until `resolve` fills every
+value, so config.yaml says exactly what ran. `seglab.cli`'s `train` options and the option table
+in docs/training.md are read from these declarations (tests/test_config.py checks both).
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
 from seglab.core.errors import BadArgument, NotFound
 from seglab.core.files import write_text
+from seglab.core.precision import PRECISIONS
+from seglab.core.schema import from_plain, option, options_of, to_plain
+from seglab.data.augment import Augment
 
 OPTIMIZERS = ("adam", "rmsprop")
 SCHEDULES = ("cosine", "plateau", "constant")
 DISTRIBUTES = ("auto", "none", "mirrored", "multi-worker")  # seglab.engines.distribute says what each means
+LOSSES = ("ce", "ce+dice", "focal", "dice", "bce", "bce+dice")  # seglab.scoring.losses.make_loss builds them
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the model learns from."""
+
+    path: str = option("synthetic", "Dataset folder (any format `seglab check` reads), or 'synthetic'.", "str", flag=None)
+    format: str | None = option(None, "Dataset format: oxford-pets, camvid, cityscapes-pairs, coco, folder, synthetic. "
+                                "Default: recognised from the folder.", "str", nullable=True)
+    view: str | None = option(None, "Class view: 'binary' (oxford-pets), 'road' (camvid, cityscapes-pairs).", "str",
+                              nullable=True)
+    classes: tuple[str, ...] | None = option(None, "Class names in index order (folder format); on the command line "
+                                             "comma-separated.", "names", nullable=True)
+    val_fraction: float = option(0.2, "Share held out for validation where the dataset has no val split.", "float",
+                                 minimum=0.001, maximum=0.999)
+    # Its own seed, so a recipe can be rerun with other weights and draws on the same validation images.
+    split_seed: int | None = option(None, "Seed of the validation split alone. Default: --seed. Keep it to rerun a recipe "
+                                    "with another --seed on the same validation images.", "int", nullable=True,
+                                    legacy=None)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the model learns: what a planner or a search may choose. None: the model's default."""
+
+    model: str = option("unet", "Model name; `seglab models` lists them with their defaults.", "str")
+    model_options: dict = option(dict, "Builder options (--option KEY=VALUE, repeatable; --encoder for the encoder).",
+                                 "mapping", flag=None)
+    size: int | None = option(None, "Square input size in pixels. Default: the model's (128).", "int", nullable=True,
+                              minimum=1)
+    crop: int | None = option(None, "Train on random CROP x CROP crops at each image's own resolution instead of resizing "
+                              "whole images to --size (large images; validation scores centre crops).", "int",
+                              nullable=True, minimum=1, legacy=None)
+    scale: float = option(1.0, "With --crop: resize every image by this factor first (0.5 halves 960x720 to 480x360).",
+                          "float", minimum=0.01, maximum=4, legacy=1.0)
+    batch_size: int | None = option(None, "Batch size (the global batch over every replica). Default: the model's.",
+                                    "int", nullable=True, minimum=1)
+    epochs: int | None = option(None, "Epochs. Default: the model's.", "int", nullable=True, minimum=1)
+    optimizer: str = option("adam", "Optimizer.", "str", choices=OPTIMIZERS)
+    learning_rate: float | None = option(None, "Initial learning rate. Default: the model's.", "float", nullable=True)
+    schedule: str = option("cosine", "Learning-rate schedule: cosine, plateau (halve when val mIoU stalls) or constant.",
+                           "str", choices=SCHEDULES)
+    loss: str | None = option(None, "Loss. Default: ce+dice (bce+dice for 2 classes).", "str", nullable=True,
+                              choices=LOSSES)
+    class_weights: str | tuple[float, ...] | None = option(
+        None, "Per-class loss weights: auto (median frequency), none, or one value per class (1,2.5,1).", "weights",
+        nullable=True)
+    weights: str | None = option(None, "Encoder weights (models with a pretrained encoder): imagenet, none, or a "
+                                 ".weights.h5 file.", "str", nullable=True)
+    fine_tune: str | None = option(None, "Encoder layers to train: none, all, or from a block (block_13, block4).", "str",
+                                   nullable=True)
+    augment: Augment = option(Augment, "Paired augmentation of training batches (--no-augment: none).", "section",
+                              flag=None, legacy=Augment)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Where and how the run executes; none of it changes what the recipe is."""
+
+    precision: str = option("auto", "auto (mixed_float16 on a GPU, mixed_bfloat16 on CPUs with native bfloat16, else "
+                            "float32), float32, mixed_bfloat16 or mixed_float16.", "str", choices=PRECISIONS)
+    distribute: str = option("auto", "tf.distribute strategy, also with --resume: auto (multi-worker when TF_CONFIG names "
+                             "several workers, mirrored over several GPUs, else none), none, mirrored (this machine's "
+                             "GPUs) or multi-worker (the workers TF_CONFIG names).", "str", choices=DISTRIBUTES,
+                             legacy="auto")
+    replicas: int | None = option(None, "Replicas in sync (set by training).", "int", nullable=True, flag=None, legacy=None)
+    replica_batch: int | None = option(None, "batch_size / replicas (set by training).", "int", nullable=True, flag=None,
+                                       legacy=None)
+    cache: bool = option(True, "Keep decoded samples in memory after the first epoch.", "bool", flag=None)
+    previews: int = option(8, "Validation samples predicted after every epoch, for the previews and `seglab view`.",
+                           "int", minimum=1)
+    wandb: bool = option(False, "Also log to Weights & Biases (pip install 'seglab[wandb]'; WANDB_MODE=offline works).",
+                         "bool")
+    wandb_project: str | None = option(None, "W&B project (implies --wandb). Default: seglab.", "str", nullable=True)
+    tensorboard: bool = option(False, "Also write TensorBoard scalars and overlay images to RUN/tensorboard.", "bool")
+    seed: int = option(0, "Seed of the split, the initial weights, shuffling and augmentation.", "int")
+
+
+SECTIONS = {"data": DataConfig, "recipe": Recipe, "setup": Setup}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: str = "synthetic"
-    format: str | None = None
-    view: str | None = None
-    classes: tuple[str, ...] | None = None
-    val_fraction: float = 0.2
-    model: str = "unet"
-    model_options: dict = field(default_factory=dict)
-    size: int | None = None
-    crop: int | None = None  # train on crop x crop crops at the image's own resolution (x scale); size = crop
-    scale: float = 1.0  # with crop: one resize factor for every image first
-    batch_size: int | None = None
-    epochs: int | None = None
-    optimizer: str = "adam"
-    learning_rate: float | None = None
-    schedule: str = "cosine"
-    loss: str | None = None
-    class_weights: str | tuple[float, ...] | None = None  # 'auto' until resolved; then values or None
-    augment: bool = True
-    weights: str | None = None
-    fine_tune: str | None = None
-    precision: str = "auto"
-    distribute: str = "auto"  # the tf.distribute strategy: resolved to none, mirrored or multi-worker
-    replicas: int | None = None  # set by training: replicas in sync; batch_size is the global batch
-    replica_batch: int | None = None  # set by training: batch_size / replicas
-    cache: bool = True
-    previews: int = 8  # validation samples predicted, shown and logged after every epoch
-    wandb: bool = False
-    wandb_project: str | None = None
-    tensorboard: bool = False
-    seed: int = 0
-    # The validation split's own seed (None: `seed`), so that a recipe can be rerun with other
-    # initial weights, shuffling and augmentation and scored on the same validation images.
-    split_seed: int | None = None
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    recipe: Recipe = dataclasses.field(default_factory=Recipe)
+    setup: Setup = dataclasses.field(default_factory=Setup)
 
-    def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
+    @classmethod
+    def of(cls, **values) -> "TrainConfig":
+        """A TrainConfig from fields named on their own (`model="unet", size=64, seed=1`)."""
+        return cls().replace(**values)
+
+    def replace(self, **values) -> "TrainConfig":
+        """A copy with fields changed, each named on its own; `augment` takes an Augment, True, False
+        or a mapping of its fields to change."""
+        changes = {name: {} for name in SECTIONS}
+        for name, value in values.items():
+            section = section_of(name)
+            if name == "augment":
+                value = _augment(self.recipe.augment, value)
+            else:  # checked as a config.yaml value is: the same rules for Python, the command line and files
+                value = options_of(SECTIONS[section])[name].check(name, value)
+            changes[section][name] = value
+        return dataclasses.replace(self, **{s: dataclasses.replace(getattr(self, s), **c) for s, c in changes.items() if c})
+
+    def get(self, name: str):
+        """The value of field `name`, whichever section holds it."""
+        return getattr(getattr(self, section_of(name)), name)
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the validation split: its own, else the run's."""
+        return self.setup.seed if self.data.split_seed is None else self.data.split_seed
 
     def open_source(self, data: str | None = None, format: str | None = None, view: str | None = None):
         """The dataset this configuration trains on, split as it was split; or another dataset
         `data`, read as `format` with `view` (recognised and plain when None), split the same way."""
         from seglab.data import open_source
 
-        split = {"val_fraction": self.val_fraction, "seed": self.seed if self.split_seed is None else self.split_seed}
+        split = {"val_fraction": self.data.val_fraction, "seed": self.split_seed}
         if data is not None:
             return open_source(data, format, view=view, **split)
-        return open_source(self.data, self.format, view=self.view, classes=self.classes, **split)
+        return open_source(self.data.path, self.data.format, view=self.data.view, classes=self.data.classes, **split)
 
     def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        for key, value in data.items():
-            if isinstance(value, tuple):
-                data[key] = list(value)
-        return data
+        return {name: to_plain(getattr(self, name)) for name in SECTIONS}
 
     @classmethod
     def from_dict(cls, data: dict, complete: bool = False) -> "TrainConfig":
-        """A TrainConfig from plain data (a parsed config.yaml), every value's type checked.
-        `complete`: every key must be there, as in a config.yaml that seglab wrote."""
+        """A TrainConfig from plain data (a parsed config.yaml), every value checked against its
+        declaration. `complete`: every key must be there, as in a config.yaml seglab wrote. The flat
+        layout of runs written before the sections existed is read too."""
         if not isinstance(data, dict):
             raise BadArgument(f"expected a mapping of configuration keys; got {type(data).__name__}.")
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
+        if _flat(data):
+            data = _sectioned(data)
+        unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
-            raise BadArgument(f"unknown configuration keys: {', '.join(unknown)}. Known: {', '.join(known)}.")
-        missing = [k for k in known if k not in data and k not in ADDED_LATER]
-        if complete and missing:
-            raise BadArgument(f"missing keys: {', '.join(missing)} (seglab writes every key; restore them).")
-        data = {k: _typed(k, v) for k, v in data.items()}
-        return cls(**data)
+            raise BadArgument(f"unknown section(s) {', '.join(unknown)}. Known: {', '.join(SECTIONS)}.")
+        if complete and set(data) != set(SECTIONS):
+            raise BadArgument(f"missing section(s) {', '.join(sorted(set(SECTIONS) - set(data)))} (seglab writes every "
+                              "section; restore them).")
+        return cls(**{name: from_plain(kind, data.get(name) or {}, complete, f"{name}.") for name, kind in SECTIONS.items()})
 
     def save(self, path: Path) -> None:
         write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
-        """Read a run's config.yaml; any problem is a ValueError naming the file."""
+        """Read a run's config.yaml; any problem is a BadArgument naming the file."""
         path = Path(path)
         if not path.is_file():
             raise NotFound(f"{path} not found: not a seglab run folder. Give the --out folder of a `seglab train` run.")
@@ -106,129 +192,136 @@ class TrainConfig:
             where = getattr(e, "problem_mark", None)
             line = f" at line {where.line + 1}" if where is not None else ""
             raise BadArgument(f"{path}: not valid YAML{line} ({getattr(e, 'problem', None) or e}). Fix the file.") from None
-        except (ValueError, TypeError) as e:
+        except BadArgument as e:
             raise BadArgument(f"{path}: {e}") from None
 
 
-# Keys that runs written before them lack; a missing one takes its default.
-ADDED_LATER = frozenset({"crop", "scale", "distribute", "replicas", "replica_batch", "split_seed"})
-
-# The type of each key, for checking what a config.yaml holds. None: the key may be null.
-_INT, _FLOAT, _BOOL, _STR = (int,), (float, int), (bool,), (str,)
-_TYPES = {
-    "data": (_STR, False), "format": (_STR, True), "view": (_STR, True), "val_fraction": (_FLOAT, False),
-    "model": (_STR, False), "size": (_INT, True), "crop": (_INT, True), "scale": (_FLOAT, False),
-    "batch_size": (_INT, True), "epochs": (_INT, True),
-    "optimizer": (_STR, False), "learning_rate": (_FLOAT, True), "schedule": (_STR, False), "loss": (_STR, True),
-    "augment": (_BOOL, False), "weights": (_STR, True), "fine_tune": (_STR, True), "precision": (_STR, False),
-    "distribute": (_STR, False), "replicas": (_INT, True), "replica_batch": (_INT, True),
-    "cache": (_BOOL, False), "previews": (_INT, False), "wandb": (_BOOL, False), "wandb_project": (_STR, True),
-    "tensorboard": (_BOOL, False), "seed": (_INT, False), "split_seed": (_INT, True),
-}
-_NAMES = {_INT: "a whole number", _FLOAT: "a number", _BOOL: "true or false", _STR: "text"}
+def section_of(name: str) -> str:
+    """The section that holds field `name`; an unknown name lists the known ones."""
+    for section, kind in SECTIONS.items():
+        if name in options_of(kind):
+            return section
+    known = sorted(n for kind in SECTIONS.values() for n in options_of(kind))
+    raise BadArgument(f"Unknown configuration field {name!r}. Known: {', '.join(known)}.")
 
 
-def _typed(key: str, value):
-    """`value` of `key` checked against its type (lists become tuples)."""
-    if key == "classes":
-        if value is None or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
-            return None if value is None else tuple(value)
-        raise BadArgument(f"classes must be a list of class names or null; got {value!r}.")
-    if key == "model_options":
-        if value is None or isinstance(value, dict):
-            return {k: tuple(v) if isinstance(v, list) else v for k, v in (value or {}).items()}
-        raise BadArgument(f"model_options must be a mapping of option: value; got {value!r}.")
-    if key == "class_weights":
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            return None
-        if isinstance(value, str) and value.lower() == "auto":
-            return "auto"
-        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            return tuple(float(v) for v in value)
-        raise BadArgument(f"class_weights must be 'auto', null or a list of numbers; got {value!r}.")
-    types, nullable = _TYPES[key]
-    if value is None and nullable:
-        return None
-    if not isinstance(value, types) or (types is not _BOOL and isinstance(value, bool)):
-        raise BadArgument(f"{key} must be {_NAMES[types]}{' or null' if nullable else ''}; got {value!r}.")
-    return float(value) if types is _FLOAT else value
+def _augment(current: Augment, value) -> Augment:
+    if isinstance(value, Augment):
+        return value
+    if isinstance(value, bool):
+        return Augment() if value else Augment.off()
+    if isinstance(value, dict):
+        return from_plain(Augment, {**to_plain(current), **value}, where="augment.")
+    raise BadArgument(f"augment takes true, false, an Augment or a mapping of its fields; got {value!r}.")
+
+
+def _flat(data: dict) -> bool:
+    """Whether `data` is the flat config.yaml of a run written before the sections existed."""
+    return "model" in data or isinstance(data.get("data"), str)
+
+
+def _sectioned(flat: dict) -> dict:
+    """The flat layout (every field at the top, `data` the path, `augment` a bool) in sections."""
+    data = {name: {} for name in SECTIONS}
+    for key, value in flat.items():
+        if key == "data":
+            data["data"]["path"] = value
+        elif key == "augment":
+            data["recipe"]["augment"] = to_plain(Augment() if value is not False else Augment.off())
+        else:
+            try:
+                data[section_of(key)][key] = value
+            except BadArgument:
+                data.setdefault(key, value)  # reported as unknown by from_dict
+    return data
 
 
 def resolve(config: TrainConfig, num_classes: int) -> TrainConfig:
     """Fill the model's defaults and check every value, with errors that say what is valid."""
+    from seglab.core.precision import resolve_precision
     from seglab.models import model_options, model_spec
     from seglab.models.encoders import SCRATCH, start
-    from seglab.core.precision import resolve_precision
 
-    recipe = model_spec(config.model).recipe  # each model's defaults, declared beside its builder
+    recipe, setup = config.recipe, config.setup
+    spec = model_spec(recipe.model).defaults  # each model's defaults, declared beside its builder
     # Every option the builder takes, so config.yaml says each value used; the user's win.
-    builder = {k: v for k, v in model_options(config.model).items() if k not in ("weights", "fine_tune")}
-    options = {**builder, **recipe.model_options, **config.model_options}
-    defaults = {key: getattr(recipe, key) for key in ("size", "batch_size", "epochs", "learning_rate", "weights", "fine_tune")}
+    builder = {k: v for k, v in model_options(recipe.model).items() if k not in ("weights", "fine_tune")}
+    options = {**builder, **spec.model_options, **recipe.model_options}
+    defaults = {key: getattr(spec, key) for key in ("size", "batch_size", "epochs", "learning_rate", "weights", "fine_tune")}
     encoder = options.get("encoder", SCRATCH)
     if encoder != SCRATCH:  # over a keras.applications encoder: its pretrained start (unet's recipe is from scratch)
-        begin = start(encoder, config.weights or recipe.weights)
-        defaults.update(fine_tune=recipe.fine_tune or begin["fine_tune"], weights=recipe.weights or begin["weights"])
-    if config.crop is not None:  # the model's input is the crop
-        if config.size is not None and config.size != config.crop:
-            raise BadArgument(f"--size {config.size} and --crop {config.crop} disagree: with --crop the model's input is "
-                             "the crop. Leave out --size.")
-        defaults["size"] = config.crop
-    filled = {key: value for key, value in defaults.items() if getattr(config, key) is None}
+        begin = start(encoder, recipe.weights or spec.weights)
+        defaults.update(fine_tune=spec.fine_tune or begin["fine_tune"], weights=spec.weights or begin["weights"])
+    if recipe.crop is not None:  # the model's input is the crop
+        if recipe.size is not None and recipe.size != recipe.crop:
+            raise BadArgument(f"--size {recipe.size} and --crop {recipe.crop} disagree: with --crop the model's input is "
+                              "the crop. Leave out --size.")
+        defaults["size"] = recipe.crop
+    filled = {key: value for key, value in defaults.items() if getattr(recipe, key) is None}
     filled["model_options"] = options
-    if config.loss is None:
+    if recipe.loss is None:
         filled["loss"] = "bce+dice" if num_classes == 2 else "ce+dice"
-    filled["precision"] = resolve_precision(config.precision)
-    if config.wandb or config.wandb_project:  # naming a project asks for W&B
-        filled.update(wandb=True, wandb_project=config.wandb_project or "seglab")
+    filled["precision"] = resolve_precision(setup.precision)
+    if setup.wandb or setup.wandb_project:  # naming a project asks for W&B
+        filled.update(wandb=True, wandb_project=setup.wandb_project or "seglab")
     config = config.replace(**filled)
     validate(config, num_classes)
     return config
 
 
 def validate(config: TrainConfig, num_classes: int) -> None:
-    """Check a resolved configuration, new or loaded from a run, with errors that say what is valid."""
+    """Check what the declarations cannot: how values fit together and with the dataset, for a
+    resolved configuration, new or loaded from a run."""
     from seglab.models import model_spec
     from seglab.models.encoders import SCRATCH
 
-    spec = model_spec(config.model)  # a known model
-    scratch = config.model_options.get("encoder") == SCRATCH
-    if (scratch or not spec.pretrained) and (config.weights or config.fine_tune):
-        raise BadArgument(f"weights and fine_tune are for models with a pretrained encoder; {config.model}"
-                         f"{' with its scratch encoder' if scratch else ''} trains from scratch (`seglab models` "
-                         "lists which take them and the encoders).")
-    if config.optimizer not in OPTIMIZERS:
-        raise BadArgument(f"Unknown optimizer {config.optimizer!r}. Use one of: {', '.join(OPTIMIZERS)}.")
-    if config.schedule not in SCHEDULES:
-        raise BadArgument(f"Unknown schedule {config.schedule!r}. Use one of: {', '.join(SCHEDULES)}.")
-    for key in ("size", "batch_size", "epochs", "previews"):
-        if getattr(config, key) is None or int(getattr(config, key)) < 1:
-            raise BadArgument(f"{key} must be at least 1; got {getattr(config, key)}.")
-    if config.crop is not None and (config.crop < 1 or config.crop != config.size):
-        raise BadArgument(f"crop must be at least 1 and equal to size (the model's input); got crop {config.crop}, size {config.size}.")
-    if not (0 < config.scale <= 4 and math.isfinite(config.scale)):
-        raise BadArgument(f"scale must be above 0 and at most 4; got {config.scale}.")
-    if config.scale != 1 and config.crop is None:
+    recipe = config.recipe
+    spec = model_spec(recipe.model)  # a known model
+    scratch = recipe.model_options.get("encoder") == SCRATCH
+    if (scratch or not spec.pretrained) and (recipe.weights or recipe.fine_tune):
+        raise BadArgument(f"weights and fine_tune are for models with a pretrained encoder; {recipe.model}"
+                          f"{' with its scratch encoder' if scratch else ''} trains from scratch (`seglab models` "
+                          "lists which take them and the encoders).")
+    for key in ("size", "batch_size", "epochs", "learning_rate", "loss"):
+        if getattr(recipe, key) is None:
+            raise BadArgument(f"{key} must be set after resolving; got null.")
+    if recipe.crop is not None and recipe.crop != recipe.size:
+        raise BadArgument(f"crop must equal size (the model's input); got crop {recipe.crop}, size {recipe.size}.")
+    if recipe.scale != 1 and recipe.crop is None:
         raise BadArgument("--scale resizes images before cropping: it needs --crop (without crops, --size sets the resize).")
-    if config.learning_rate is None or not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
-        raise BadArgument(f"learning_rate must be a positive finite number; got {config.learning_rate}.")
-    if not 0 < config.val_fraction < 1:
-        raise BadArgument(f"val_fraction must be between 0 and 1 (exclusive); got {config.val_fraction}.")
-    if config.loss is None:
-        raise BadArgument("loss must be set: ce, ce+dice, focal, dice, bce or bce+dice.")
-    from seglab.core.precision import PRECISIONS
-
-    if config.precision not in PRECISIONS:
-        raise BadArgument(f"Unknown precision {config.precision!r}. Use one of: {', '.join(PRECISIONS)}.")
-    if config.distribute not in DISTRIBUTES:
-        raise BadArgument(f"Unknown distribute {config.distribute!r}. Use one of: {', '.join(DISTRIBUTES)}.")
-    if config.wandb and importlib.util.find_spec("wandb") is None:
+    if not (math.isfinite(recipe.learning_rate) and recipe.learning_rate > 0):
+        raise BadArgument(f"learning_rate must be a positive finite number; got {recipe.learning_rate}.")
+    if config.setup.wandb and importlib.util.find_spec("wandb") is None:
         raise BadArgument("--wandb needs the wandb package: pip install 'seglab[wandb]'.")
     if binary_head(config) and num_classes != 2:
-        raise BadArgument(f"Loss {config.loss!r} is for two-class data; this dataset has {num_classes} classes. "
-                         "Use 'ce' or 'ce+dice'.")
+        raise BadArgument(f"Loss {recipe.loss!r} is for two-class data; this dataset has {num_classes} classes. "
+                          "Use 'ce' or 'ce+dice'.")
 
 
 def binary_head(config: TrainConfig) -> bool:
     """A 'bce' loss means one sigmoid logit for a two-class dataset."""
-    return "bce" in config.loss.split("+")
+    return "bce" in config.recipe.loss.split("+")
+
+
+def options_table() -> str:
+    """The Markdown table of every configuration field: docs/training.md holds it (a test checks)."""
+    rows = ["| section | key | `seglab train` option | default | valid values | what it is |", "| --- | --- | --- | --- | --- | --- |"]
+    sections = [(name, kind) for name, kind in SECTIONS.items()] + [("recipe.augment", Augment)]
+    for section, kind in sections:
+        for name, opt in options_of(kind).items():
+            if opt.kind == "section":
+                continue
+            flag = cli_flag(name, opt, augment=kind is Augment)
+            default = dataclasses.fields(kind)[list(options_of(kind)).index(name)].default
+            shown = ("{}" if default is dataclasses.MISSING else "null" if default is None else ",".join(map(str, default))
+                     if isinstance(default, tuple) else str(default).lower() if isinstance(default, bool) else default)
+            rows.append(f"| {section} | `{name}` | {f'`{flag}`' if flag else '-'} | {shown} | {opt.describe()} | {opt.help} |")
+    return "\n".join(rows) + "\n"
+
+
+def cli_flag(name: str, opt, augment: bool = False) -> str | None:
+    """The `seglab train` flag of a field: its Option's, else --name-with-dashes (--augment-NAME for
+    the augmentation's fields); None where the field is no option."""
+    if opt.flag is None:
+        return None
+    return opt.flag or ("--augment-" if augment else "--") + name.replace("_", "-")

@@ -11,11 +11,11 @@ from seglab.runs.config import TrainConfig
 def make_trackers(config: TrainConfig, run: Run, classes: ClassSpec) -> list:
     """The trackers `config` asks for, started (a resumed run continues its W&B run)."""
     trackers = []
-    if config.wandb:
+    if config.setup.wandb:
         from seglab.callbacks.trackers.wandb_logger import WandbLogger
 
         trackers.append(WandbLogger(run, config, classes))
-    if config.tensorboard:
+    if config.setup.tensorboard:
         from seglab.callbacks.trackers.tensorboard_logger import TensorBoardLogger
 
         trackers.append(TensorBoardLogger(run, classes))

@@ -28,7 +28,7 @@ class WandbLogger:
         id_file = run.path / "wandb_id"  # so a resumed seglab run continues the same W&B run
         run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
         write_text(id_file, run_id + "\n")
-        self.session = wandb.init(project=config.wandb_project, name=run.path.name, id=run_id, resume="allow",
+        self.session = wandb.init(project=config.setup.wandb_project, name=run.path.name, id=run_id, resume="allow",
                                   dir=str(run.path), config=config.to_dict(), job_type="train")
         self.labels = {i: name for i, name in enumerate(classes.names)}
         self.labels[classes.ignore_index] = "ignore"
