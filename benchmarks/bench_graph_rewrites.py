@@ -39,9 +39,9 @@ def main():
     import keras
     import numpy as np
 
-    from seglab.commands.exporting import deployable, stride
     from seglab.inference.runtimes import OnnxPredictor
     from seglab.models import build_model, model_spec
+    from seglab.models.deploy import deployable, stride
     from seglab.models.graph_rewrites import split_concat_conv, static_transposed_crops
 
     keras.utils.set_random_seed(0)

@@ -16,6 +16,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def reordered_sum_tolerance(reference, terms: int) -> float:
+    """How far float32 results may move when a graph computes the same sums in another order (a
+    batch norm folded into the weights, a concatenation split into two convolutions, another
+    runtime's kernels, AVX2 or AVX-512 accumulation): the classic bound for a sum of n products,
+    n x eps x the sum of their magnitudes, with n the longest accumulation (kernel taps x input
+    channels) and the largest output standing for that magnitude. Independent of the CPU, and
+    orders of magnitude below what a wrong rewrite changes (a whole tap, channel or crop)."""
+    return terms * float(np.finfo(np.float32).eps) * float(np.max(np.abs(reference)))
+
+
 # Tests that read the data beside the project are `shared`; tests that drive a real browser are
 # `slow` (Chromium starts in seconds). Plain `pytest` (and `make check`) leaves both out.
 SHARED_FIXTURES = {"shared_data", "shared_weights", "shared_reference"}

@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 import typer
 import yaml
-
 from conftest import ROOT
+
 from seglab.cli import app
 from seglab.core.schema import options_of
 from seglab.data.augment import Augment

@@ -180,8 +180,9 @@ def test_two_workers_train_as_one_process_would(tmp_path, tiny_run):
         assert (run / name).is_file(), name
     assert len(list((run / "previews").glob("epoch_*.png"))) == 2
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert (config["distribute"], config["replicas"], config["replica_batch"], config["batch_size"]) == ("multi-worker", 2, 8, 16)
-    assert yaml.safe_load((tiny_run.path / "config.yaml").read_text())["distribute"] == "none"
+    assert (config["setup"]["distribute"], config["setup"]["replicas"], config["setup"]["replica_batch"],
+            config["recipe"]["batch_size"]) == ("multi-worker", 2, 8, 16)
+    assert yaml.safe_load((tiny_run.path / "config.yaml").read_text())["setup"]["distribute"] == "none"
     _agrees_with_one_process(run, tiny_run.path)
 
 
@@ -248,5 +249,5 @@ def test_mirrored_over_two_replicas_trains_as_one_process_would(tmp_path, tiny_r
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert (config["distribute"], config["replicas"], config["replica_batch"]) == ("mirrored", 2, 8)
+    assert (config["setup"]["distribute"], config["setup"]["replicas"], config["setup"]["replica_batch"]) == ("mirrored", 2, 8)
     _agrees_with_one_process(run, tiny_run.path)

@@ -12,18 +12,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from seglab.cli import app
-from seglab.commands.exporting import (
-    deployable,
-    export,
-    float32_reference,
-    parity,
-    stride,
-    write_graph,
-)
+from seglab.commands.exporting import export, parity, predictor_for, write_graph
 from seglab.commands.prediction import predict
 from seglab.core.precision import precision
 from seglab.inference.runtimes import PREDICTORS, cores, open_predictor
 from seglab.models import build_model
+from seglab.models.deploy import deployable, float32_reference, stride
 
 # Small sizes, no downloads: (name, size, options, slow). The from-scratch U-Net is the fast case.
 FAMILIES = [
@@ -198,10 +192,13 @@ def test_a_dynamic_size_export_slides_tiles_as_the_run_does(tiny_run, onnx_expor
 
 @pytest.mark.slow
 def test_runtime_on_a_run_exports_once_into_the_run_and_reuses_it(tiny_run, tmp_path):
-    first = open_predictor(tiny_run.path, "litert")
+    with pytest.raises(FileNotFoundError, match="export it first with `seglab export"):
+        open_predictor(tiny_run.path, "litert")  # opening never exports: the verbs do, through predictor_for
+    first = predictor_for(tiny_run.path, "litert")
     assert first.runtime == "litert" and (tiny_run.path / "export" / "litert" / "model.tflite").is_file()
     made = (tiny_run.path / "export" / "litert" / "export.json").stat().st_mtime_ns
-    open_predictor(tiny_run.path, "litert")
+    predictor_for(tiny_run.path, "litert")
+    assert open_predictor(tiny_run.path, "litert").runtime == "litert"  # now current: opened as it is
     assert (tiny_run.path / "export" / "litert" / "export.json").stat().st_mtime_ns == made
 
 

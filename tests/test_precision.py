@@ -53,7 +53,7 @@ def test_a_run_records_its_precision_and_its_model_keeps_it(tmp_path, name):
     import seglab
 
     run = seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, **{**TINY_TRAINING, "precision": name})
-    assert yaml.safe_load(run.config_path.read_text())["precision"] == name
+    assert yaml.safe_load(run.config_path.read_text())["setup"]["precision"] == name
     model = keras.models.load_model(run.model_path)
     assert model.get_layer("logits").compute_dtype == "float32"  # the losses always see float32 logits
     expected = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(name, "float32")

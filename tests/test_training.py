@@ -36,7 +36,8 @@ def test_train_writes_a_complete_run_folder(tmp_path):
     assert {"loss", "val_loss", "val_miou", "val_pixel_accuracy", "learning_rate"} <= set(history[0])
     assert state["best_val_miou"] == max(row["val_miou"] for row in history)
     config = yaml.safe_load((run.path / "config.yaml").read_text())
-    assert config["loss"] == "ce+dice" and config["epochs"] == 2 and config["learning_rate"] == 1e-3  # resolved defaults
+    recipe = config["recipe"]
+    assert recipe["loss"] == "ce+dice" and recipe["epochs"] == 2 and recipe["learning_rate"] == 1e-3  # resolved defaults
     assert json.loads((run.path / "classes.json").read_text())["names"][:2] == ["background", "circle"]
     best = keras.models.load_model(run.path / "model.keras")
     assert best.output_shape == (None, 32, 32, 4)
@@ -108,7 +109,7 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops):
     assert run.state["status"] == "complete" and run.state["epochs_done"] == 5
     if crops:
         config = yaml.safe_load(run.config_path.read_text())
-        assert (config["crop"], config["scale"], config["size"]) == (32, 0.75, 32)
+        assert (config["recipe"]["crop"], config["recipe"]["scale"], config["recipe"]["size"]) == (32, 0.75, 32)
     history, reference = run.history(), Run(tmp_path / "whole").history()
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
     # Every epoch's preview and viewer sample are there, and no temporary file is left behind.
@@ -170,7 +171,7 @@ def test_the_command_line_trains_and_refuses_bad_options(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Run complete" in result.output and Run(tmp_path / "run").state["status"] == "complete"
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert (config["seed"], config["split_seed"]) == (1, 0)
+    assert (config["setup"]["seed"], config["data"]["split_seed"]) == (1, 0)
     result = runner.invoke(app, ["train", "synthetic", "--out", str(tmp_path / "other"), "--model", "segnet"])
     assert result.exit_code == 2 and "Available: deeplabv3plus, fcn8s, fpn, mobilenet_unet, pix2pix_unet, segformer, unet" in result.output
     assert not (tmp_path / "other").exists()

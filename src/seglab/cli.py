@@ -15,7 +15,6 @@ import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from seglab.core.errors import SeglabError
 from seglab.core.quiet import load_tensorflow
@@ -26,8 +25,8 @@ from seglab.inference.tiling import TTA_HELP
 # commands that run a model load it through `load_tensorflow`, which drops its absl start-up lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)  # lines are never broken inside a path or a number; the terminal wraps them
+err = Console(stderr=True, soft_wrap=True)
 
 # Exit codes: 1 bad data or a failed run, 2 bad arguments or an unusable path (each SeglabError
 # says which), 70 an internal error (a bug: BSD's EX_SOFTWARE), 130 Ctrl-C.
@@ -347,6 +346,7 @@ def evaluate(
     tile: Optional[int] = typer.Option(None, help="Score at full resolution, predicting by sliding TILE x TILE windows (" + TILE_NOTE + ")."),
     overlap: float = typer.Option(0.25, help=OVERLAP_HELP),
     tta: Optional[str] = typer.Option(None, help="Test-time augmentation: " + TTA_HELP + "."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object instead of lines."),
 ):
     """Score a run's best model: metrics.json, confusion_matrix.png, best.png and worst.png in the run folder.
 
@@ -358,6 +358,9 @@ def evaluate(
 
     metrics = run_evaluate(run, data, split, full_res, batch_size, format=format, view=view, out=out, runtime=runtime,
                            tile=tile, overlap=overlap, tta=tta)
+    if as_json:
+        print(json.dumps(metrics), flush=True)  # machine output: one line, never wrapped by the console
+        return
     where = (f"full resolution, {metrics['tile']}px tiles overlapping {metrics['overlap']:g}" if metrics["tile"]
              else "full resolution" if metrics["full_res"]
              else f"{metrics['size']}px {'centre crops' if metrics['crop'] else 'resized'}")
@@ -431,6 +434,7 @@ def export(
                                                   "label must agree. Default 0.999, 0.99 with --quantize int8."),
     quantize: Optional[str] = typer.Option(None, help="int8: ONNX Runtime static quantization, calibrated on the run's "
                                            "training images (--format onnx; written to RUN/export/onnx-int8/)."),
+    as_json: bool = typer.Option(False, "--json", help="Print export.json's content as one JSON object instead of lines."),
 ):
     """Export the run's best model to ONNX, a TensorFlow SavedModel or LiteRT, and check it gives Keras's labels.
 
@@ -444,6 +448,9 @@ def export(
     from seglab.commands.exporting import export as run_export
 
     meta = run_export(run, format, out, output=output, verify=verify, min_agreement=min_agreement, quantize=quantize)
+    if as_json:
+        print(json.dumps(meta), flush=True)
+        return
     where = Path(out) if out is not None else Path(run) / "export" / (f"{format}-{quantize}" if quantize else format)
     size = (f"any height and width that are multiples of {meta['input']['multiple_of']}" if meta["input"]["height"] is None
             else f"fixed {meta['input']['height']}x{meta['input']['width']}")
@@ -622,6 +629,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="One JSON object p
     load_tensorflow()
     from seglab.models.encoders import encoder_catalog
     from seglab.models.registry import catalog
+    from seglab.report.tables import print_table
 
     entries = encoder_catalog() if encoders else catalog()
     if as_json:
@@ -634,15 +642,11 @@ def models(as_json: bool = typer.Option(False, "--json", help="One JSON object p
     else:
         columns = {"model": "model", "parameters": "parameters", "GFLOPs": "gflops", "starts from": "pretrained_weights",
                    "size": "size", "batch": "batch_size", "epochs": "epochs", "lr": "learning_rate"}
-    table = Table(box=None, header_style="bold")
-    for column, key in columns.items():
-        numeric = key in ("parameters", "gflops", "size", "batch_size", "epochs", "learning_rate")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    numeric = {"parameters", "GFLOPs", "size", "batch", "epochs", "lr"}
     shown = {"parameters": "{:,}".format, "gflops": lambda v: "-" if v is None else f"{v:.2f}", "learning_rate": "{:g}".format,
              "features": " ".join, "pretrained_weights": lambda v: v or "random"}
-    for e in entries:
-        table.add_row(*(shown.get(key, str)(e[key]) for key in columns.values()))
-    console.print(table)
+    rows = [[shown.get(key, str)(e[key]) for key in columns.values()] for e in entries]
+    print_table(console, list(columns), rows, numeric)
     if not encoders:
         console.print()
         for e in entries:

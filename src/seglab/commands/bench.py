@@ -2,8 +2,8 @@
 times the tutorials' models, so the two can be run alternately and compared by ratio.
 
 Training: `model.fit` over seglab's input pipeline reading a dataset (decode, resize, batch), with
-seglab's loss and metrics, after a 2-step warm-up (tracing, pipeline start). Inference:
-`predict_on_batch` on a fixed batch for at least 5 s. One JSON-ready dict per call.
+seglab's loss and metrics, after a 2-step warm-up (tracing, pipeline start). Inference: a
+Predictor (Keras's is `predict_on_batch`) on a fixed batch for at least 5 s. One JSON-ready dict per call.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from seglab.core.precision import precision as policy
 from seglab.core.precision import resolve_precision
 from seglab.data import open_source
 from seglab.data.pipeline import make_dataset
+from seglab.inference.runtimes import KerasPredictor
 from seglab.models import build_model
 from seglab.models.flops import forward_flops
 from seglab.scoring.losses import make_loss
@@ -41,7 +42,7 @@ def time_training(model, dataset, steps: int, batch_size: int) -> float:
 
 
 def time_inference(predict, images, min_seconds: float = 5.0) -> float:
-    """Images/s of `predict(images)` (a model's `predict_on_batch`, or a runtime's call) over at least `min_seconds`."""
+    """Images/s of `predict(images)` (a Predictor's call) over at least `min_seconds`."""
     predict(images)
     start, calls = time.perf_counter(), 0
     while time.perf_counter() - start < min_seconds or calls < 3:
@@ -97,7 +98,7 @@ def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: i
         images = np.random.default_rng(seed).uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32)
         with tempfile.TemporaryDirectory(prefix="seglab-bench-") as folder:
             calibration = _images(source, size, 32) if quantize else None
-            predict = (model.predict_on_batch if runtime == "keras"
+            predict = (KerasPredictor(model, source.classes, size) if runtime == "keras"
                        else exported(model, source.classes, runtime, folder, calibration))
             infer_img_s = time_inference(predict, images)
         result |= {"runtime": runtime, "quantize": quantize, "infer_img_s": round(infer_img_s, 2), "infer_gflop_s": gflop(infer_img_s)}

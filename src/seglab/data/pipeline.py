@@ -141,10 +141,22 @@ def read_pair(image_path, mask_path, encoding, image_region=None, mask_region=No
     return np.ascontiguousarray(image), decode_mask(mask_path, encoding, mask_region).labels
 
 
+def as_loaded(images):
+    """Pixel values rounded to whole 0..255 values, as the uint8 cache stores them: cached or not,
+    resized here or in predict, a sample is the same pixels, so training's val_miou and
+    `seglab evaluate` agree exactly. The one home of that rule."""
+    return tf.round(tf.clip_by_value(images, 0.0, 255.0))
+
+
+def resize_images(images, height: int, width: int):
+    """Images [B, h, w, 3] (or [h, w, 3]) resized bilinearly to height x width, `as_loaded`."""
+    return as_loaded(tf.image.resize(tf.cast(images, tf.float32), (height, width)))
+
+
 def model_input(images, size: int):
-    """Images [B, h, w, 3] resized (bilinear) to the model's square input, rounded as the loader
-    rounds them: what evaluation at full resolution and prediction feed the model."""
-    return tf.round(tf.clip_by_value(tf.image.resize(tf.cast(images, tf.float32), (size, size)), 0.0, 255.0))
+    """Images [B, h, w, 3] at the model's square input: what evaluation at full resolution and
+    prediction feed the model."""
+    return resize_images(images, size, size)
 
 
 def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draft_w, draft_h):
@@ -189,9 +201,7 @@ def _loader(source: Source, size: Size, interpolation: str):
         if size.keep_aspect:
             image, labels = pad_pair(image, labels, size.height, size.width,
                                      (size.height - rh) // 2, (size.width - rw) // 2, ignore)
-        # Rounded to whole 0..255 values, as the uint8 cache stores them: cached or not, a sample
-        # is the same pixels, so training's val_miou and `seglab evaluate` agree exactly.
-        image = tf.round(tf.clip_by_value(image, 0.0, 255.0))
+        image = as_loaded(image)
         if isinstance(size, Crops):  # each image its own size: cropped after the cache
             return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(labels, [None, None])
         return tf.ensure_shape(image, [size.height, size.width, 3]), tf.ensure_shape(labels, [size.height, size.width])

@@ -300,18 +300,18 @@ def export_is_current(run: Run, format: str) -> bool:
 
 
 def open_predictor(path, runtime: str | None = None) -> Predictor:
-    """A run folder's best model (on Keras by default; on another runtime, the run's current export
+    """A run folder's (a path or an opened `Run`) best model (on Keras by default; on another runtime, the run's current export
     for it, which `seglab.commands.exporting.predictor_for` makes first where needed) or an export
     folder (on its own runtime, the only one it can have)."""
     if runtime is not None and runtime not in RUNTIMES:
         raise BadArgument(f"Unknown runtime {runtime!r}. Use one of: {', '.join(RUNTIMES)}.")
-    if is_export(path):
+    if not isinstance(path, Run) and is_export(path):
         predictor = open_export(path)
         if runtime not in (None, predictor.runtime):
             raise BadArgument(f"{path} is an export for {predictor.runtime}; it runs only there, not on {runtime}. "
                               "Give the run folder to choose the runtime.")
         return predictor
-    run = Run.open(path)
+    run = path if isinstance(path, Run) else Run.open(path)
     if runtime not in (None, "keras"):
         if not export_is_current(run, runtime):
             raise NotFound(f"{run_export_folder(run, runtime)} is missing or was made from another model.keras: "

@@ -287,9 +287,9 @@ class Inference:
         if self.scale == 1:
             return tiling.labels(image, threshold, on_tiles)
         h, w = image.shape[:2]
-        import tensorflow as tf
+        from seglab.data.pipeline import resize_images
 
-        small = tf.round(tf.clip_by_value(tf.image.resize(image, self._scaled_shape((h, w))), 0, 255))  # as the loader
+        small = resize_images(image, *self._scaled_shape((h, w)))
         p = tiling.probabilities(np.asarray(small, np.uint8), on_tiles)
         return decide(_resize(p[None], h, w)[0], "probabilities", threshold)
 

@@ -3,28 +3,27 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import inspect
+import pkgutil
 from types import MappingProxyType
 
 import keras
 
 from seglab.core.errors import BadArgument
-from seglab.models import (
-    deeplabv3plus,
-    fcn8s,
-    fpn,
-    mobilenet_unet,
-    pix2pix_unet,
-    segformer,
-    unet,
-)
 from seglab.models.sizes import parse_input_size
 from seglab.models.spec import ModelSpec
 
-# One spec per model family, declared in its own file (seglab.models.spec).
-SPECS = MappingProxyType({spec.name: spec for spec in sorted(
-    (deeplabv3plus.SPEC, fcn8s.SPEC, fpn.SPEC, mobilenet_unet.SPEC, pix2pix_unet.SPEC, segformer.SPEC, unet.SPEC),
-    key=lambda spec: spec.name)})
+
+def _declared_specs() -> list[ModelSpec]:
+    """The `SPEC` of every module of this package that declares one: adding a model family is one
+    file with a builder and its SPEC, and nothing else to edit."""
+    package = importlib.import_module(__package__)  # seglab.models, still being imported: its path is set
+    modules = (importlib.import_module(f"{__package__}.{info.name}") for info in pkgutil.iter_modules(package.__path__))
+    return [module.SPEC for module in modules if isinstance(getattr(module, "SPEC", None), ModelSpec)]
+
+
+SPECS = MappingProxyType({spec.name: spec for spec in sorted(_declared_specs(), key=lambda spec: spec.name)})
 MODELS = MappingProxyType({name: spec.builder for name, spec in SPECS.items()})
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from seglab.data.check import CheckReport
+from seglab.report.tables import print_table
 
 SHOWN = 25  # problems listed before "... and N more" (--json lists them all)
 
@@ -14,21 +14,20 @@ SHOWN = 25  # problems listed before "... and N more" (--json lists them all)
 def print_check(report: CheckReport, console: Console) -> None:
     data = report.to_json()
     splits = ", ".join(f"{n} {k}" for k, n in data["pairs"].items())
-    console.print(f"[bold]{data['root']}[/]  format [cyan]{data['format']}[/], masks: {data['mask_encoding']}")
+    console.print(f"[bold]{escape(data['root'])}[/]  format [cyan]{data['format']}[/], masks: {data['mask_encoding']}", soft_wrap=True)
     console.print(f"{data['total_pairs']} pairs ({splits or 'none'})")
     for note in data["notes"]:
         console.print(f"  [dim]note: {note}[/]")
 
-    table = Table(title="Classes", title_justify="left")
-    for col in ("index", "class", "pixels", "fraction", "suggested weight"):
-        table.add_column(col, justify="right" if col != "class" else "left")
+    rows = []
     for i, (name, colour) in enumerate(zip(data["classes"], data["class_colors"])):
         swatch = Text("■ ", style=f"rgb({colour[0]},{colour[1]},{colour[2]})") + Text(name)
-        table.add_row(str(i), swatch, f"{data['class_pixels'][name]:,}",
-                      f"{data['class_pixel_fraction'][name]:.2%}", f"{data['suggested_class_weights'][name]:.3f}")
-    table.add_row(str(data["ignore_index"]), Text("(ignored)", style="dim"), f"{data['ignored_pixels']:,}",
-                  f"{data['ignored_pixel_fraction']:.2%} of all", "-")
-    console.print(table)
+        rows.append([str(i), swatch, f"{data['class_pixels'][name]:,}", f"{data['class_pixel_fraction'][name]:.2%}",
+                     f"{data['suggested_class_weights'][name]:.3f}"])
+    rows.append([str(data["ignore_index"]), Text("(ignored)", style="dim"), f"{data['ignored_pixels']:,}",
+                 f"{data['ignored_pixel_fraction']:.2%} of all", "-"])
+    print_table(console, ["index", "class", "pixels", "fraction", "suggested weight"], rows,
+                numeric={"index", "pixels", "fraction", "suggested weight"}, title="Classes")
     console.print("[dim]fractions are of labelled pixels; weights by median-frequency balancing[/]")
 
     if data["mask_values_expected"] is not None:

@@ -1,5 +1,4 @@
-"""Loading a saved seglab model: the one place that registers seglab's layers, losses and metrics
-with Keras and turns an unreadable file into an error that says what to do."""
+"""Loading a saved seglab model: turns an unreadable file into an error that says what to do."""
 from __future__ import annotations
 
 import zipfile
@@ -7,10 +6,7 @@ from pathlib import Path
 
 import keras
 
-# Importing them registers seglab's layers, losses and metrics with Keras, so safe mode loads them.
-import seglab.models  # noqa: F401
-import seglab.scoring.losses  # noqa: F401
-import seglab.scoring.metrics  # noqa: F401
+import seglab.models  # noqa: F401  (registers seglab's layers, losses and metrics, so safe mode loads them)
 from seglab.core.errors import BadArgument, NotFound
 
 
