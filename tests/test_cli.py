@@ -70,3 +70,38 @@ def test_imagenet_weights_offline_is_a_clear_error_and_leaves_no_run(tmp_path, m
     assert "Could not get the ImageNet weights for MobileNetV2" in out.output and "need internet" in out.output
     assert out.exception is None or isinstance(out.exception, SystemExit)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_bug_is_an_internal_error_with_its_traceback_kept_not_a_bad_argument(monkeypatch, tmp_path):
+    """A plain ValueError from inside a library (not one of seglab's own errors) is a bug: exit 70,
+    named as such, the traceback in a file the message gives; --debug prints it too."""
+    import importlib
+
+    data = importlib.import_module("seglab.data")  # not `import seglab.data`: `seglab` here is the helper above
+
+    def broken(*args, **kwargs):
+        raise ValueError("boom from deep inside")
+
+    monkeypatch.setattr(data, "open_source", broken)
+    out = seglab("check", "synthetic", env={"SEGLAB_ERROR_DIR": str(tmp_path / "errors")})
+    assert out.returncode == 70
+    assert "internal error" in out.stderr and "ValueError: boom from deep inside" in out.stderr
+    assert "--debug" in out.stderr and "Traceback" not in out.stderr
+    (kept,) = (tmp_path / "errors").iterdir()
+    assert str(kept) in out.stderr.replace("\n", "")
+    assert "Traceback" in kept.read_text() and "boom from deep inside" in kept.read_text()
+    debug = seglab("--debug", "check", "synthetic", env={"SEGLAB_ERROR_DIR": str(tmp_path / "errors")})
+    assert debug.returncode == 70 and "Traceback" in debug.stderr
+
+
+def test_seglabs_own_errors_stay_one_line_with_their_exit_codes(tmp_path):
+    missing = seglab("evaluate", tmp_path / "nowhere")
+    assert missing.returncode == 2 and "is not a seglab run folder" in missing.stderr
+    assert "internal error" not in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_tables_in_a_pipe_keep_every_number_whole():
+    """CliRunner is not a terminal: the model table is plain text, each number in full."""
+    out = seglab("models")
+    assert out.returncode == 0 and "…" not in out.stdout
+    assert "14,793,021" in out.stdout and "parameters" in out.stdout.splitlines()[0]

@@ -125,7 +125,7 @@ class KerasPredictor(Predictor):
             self._checked_any_size = True
             try:
                 copy, self.dynamic = deployable(self.model)
-            except ValueError:  # a model export refuses (KerasHub's MiT) keeps its one size
+            except ValueError:  # a copy that cannot be built: the model keeps its one size
                 self.dynamic = False
             if self.dynamic:
                 self.model = copy
