@@ -2,7 +2,7 @@
 
 The model is exported once (float32, dynamic size, the sub-pixel form where it is free, as
 `seglab export` does); "plain" is the file tf2onnx wrote, "rewritten" the same file after
-`static_transposed_crops` and `split_concat_conv` (seglab.models.graph_rewrites), and "one_session"
+`static_transposed_crops` and `split_concat_conv` (seglab.deploy.graph_rewrites), and "one_session"
 the rewritten file on one session where seglab's ONNX predictor runs a batch with transposed
 convolutions as two halves (seglab.inference.runtimes.OnnxPredictor). All run in this one process,
 alternated round by round so the machine's drift hits each; each round times `--runs` calls on
@@ -39,10 +39,10 @@ def main():
     import keras
     import numpy as np
 
+    from seglab.deploy.deployable import deployable, stride
+    from seglab.deploy.graph_rewrites import split_concat_conv, static_transposed_crops
     from seglab.inference.runtimes import OnnxPredictor
     from seglab.models import build_model, model_spec
-    from seglab.models.deploy import deployable, stride
-    from seglab.models.graph_rewrites import split_concat_conv, static_transposed_crops
 
     keras.utils.set_random_seed(0)
     options = model_spec(args.model).encoder_options(weights="none")  # speed needs no download

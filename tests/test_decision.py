@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seglab.core.decision import decide, decide_tensor, logit_cut, probabilities_of
-from seglab.models.deploy import OutputHead
+from seglab.deploy.deployable import OutputHead
 
 
 def logits(channels: int, seed: int = 0) -> np.ndarray:

@@ -15,9 +15,9 @@ from seglab.cli import app
 from seglab.commands.exporting import export, parity, predictor_for, write_graph
 from seglab.commands.prediction import predict
 from seglab.core.precision import precision
+from seglab.deploy.deployable import deployable, float32_reference, stride
 from seglab.inference.runtimes import PREDICTORS, cores, open_predictor
 from seglab.models import build_model
-from seglab.models.deploy import deployable, float32_reference, stride
 
 # Small sizes, no downloads: (name, size, options, slow). The from-scratch U-Net is the fast case.
 FAMILIES = [

@@ -8,13 +8,13 @@ import pytest
 from conftest import reordered_sum_tolerance
 
 from seglab.commands.exporting import write_graph
-from seglab.models import build_model
-from seglab.models.deploy import deployable, stride
-from seglab.models.graph_rewrites import (
+from seglab.deploy.deployable import deployable, stride
+from seglab.deploy.graph_rewrites import (
     SubPixelConvTranspose,
     split_concat_conv,
     subpixel_applies,
 )
+from seglab.models import build_model
 
 # (kernel, strides, padding): U-Net's 2/2, pix2pix's 4/2, FCN-8s's 8/8 valid, odd and rectangular ones
 CASES = [(2, 2, "same"), (3, 2, "same"), (4, 2, "same"), (8, 8, "valid"), (16, 8, "same"), (1, 2, "same"),
@@ -103,7 +103,7 @@ def test_written_onnx_graphs_are_rewritten(tmp_path):
 def test_int8_leaves_the_first_convolution_and_the_logits_layer_in_float32(tmp_path):
     import onnx
 
-    from seglab.models.graph_rewrites import float32_nodes
+    from seglab.deploy.graph_rewrites import float32_nodes
 
     model = build_model("unet", 3, 32, filters=(4, 8))
     path, _, _ = write_graph(model, "onnx", tmp_path, int8=True)
@@ -143,7 +143,7 @@ def test_transposed_convolutions_crop_with_their_own_pads_and_keep_the_output(ke
     import onnx
     import onnxruntime as ort
 
-    from seglab.models.graph_rewrites import static_transposed_crops
+    from seglab.deploy.graph_rewrites import static_transposed_crops
 
     model = _decoder(kernel, padding)
     rng = np.random.default_rng(3)
@@ -186,7 +186,7 @@ def test_a_crop_is_rewritten_only_where_it_does_not_depend_on_the_size(cut, rewr
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from seglab.models.graph_rewrites import static_transposed_crops
+    from seglab.deploy.graph_rewrites import static_transposed_crops
 
     rng = np.random.default_rng(4)
     constants = [numpy_helper.from_array(rng.standard_normal((3, 2, 3, 3)).astype(np.float32), "W"),
@@ -219,7 +219,7 @@ def test_a_crop_is_rewritten_only_where_it_does_not_depend_on_the_size(cut, rewr
 
 def test_a_graph_the_probe_cannot_run_keeps_its_crops(tmp_path, monkeypatch):
     """The rewrite is for speed only: where the probe run fails, the file is left as it was."""
-    import seglab.models.graph_rewrites as rewrites
+    import seglab.deploy.graph_rewrites as rewrites
 
     model = _decoder(3, "same")
     path = tmp_path / "model.onnx"

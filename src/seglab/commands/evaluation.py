@@ -81,7 +81,7 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
     config, classes = run.config, run.classes
     out = check_output_dir(out if out is not None else output_folder(run, data))
     tta = TTA.parse(tta) if isinstance(tta, str) or tta is None else tta
-    model = predictor_for(run.path, runtime)
+    model = predictor_for(run, runtime)  # the opened run: config.yaml read once
     full_res = full_res or bool(tile)
     inference = Inference(model, tile or None, overlap, tta, batch_size or config.recipe.batch_size, model.scale)
     source = _source(config, data, classes, format, view)

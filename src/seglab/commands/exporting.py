@@ -25,6 +25,17 @@ import numpy as np
 from seglab.core.decision import OUTPUTS, decide, probabilities_of
 from seglab.core.errors import BadArgument, OutputError, ParityFailed
 from seglab.data.classes import ClassSpec
+from seglab.deploy.deployable import (
+    deployable,
+    float32_reference,
+    holds_keras_hub,
+    stride,
+)
+from seglab.deploy.graph_rewrites import (
+    float32_nodes,
+    split_concat_conv,
+    static_transposed_crops,
+)
 from seglab.inference.runtimes import (
     EXPORT_JSON,
     FORMATS,
@@ -35,12 +46,6 @@ from seglab.inference.runtimes import (
     open_predictor,
     require_runtime,
     run_export_folder,
-)
-from seglab.models.deploy import deployable, float32_reference, holds_keras_hub, stride
-from seglab.models.graph_rewrites import (
-    float32_nodes,
-    split_concat_conv,
-    static_transposed_crops,
 )
 from seglab.runs import Run, check_output_dir, sha256
 from seglab.runs.config import TrainConfig
@@ -219,13 +224,14 @@ def _checked_options(format: str, output: str, min_agreement: float | None, quan
 def predictor_for(path, runtime: str | None = None):
     """`open_predictor(path, runtime)`, exporting the run first (with the parity check) where its
     export for `runtime` is missing or was made from another model.keras than the run's current one."""
-    if runtime not in (None, "keras") and not is_export(path):
-        run = Run.open(path)
+    run = path if isinstance(path, Run) else None
+    if runtime not in (None, "keras") and (run is not None or not is_export(path)):
+        run = run or Run.open(path)
         if not export_is_current(run, runtime):
             if not run.model_path.is_file():
                 run.load_model()  # the error that says the run has no finished epoch
             export(run.path, runtime, run_export_folder(run, runtime))
-    return open_predictor(path, runtime)
+    return open_predictor(run or path, runtime)
 
 
 def _check_replaceable(out: Path) -> None:
@@ -248,7 +254,7 @@ def _replace(tmp: Path, out: Path) -> None:
 def write_graph(model: keras.Model, format: str, folder: Path, output: str = "logits",
                 int8: bool = False) -> tuple[Path, keras.Model, bool]:
     """Write `deployable(model, output)` into `folder` as `format` (for ONNX, with the rewrites of
-    seglab.models.graph_rewrites; `int8`: ready to be quantized); return the model file, the exported
+    seglab.deploy.graph_rewrites; `int8`: ready to be quantized); return the model file, the exported
     Keras graph and whether its height and width are dynamic."""
     subpixel = ("all" if int8 else "free") if format == "onnx" else None  # measured on ONNX Runtime only
     graph, dynamic = deployable(model, output, subpixel)

@@ -310,8 +310,9 @@ def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int,
     num_logits = 1 if binary_head(config) else num_classes
     weights = None if config.recipe.class_weights is None else list(config.recipe.class_weights)
     with precision(config.setup.precision), cluster.scope():
-        model = build_model(config.recipe.model, num_logits, config.recipe.size, 
-                            **model_spec(config.recipe.model).encoder_options(config.recipe.weights, config.recipe.fine_tune), **config.recipe.model_options)
+        recipe = config.recipe
+        encoder = model_spec(recipe.model).encoder_options(recipe.weights, recipe.fine_tune)
+        model = build_model(recipe.model, num_logits, recipe.size, **encoder, **recipe.model_options)
         synchronize_batch_norm(model, cluster)
         model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=make_loss(config.recipe.loss, num_logits, weights),
                       metrics=segmentation_metrics(num_classes))

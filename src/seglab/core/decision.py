@@ -6,7 +6,7 @@
 
 It has three twins because it runs in three places: `decide` on NumPy arrays (predict, evaluate
 and the runtimes), `decide_tensor` on Keras tensors (the metrics inside `fit`, the per-epoch
-samples), and `seglab.models.deploy.OutputHead` inside an exported graph. tests/models/test_decision.py checks that
+samples), and `seglab.deploy.deployable.OutputHead` inside an exported graph. tests/models/test_decision.py checks that
 the three agree.
 """
 from __future__ import annotations

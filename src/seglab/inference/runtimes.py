@@ -109,7 +109,7 @@ class KerasPredictor(Predictor):
     runtime = "keras"
 
     def __init__(self, model, classes: ClassSpec, size: int, source: dict | None = None):
-        from seglab.models.deploy import stride
+        from seglab.deploy.deployable import stride
 
         super().__init__(classes, size, "logits", source, multiple=stride(model))
         self.model = model
@@ -120,7 +120,7 @@ class KerasPredictor(Predictor):
         it is swapped for the float32 copy with a dynamic height and width that export makes, where
         the architecture allows one (the same copy ONNX and LiteRT files are made from)."""
         if not self._checked_any_size:
-            from seglab.models.deploy import deployable
+            from seglab.deploy.deployable import deployable
 
             self._checked_any_size = True
             try:

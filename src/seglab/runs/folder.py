@@ -20,6 +20,7 @@ from pathlib import Path
 from seglab.core.errors import NotARunFolder, OutputError, RunBusy
 from seglab.core.files import TMP_MARK, atomic_path, write_text
 
+
 def link_or_copy(source, target) -> None:
     """A hard link where the file system has them, else a copy (either beats saving twice). A
     link is safe because run files are only ever replaced by a rename, never rewritten in place:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from seglab.core.files import atomic_path, write_text
 from seglab.data.classes import ClassSpec
 from seglab.data.colors import indexed_png
-from seglab.core.files import atomic_path, write_text
 
 
 def choose(count: int, population: int, seed: int) -> list[int]:

@@ -8,13 +8,13 @@ import numpy as np
 
 from seglab.core.decision import OUTPUTS, logit_cut
 from seglab.core.errors import BadArgument
-from seglab.models import all_layers, segformer
-from seglab.models.graph_rewrites import (
+from seglab.deploy.graph_rewrites import (
     ConstantNormalization,
     SubPixelConvTranspose,
     constant_normalization_applies,
     subpixel_applies,
 )
+from seglab.models import all_layers, segformer
 
 
 class OutputHead(keras.layers.Layer):
@@ -42,7 +42,7 @@ def deployable(model: keras.Model, output: str = "logits", subpixel: str | None 
     """A float32 copy of `model` taking images of any height and width where the architecture
     allows (else its own fixed size), returning `output`; and whether the size is dynamic.
     `subpixel` ("free": where the kernel equals the stride; "all") computes transposed
-    convolutions in their sub-pixel form (see seglab.models.graph_rewrites)."""
+    convolutions in their sub-pixel form (see seglab.deploy.graph_rewrites)."""
     if holds_keras_hub(model):  # SegFormer: KerasHub's MiT takes one fixed, square size
         copy, dynamic = segformer.float32_copy(model), False
     else:
