@@ -84,9 +84,9 @@ def _seglab(*args, **kwargs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("crops", [False, True], ids=["resized", "crops"])
-def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops):
-    data, epochs = "synthetic", ["--epochs", "5"]
+@pytest.mark.parametrize("crops,jit", [(False, False), (True, False), (False, True)], ids=["resized", "crops", "xla"])
+def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops, jit):
+    data, epochs = "synthetic", ["--epochs", "5", "--jit" if jit else "--no-jit"]
     if crops:  # random crops of a tiny folder's images at their own size (x 0.75), new ones every epoch
         rng = np.random.default_rng(0)
         masks = {f"s{i}": rng.integers(0, 3, (44 + 4 * i, 64), dtype=np.uint8) for i in range(10)}
@@ -110,6 +110,7 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops):
     if crops:
         config = yaml.safe_load(run.config_path.read_text())
         assert (config["recipe"]["crop"], config["recipe"]["scale"], config["recipe"]["size"]) == (32, 0.75, 32)
+    assert yaml.safe_load(run.config_path.read_text())["setup"]["jit"] is jit
     history, reference = run.history(), Run(tmp_path / "whole").history()
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
     # Every epoch's preview and viewer sample are there, and no temporary file is left behind.

@@ -262,6 +262,7 @@ def train(
     option: list[str] = typer.Option([], "--option", help="Model option KEY=VALUE, repeatable: --option filters=16,32,64,128."),
     precision: str = _field("precision"),
     distribute: str = _field("distribute"),
+    jit: Optional[bool] = _field("jit"),
     previews: int = _field("previews"),
     wandb: bool = _field("wandb"),
     wandb_project: Optional[str] = _field("wandb_project"),
@@ -293,7 +294,7 @@ def train(
         options = {k: v for k, v in given.items() if v is not None}
         options.update(model=model, optimizer=optimizer, schedule=schedule, seed=seed, precision=precision,
                        previews=previews, wandb=wandb, wandb_project=wandb_project, tensorboard=tensorboard,
-                       val_fraction=val_fraction, scale=scale, distribute=distribute,
+                       val_fraction=val_fraction, scale=scale, distribute=distribute, jit=jit,
                        model_options=_parse_options(option), augment=_augmentation(
                            augment, flip=augment_flip, vflip=augment_vflip, zoom=augment_zoom,
                            brightness=augment_brightness, contrast=augment_contrast))
@@ -615,7 +616,7 @@ def demo(
 # image whatever the batch, and the first epoch ~28 s (tracing). 16-32-64-128 filters took 459 s
 # for 60 epochs (0.945) and 219 s for 25 (0.899). XLA for the whole model (2.3x faster epochs) is
 # not used: with the compiled losses nested inside, it recompiled every step.
-DEMO = {"model": "unet", "size": 64, "batch_size": 8, "learning_rate": 3e-3, "augment": False,
+DEMO = {"model": "unet", "size": 64, "batch_size": 8, "learning_rate": 3e-3, "augment": False, "jit": True,
         "model_options": {"filters": (8, 16, 32, 64), "batch_norm": True}}
 
 

@@ -36,6 +36,8 @@ from seglab.engines.distribute import (
     synchronize_batch_norm,
 )
 from seglab.engines.distribute import start as start_cluster
+from seglab.engines.jit import choose as choose_jit
+from seglab.engines.jit import compile_steps
 from seglab.models import build_model, model_spec
 from seglab.runs import Run, check_output_dir
 from seglab.runs.config import TrainConfig, binary_head, resolve, validate
@@ -141,8 +143,13 @@ def _new(config: TrainConfig, cluster: Cluster):
 
 
 def _distribution(config: TrainConfig, cluster: Cluster) -> dict:
-    """What config.yaml records of the strategy: its name, replicas and per-replica batch."""
-    return {"distribute": cluster.name, "replicas": cluster.replicas, "replica_batch": cluster.replica_batch(config.recipe.batch_size)}
+    """What config.yaml records of the strategy (its name, replicas and per-replica batch), and
+    whether the steps are compiled with XLA, which depends on it."""
+    jit, refused = choose_jit(config.setup.jit, cluster.distributed)
+    if refused and cluster.chief:
+        print(f"Training without XLA: {refused}.", file=sys.stderr)
+    return {"distribute": cluster.name, "replicas": cluster.replicas, "replica_batch": cluster.replica_batch(config.recipe.batch_size),
+            "jit": jit}
 
 
 def _resumed(run: Run, cluster: Cluster):
@@ -242,6 +249,7 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
         source, "val", size=config.recipe.size, batch_size=config.recipe.batch_size, cache=config.setup.cache, validate_first=False,
         shard=shard, **crops), config.recipe.batch_size)
     build_for_fit(model, cluster, config.recipe.batch_size, config.recipe.size)
+    config = _with_xla(run, config, model, cluster, train_ds, val_ds)
     if cluster.distributed:
         print(f"Training data-parallel, {cluster.describe()}: global batch {config.recipe.batch_size} = {cluster.replicas} x "
               f"{config.setup.replica_batch}.", file=sys.stderr)
@@ -284,6 +292,26 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
         raise TrainingFailed(checkpoint.failure)
     _set_status(run, cluster, "complete")
     return run
+
+
+def _with_xla(run: Run, config: TrainConfig, model, cluster: Cluster, train_ds, val_ds) -> TrainConfig:
+    """Compile the steps with XLA where config.yaml asks for it (`seglab.engines.jit`); where XLA
+    refuses the model, train without it, say why in one line and record jit: false."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras's own warning for a layer without XLA; said below in seglab's words
+        model.jit_compile = config.setup.jit  # a loaded model (resume) comes back with its own setting
+    if not config.setup.jit:
+        return config
+    refused = (compile_steps(model, train_ds, val_ds, config.recipe.batch_size) if model.jit_compile
+               else "a layer of the model declares that XLA cannot compile it")
+    if refused is None:
+        return config
+    print(f"Training without XLA, which refused {config.recipe.model} under {config.setup.precision}: {refused}",
+          file=sys.stderr)
+    config = config.replace(jit=False)
+    if cluster.chief:
+        config.save(run.config_path)
+    return config
 
 
 def _set_status(run: Run, cluster: Cluster, status: str, **extra) -> None:

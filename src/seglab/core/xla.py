@@ -10,6 +10,7 @@ CPU convolutions are slower than oneDNN's.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import keras
@@ -24,4 +25,22 @@ def compiled(fn: Callable) -> Callable:
         return fn
     import tensorflow as tf
 
-    return tf.function(fn, jit_compile=True, autograph=False)  # plain tensor code: nothing to convert
+    xla_fn = tf.function(fn, jit_compile=True, autograph=False)  # plain tensor code: nothing to convert
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        # Inside a step XLA compiles as a whole (`seglab train`'s default), `fn` is part of that
+        # computation already. A tf.function nested there recompiled the step at every call
+        # (the first epoch of the demo took 793 s instead of 15), so it is called as plain code.
+        return (fn if inside_xla() else xla_fn)(*args, **kwargs)
+
+    return call
+
+
+def inside_xla() -> bool:
+    """Whether the code being traced now is part of an XLA computation (a jit_compile=True
+    tf.function, or one nested in it)."""
+    import tensorflow as tf
+    from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
+
+    return not tf.executing_eagerly() and GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())

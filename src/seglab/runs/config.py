@@ -98,6 +98,10 @@ class Setup:
                              "several workers, mirrored over several GPUs, else none), none, mirrored (this machine's "
                              "GPUs) or multi-worker (the workers TF_CONFIG names).", "str", choices=DISTRIBUTES,
                              legacy="auto")
+    jit: bool | None = option(None, "Compile the whole training and validation step with XLA. Default: on with a GPU, off "
+                              "on CPUs (slower there with seglab's models; docs/benchmarks.md); config.yaml records "
+                              "what ran, off where XLA refused the model.", "bool", nullable=True,
+                              flag="--jit/--no-jit", legacy=False)
     replicas: int | None = option(None, "Replicas in sync (set by training).", "int", nullable=True, flag=None, legacy=None)
     replica_batch: int | None = option(None, "batch_size / replicas (set by training).", "int", nullable=True, flag=None,
                                        legacy=None)
