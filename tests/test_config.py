@@ -104,6 +104,7 @@ def test_every_train_option_comes_from_the_declarations():
         flag = cli_flag(name, opt, augment=kind is Augment)
         if flag is None:  # set by training (replicas) or given another way (the dataset argument, --option)
             continue
+        flag = flag.split("/")[0]  # an on/off pair, --jit/--no-jit, is known by its first flag
         assert flag in options, f"{flag} (config field {name}) is not a `seglab train` option"
         param = options[flag]
         assert param.help.startswith(opt.help), f"{flag}: help text differs from the declaration"

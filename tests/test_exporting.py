@@ -307,6 +307,11 @@ def test_int8_export_is_calibrated_checked_and_scored(tiny_run, tmp_path):
     # pixels (98.4% agree) than on a trained model (the demo run's: 99.8%). Hence the lower bar here.
     meta = export(tiny_run.path, "onnx", tmp_path / "int8", quantize="int8", min_agreement=0.95)
     assert meta["quantization"]["type"] == "int8" and meta["quantization"]["calibration_images"] > 0
+    from seglab.commands.exporting import reduce_range_for
+    from seglab.core.machine import cpu_flags, describe
+
+    assert meta["quantization"]["for_cpu"] == describe()  # the CPU it was calibrated for, and its choice
+    assert meta["quantization"]["reduce_range"] is reduce_range_for(cpu_flags())
     assert meta["parity"]["min_agreement"] == 0.95 and meta["parity"]["label_agreement"] >= 0.95
     assert set(meta["parity"]["val_miou"]) == {"keras_fp32", "exported"}
     model = onnx_model_ops(tmp_path / "int8" / "model.onnx")
@@ -324,3 +329,12 @@ def onnx_model_ops(path) -> set[str]:
     import onnx
 
     return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def test_int8_weights_keep_to_7_bits_on_cpus_without_vnni():
+    from seglab.commands.exporting import reduce_range_for
+
+    assert reduce_range_for({"avx2", "fma"}) is True  # u8s8 through saturating 16-bit sums
+    assert reduce_range_for({"avx2", "fma", "avx512f"}) is True
+    assert reduce_range_for({"avx2", "avx512f", "avx512_vnni"}) is False
+    assert reduce_range_for({"avx2", "avx_vnni"}) is False

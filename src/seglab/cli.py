@@ -613,9 +613,10 @@ def demo(
 # augmentation: the 160 training shapes are varied already, and 32 epochs are 640 steps to fit them.
 # On 2 AMD EPYC cores (float32), train + evaluate with these filters: 129 s at 0.908 val mIoU for
 # 32 epochs (the default), 156 s at 0.918 for 34, 213 s at 0.915 for 40; a step costs ~17 ms per
-# image whatever the batch, and the first epoch ~28 s (tracing). 16-32-64-128 filters took 459 s
-# for 60 epochs (0.945) and 219 s for 25 (0.899). XLA for the whole model (2.3x faster epochs) is
-# not used: with the compiled losses nested inside, it recompiled every step.
+# image whatever the batch. 16-32-64-128 filters took 459 s for 60 epochs (0.945) and 219 s for 25
+# (0.899). XLA for the whole step (`seglab.engines.jit`; off by default on CPUs, where larger
+# models lose with it): on 2 AVX-512 bfloat16 cores, 66 s of training at 0.901 against 77 s at
+# 0.907 without, epochs of 1.55 s against 2.2 s (docs/benchmarks.md).
 DEMO = {"model": "unet", "size": 64, "batch_size": 8, "learning_rate": 3e-3, "augment": False, "jit": True,
         "model_options": {"filters": (8, 16, 32, 64), "batch_norm": True}}
 

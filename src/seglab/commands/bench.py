@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from seglab.core.errors import BadArgument
+from seglab.core.machine import describe
 from seglab.core.precision import precision as policy
 from seglab.core.precision import resolve_precision
 from seglab.data import open_source
@@ -104,7 +105,7 @@ def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: i
         result |= {"runtime": runtime, "quantize": quantize, "infer_img_s": round(infer_img_s, 2), "infer_gflop_s": gflop(infer_img_s)}
         if runtime != "keras":
             result["precision"] = quantize or "float32"  # exported graphs are float32 copies, or int8
-    return result | {"peak_rss_mib": _peak_rss_mib(), "tensorflow": tf.__version__, "keras": keras.__version__}
+    return result | {"peak_rss_mib": _peak_rss_mib(), "tensorflow": tf.__version__, "keras": keras.__version__, **describe()}
 
 
 def _images(source, size: int, count: int) -> np.ndarray:

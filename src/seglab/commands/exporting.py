@@ -24,6 +24,7 @@ import numpy as np
 
 from seglab.core.decision import OUTPUTS, decide, probabilities_of
 from seglab.core.errors import BadArgument, OutputError, ParityFailed
+from seglab.core.machine import describe
 from seglab.data.classes import ClassSpec
 from seglab.deploy.deployable import (
     deployable,
@@ -104,10 +105,19 @@ class _Calibration:
         return next(self.batches, None)
 
 
+def reduce_range_for(cpu_flags: set[str]) -> bool:
+    """Whether int8 weights keep to 7 bits on this CPU. With VNNI (`avx512_vnni`, `avx_vnni`) ONNX
+    Runtime multiplies uint8 by int8 into 32-bit sums directly; without it, its AVX2 and AVX-512
+    kernels pair products into saturating 16-bit sums (VPMADDUBSW), where two large 8-bit products
+    overflow: ONNX Runtime's quantization guide answers that with 7-bit weights (`reduce_range`)."""
+    return not cpu_flags & {"avx512_vnni", "avx_vnni"}
+
+
 def quantize_int8(model_file: Path, images: np.ndarray) -> dict:
     """Replace `model_file` by its int8 form: ONNX Runtime static quantization (QDQ, unsigned
-    8-bit activations and signed 8-bit per-channel weights, the pairing ORT runs fastest on x86),
-    calibrated with min/max on `images`."""
+    8-bit activations and signed 8-bit per-channel weights, the pairing ORT runs fastest on x86;
+    7-bit weights on CPUs without VNNI, `reduce_range_for`), calibrated with min/max on `images`.
+    The CPU it was calibrated for is recorded: the file runs anywhere, fastest and safest there."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -116,18 +126,22 @@ def quantize_int8(model_file: Path, images: np.ndarray) -> dict:
         quantize_static,
     )
 
+    machine = describe()
+    reduce_range = reduce_range_for(set(machine["cpu_flags"]))
     fp32 = model_file.with_name("model.fp32.onnx")
     os.replace(model_file, fp32)
     try:
         # ONNX shape inference and fusions first, as ONNX Runtime advises (its symbolic pass would need sympy)
         quant_pre_process(str(fp32), str(fp32), skip_symbolic_shape=True)
         quantize_static(str(fp32), str(model_file), _Calibration(images, "image"), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=float32_nodes(fp32))
+                        per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        nodes_to_exclude=float32_nodes(fp32))
     finally:
         fp32.unlink(missing_ok=True)
     return {"type": "int8", "method": "onnxruntime static, QDQ, min/max calibration", "per_channel": True,
-            "activations": "uint8", "weights": "int8", "calibration_images": int(len(images)),
+            "activations": "uint8", "weights": "int8 (7-bit range)" if reduce_range else "int8",
+            "reduce_range": reduce_range, "for_cpu": machine, "calibration_images": int(len(images)),
             "float32": "the first convolution and the logits layer"}
 
 

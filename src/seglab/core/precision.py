@@ -17,21 +17,14 @@ import contextlib
 from pathlib import Path
 
 from seglab.core.errors import BadArgument
+from seglab.core.machine import cpu_flags
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 _BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
 def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
-    return bool(flags & _BF16_FLAGS)
+    return bool(cpu_flags(cpuinfo) & _BF16_FLAGS)
 
 
 def _has_gpu() -> bool:
