@@ -6,8 +6,8 @@ between the convolutions. Whether that pays depends on the device:
 - On a GPU it is the usual win, and `auto` turns it on.
 - On CPUs, `auto` leaves it off: XLA's CPU convolutions are slower than the oneDNN kernels
   TensorFlow runs without it. On 2 AVX-512 cores (float32, 128 px, batch 16) a `unet` epoch took
-  29-31 s with XLA against 17 s without (XLA's oneDNN and XNNPACK options changed nothing), and
-  under mixed_bfloat16 `mobilenet_unet` took 6.0 s against 3.0 s and `deeplabv3plus` 33 s
+  28-31 s with XLA against 16-17 s without (XLA's oneDNN and XNNPACK options changed nothing), and
+  under mixed_bfloat16 `mobilenet_unet` took 6.0 s against 2.9 s and `deeplabv3plus` 33 s
   against 3.7 s at 64 px. Tiny models, whose step is mostly per-op overhead, gain: the demo's
   epochs take 1.6 s against 2.2 s, so `seglab demo` asks for XLA (docs/benchmarks.md).
 
