@@ -127,6 +127,27 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops, j
 
 
 @pytest.mark.slow
+def test_sigterm_stops_a_run_as_interrupted_and_it_resumes(tmp_path):
+    """`timeout`, Slurm, Kubernetes and systemd send SIGTERM first: the run says `interrupted`,
+    keeps its finished epochs, exits 143 with what to do next, and resumes."""
+    out = tmp_path / "run"
+    process = _seglab("train", "synthetic", "--out", str(out), *TINY_CLI, "--epochs", "6")
+    run = Run(out)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run.exists() and run.state.get("epochs_done", 0) >= 1):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 143, output
+    assert "stopped by SIGTERM" in output and f"seglab train --resume {out}" in output
+    assert run.state["status"] == "interrupted" and 1 <= run.state["epochs_done"] < 6
+    assert len(run.history()) == run.state["epochs_done"]
+    resumed = _seglab("train", "--resume", str(out))
+    assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
+    assert run.state["status"] == "complete" and [r["epoch"] for r in run.history()] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.slow
 def test_an_epoch_killed_while_its_files_were_written_is_written_again_on_resume(tmp_path):
     """The checkpoint lands last: a run whose epoch 2 wrote its preview but not last.keras (a
     SIGKILL in between) trains and writes epoch 2 again, and the stale temporaries go."""

@@ -29,7 +29,7 @@ console = Console(soft_wrap=True)  # lines are never broken inside a path or a n
 err = Console(stderr=True, soft_wrap=True)
 
 # Exit codes: 1 bad data or a failed run, 2 bad arguments or an unusable path (each SeglabError
-# says which), 70 an internal error (a bug: BSD's EX_SOFTWARE), 130 Ctrl-C.
+# says which), 70 an internal error (a bug: BSD's EX_SOFTWARE), 130 Ctrl-C, 143 SIGTERM during training.
 INTERNAL_ERROR = 70
 
 
@@ -42,8 +42,8 @@ class _Commands(typer.core.TyperGroup):
             return super().invoke(ctx)
         except SeglabError as e:
             _fail(str(e), e.exit_code)
-        except KeyboardInterrupt as e:
-            _fail(f"interrupted. {e}".strip(), 130)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM during training (core.errors.Terminated: 143)
+            _fail(f"interrupted. {e}".strip(), getattr(e, "exit_code", 130))
         except (typer.Exit, typer.Abort, click.exceptions.ClickException):
             raise
         except Exception as e:  # noqa: BLE001  (the one place every other exception is caught: a bug)
@@ -304,8 +304,8 @@ def train(
         call = lambda: run_train(data, out, **options)  # noqa: E731
     try:
         run = call()
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"Continue with: seglab train --resume {resume or out or 'runs/' + model}") from None
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the same kind, with what to do next
+        raise type(e)(f"{e} Continue with: seglab train --resume {resume or out or 'runs/' + model}".strip()) from None
     if distribute != "none" and not is_chief():  # a multi-worker job's other workers write nothing
         console.print(f"Training finished on this worker; the chief writes the run folder {run.path}.")
         return

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from seglab.callbacks.trackers import make_trackers
 from seglab.core.errors import (
     BadArgument,
     RunExists,
+    Terminated,
     TrainingFailed,
     WorkerLost,
 )
@@ -266,7 +269,7 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
     if config.recipe.schedule == "plateau":  # on every worker: the rate is the same everywhere
         callbacks.append(ResumablePlateau(history, monitor="val_miou", factor=0.5, patience=3))
     try:
-        with _collector_skips_what_exists():
+        with _collector_skips_what_exists(), _sigterm_interrupts():
             model.fit(train_ds, epochs=config.recipe.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                       validation_data=val_ds, callbacks=callbacks, shuffle=False,
                       verbose=(1 if sys.stderr.isatty() else 2) if verbose is None else verbose)
@@ -318,6 +321,25 @@ def _set_status(run: Run, cluster: Cluster, status: str, **extra) -> None:
     """Record the run's status in state.json: the chief's job, the other workers write nothing."""
     if cluster.chief:
         run.write_state(**{**run.state, "status": status, **extra})
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM during `fit` raises `Terminated`, a KeyboardInterrupt, so the run stops as Ctrl-C
+    stops it: the epoch being written is finished and state.json says `interrupted`. Signal
+    handlers belong to the main thread; elsewhere (a caller's worker thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated("stopped by SIGTERM.")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -101,3 +101,11 @@ class ParityFailed(SeglabError, RuntimeError):
 
 class WorkerLost(TrainingFailed):
     """A worker of a multi-worker job stopped or became unreachable; the others stopped too."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: `timeout`, Slurm, Kubernetes and systemd all send it before
+    SIGKILL, so a run stops as interrupted (its last finished epoch kept) instead of vanishing
+    with its state still `running`. The command exits 143 (128 + SIGTERM), as the shell's would."""
+
+    exit_code = 143
