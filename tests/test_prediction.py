@@ -59,3 +59,36 @@ def test_the_command_line_counts_what_it_skipped(tiny_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Predicted 5 image(s)" in result.output and "1 failed and skipped" in result.output
     assert "1 non-image file(s) ignored" in result.output and "truncated.jpg" in result.output
+
+
+def test_fifos_devices_and_huge_non_images_are_named_not_waited_on(tiny_run, tmp_path):
+    """A FIFO would block the first read forever and /dev/zero never ends: both are refused from
+    their file type, before anything opens them, and a large non-image costs only its first bytes."""
+    import os
+    import resource
+    import threading
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(folder / "good.png")
+    os.mkfifo(folder / "pipe.png")  # inside a folder: skipped and listed
+    named_fifo = tmp_path / "x.png"
+    os.mkfifo(named_fifo)  # named on its own: a failure that names it
+    (tmp_path / "z.png").symlink_to("/dev/zero")
+    big = tmp_path / "big.png"
+    with open(big, "wb") as f:
+        f.truncate(300 * 1024 * 1024)  # a sparse 300 MB file of zeros: no disk, but 300 MB to read whole
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(summary=predict(
+        tiny_run.path, [folder, named_fifo, tmp_path / "z.png", big], tmp_path / "out")), daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert "summary" in done, "predict waited on a FIFO or a device"
+    summary = done["summary"]
+    assert [e["file"].split("/")[-1] for e in summary["images"]] == ["good.png"]
+    failed = {f["file"].split("/")[-1]: f["message"] for f in summary["failed"]}
+    assert set(failed) == {"x.png", "z.png", "big.png"}
+    assert "FIFO" in failed["x.png"] and "device" in failed["z.png"] and "not an image" in failed["big.png"]
+    assert [p.split("/")[-1] for p in summary["skipped_non_images"]] == ["pipe.png"]
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 < 200 * 1024 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def open_image(path, draft_size: tuple[int, int] | None = None) -> Image.Image:
     Raises DataError naming the file when it is not an image or is truncated.
     """
     path = Path(path)
+    _require_regular_file(path)
     try:
         im = Image.open(path)
         if draft_size is not None and im.format == "JPEG" and im.getexif().get(0x0112, 1) in (1, 2, 3, 4):
@@ -37,7 +39,8 @@ def open_image(path, draft_size: tuple[int, int] | None = None) -> Image.Image:
         raise DataError(path, f"refused: {e} Shrink or tile the image; to accept such files on purpose, "
                         "set PIL.Image.MAX_IMAGE_PIXELS in Python.") from None
     except UnidentifiedImageError:
-        head = path.read_bytes()[:8]
+        with open(path, "rb") as f:  # its first bytes only: the file may be huge
+            head = f.read(8)
         raise DataError(path, f"not an image Pillow can decode (starts with {head!r}); replace or remove the file.") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(path, f"unreadable or truncated image ({e}); re-export it or remove it from the dataset.") from None
@@ -45,6 +48,22 @@ def open_image(path, draft_size: tuple[int, int] | None = None) -> Image.Image:
         return ImageOps.exif_transpose(im)
     except Exception:  # a broken EXIF block must not lose an otherwise good image
         return im
+
+
+def _require_regular_file(path: Path) -> None:
+    """Refuse, without opening it, what is not a regular file: reading a FIFO waits for a writer
+    forever, and a device such as /dev/zero never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DataError(path, "file not found.") from None
+    except OSError as e:
+        raise DataError(path, f"cannot be read ({e.strerror}).") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file")
+        raise DataError(path, f"is {kind}, not an image file; remove it from the inputs.")
 
 
 def to_rgb(im: Image.Image) -> np.ndarray:
@@ -72,8 +91,9 @@ def find_images(inputs) -> tuple[list[Path], list[Path]]:
     images, skipped, seen = [], [], set()
     for item in map(Path, inputs):
         if item.is_dir():
-            for path in sorted(p for p in item.iterdir() if p.is_file()):
-                image = path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+            for path in sorted(p for p in item.iterdir() if not p.is_dir()):
+                # FIFOs, devices and sockets are skipped, and said: opening one could block forever
+                image = path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file()
                 (images if image else skipped).append(path)
         else:
             images.append(item)
