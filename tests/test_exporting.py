@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from seglab.cli import app
 from seglab.commands.exporting import export, parity, predictor_for, write_graph
 from seglab.commands.prediction import predict
+from seglab.core.errors import OutputError
 from seglab.core.precision import precision
 from seglab.deploy.deployable import deployable, float32_reference, stride
 from seglab.inference.runtimes import PREDICTORS, cores, open_predictor
@@ -269,7 +270,7 @@ def test_bad_input_is_a_one_line_error_naming_the_file(case, tiny_run, onnx_expo
     elif case == "out holds other files":
         (tmp_path / "mine").mkdir()
         (tmp_path / "mine" / "notes.txt").write_text("keep me")
-        args, named = ["export", str(tiny_run.path), "--format", "onnx", "--out", str(tmp_path / "mine")], "not a seglab export"
+        args, named = ["export", str(tiny_run.path), "--format", "onnx", "--out", str(tmp_path / "mine")], "not part of a seglab export (notes.txt)"
     else:
         broken = tmp_path / "broken"
         broken.mkdir()
@@ -338,3 +339,27 @@ def test_int8_weights_keep_to_7_bits_on_cpus_without_vnni():
     assert reduce_range_for({"avx2", "fma", "avx512f"}) is True
     assert reduce_range_for({"avx2", "avx512f", "avx512_vnni"}) is False
     assert reduce_range_for({"avx2", "avx_vnni"}) is False
+
+
+@pytest.mark.parametrize("files", [
+    {"export.json": '{"mine": true}', "thesis.txt": "years of work", "photos/ok.png": "png"},  # not seglab's export.json
+    {"thesis.txt": "years of work"},
+    {"export.json": '{"mine": true}'},
+], ids=["foreign-export-json-and-files", "files", "foreign-export-json"])
+def test_export_out_never_replaces_a_folder_seglab_did_not_write(tiny_run, tmp_path, files):
+    out = tmp_path / "mine"
+    for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    with pytest.raises(OutputError, match="nothing was changed") as refused:
+        export(tiny_run.path, "onnx", out, verify=False)
+    assert ("thesis.txt" in str(refused.value)) == ("thesis.txt" in files)
+    assert {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()} == files
+
+
+def test_export_out_replaces_an_earlier_export(tiny_run, tmp_path):
+    out = tmp_path / "export"
+    first = export(tiny_run.path, "onnx", out, verify=False)
+    second = export(tiny_run.path, "onnx", out, verify=False)
+    assert sorted(p.name for p in out.iterdir()) == ["classes.json", "export.json", "model.onnx"]
+    assert first["format"] == second["format"] == "onnx"

@@ -249,9 +249,30 @@ def predictor_for(path, runtime: str | None = None):
 
 
 def _check_replaceable(out: Path) -> None:
-    """An existing folder is replaced only when it is an export (seglab's own); anything else is kept."""
-    if out.exists() and any(out.iterdir()) and not is_export(out):
-        raise OutputError(f"--out {out} holds files that are not a seglab export; give a new or empty folder.")
+    """An existing folder is replaced only when it is an export seglab wrote: an export.json of
+    seglab's schema, and nothing beside it but export files. Anything else is kept, and named."""
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not entries:
+        return
+    ours = {EXPORT_JSON, "classes.json", *(model_file for model_file, _, _ in FORMATS.values())}
+    others = [name for name in entries if name not in ours]
+    if not others and _seglab_export_json(out / EXPORT_JSON):
+        return
+    shown = others or entries
+    listed = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+    what = (f"files that are not part of a seglab export ({listed})" if others
+            else f"{listed}, without the export.json seglab writes")
+    raise OutputError(f"--out {out} holds {what}; nothing was changed. Give a new or empty folder, or remove those files.")
+
+
+def _seglab_export_json(path: Path) -> bool:
+    """Whether `path` reads as an export.json seglab wrote (its format, input and output sections)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(meta, dict) and meta.get("format") in FORMATS and isinstance(meta.get("input"), dict)
+            and isinstance(meta.get("output"), dict))
 
 
 def _replace(tmp: Path, out: Path) -> None:
