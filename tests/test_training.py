@@ -247,3 +247,27 @@ def test_the_best_model_keeps_its_bytes_when_last_is_replaced(tmp_path):
         tmp.write_bytes(b"epoch 2")
     assert (best.read_bytes(), last.read_bytes()) == (b"epoch 1", b"epoch 2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.keras", "model.keras"]
+
+
+@pytest.mark.slow
+def test_a_run_that_cannot_write_its_epoch_fails_in_one_line_and_resumes(tmp_path):
+    """A full disk, as the kernel reports a file-size limit: the same OSError from the same writes.
+    The run says `failed` with the reason, the command prints one line, and --resume continues
+    once writing works again."""
+    import resource
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+
+    out = tmp_path / "run"
+    process = _seglab("train", "synthetic", "--out", str(out), *TINY_CLI, "--epochs", "2", preexec_fn=small_files)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 1, output
+    assert "Traceback" not in output and "writing epoch 1 failed" in output and "--resume" in output, output
+    state = Run(out).state
+    assert state["status"] == "failed" and "writing epoch 1 failed" in state["error"]
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    resumed = _seglab("train", "--resume", str(out))
+    assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
+    assert Run(out).state["status"] == "complete" and [r["epoch"] for r in Run(out).history()] == [1, 2]

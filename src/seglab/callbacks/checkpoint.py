@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from seglab.core.decision import decide_tensor
+from seglab.core.errors import TrainingFailed
 from seglab.data.classes import ClassSpec
 from seglab.report.curves import plot_curves
 from seglab.report.mosaic import mosaic
@@ -132,6 +133,16 @@ class RunCheckpoint(keras.callbacks.Callback):
         The checkpoint lands last (then state.json): resume counts the epochs done from
         last.keras, so an epoch killed while its files were written is trained and written again
         in full, and the previews and samples never lag the checkpoint."""
+        try:
+            self._write_epoch_files(row, history, state)
+        except OSError as e:  # a full disk, a quota, a folder removed: the user's to fix, then resume
+            where = f" ({e.filename})" if e.filename else ""
+            kept = f"epoch {row['epoch'] - 1}" if row["epoch"] > 1 else "no finished epoch"
+            raise TrainingFailed(f"{self.run.path}: writing epoch {row['epoch']} failed: {e.strerror or e}{where}. The run "
+                                 f"keeps {kept}; free space (or fix the folder), then `seglab train --resume "
+                                 f"{self.run.path}`.") from e
+
+    def _write_epoch_files(self, row: dict, history: list[dict], state) -> None:
         model = state if isinstance(state, keras.Model) else self._shadow.load(state)
         predictions = np.asarray(decide_tensor(model.predict_on_batch(self.samples.images)))
         sampled = Epoch(row["epoch"], predictions, per_class_iou(self.samples.truths, predictions, self.classes))

@@ -277,6 +277,14 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
         checkpoint.close()  # the epoch being written is finished, not lost
         _set_status(run, cluster, "interrupted")
         raise
+    except TrainingFailed as e:  # an epoch's files could not be written (a full disk): the run says so
+        with contextlib.suppress(Exception):
+            checkpoint.close()
+        try:
+            _set_status(run, cluster, "failed", error=str(e))
+        except OSError as again:
+            raise TrainingFailed(f"{e} state.json could not say so either ({again.strerror or again}).") from e
+        raise
     except Exception as e:
         if not lost_peer(e, cluster):
             raise
