@@ -9,21 +9,20 @@ from pathlib import Path
 SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
+def _lines(cpuinfo: Path) -> list[str]:
+    try:
+        return cpuinfo.read_text().splitlines()
+    except OSError:  # not Linux, or no /proc: nothing known
+        return []
+
+
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     """Every flag the CPU reports (empty where /proc/cpuinfo cannot be read)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return set()
-    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.partition(":")[2].split()}
+    return {flag for line in _lines(cpuinfo) if line.startswith("flags") for flag in line.partition(":")[2].split()}
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    try:
-        lines = cpuinfo.read_text().splitlines()
-    except OSError:
-        return "unknown"
-    return next((line.partition(":")[2].strip() for line in lines if line.startswith("model name")), "unknown")
+    return next((line.partition(":")[2].strip() for line in _lines(cpuinfo) if line.startswith("model name")), "unknown")
 
 
 def describe() -> dict:

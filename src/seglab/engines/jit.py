@@ -12,8 +12,8 @@ between the convolutions. Whether that pays depends on the device:
   epochs take 1.6 s against 2.2 s, so `seglab demo` asks for XLA (docs/benchmarks.md).
 
 XLA refuses some graphs (KerasHub's SegFormer under mixed_bfloat16 adds float32 to bfloat16 in
-its gradient). The steps are therefore compiled here, on the first batch of each dataset, before `fit`; where XLA
-refuses, training goes on without it and says why in one line. Every variable the trial step
+its gradient). The steps are therefore compiled here, before `fit`, on batches of zeros of the
+datasets' types; where XLA refuses, training goes on without it and says why in one line. Every variable the trial step
 changed (weights, optimizer state, metrics, random-generator states) is put back, so the run is
 exactly the one that would have started without the trial, and `fit` reuses the compiled steps.
 """
@@ -84,7 +84,7 @@ def _state(model) -> list:
 
 def _first_line(error) -> str:
     """The line of a TensorFlow error that says what XLA refused."""
-    lines = [line.strip() for line in str(error.message if hasattr(error, "message") else error).splitlines()]
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
     said = [line for line in lines if "context [" in line or "not supported" in line.lower() or "unsupported" in line.lower()]
     line = (said or [line for line in lines if line] or [type(error).__name__])[0]
     return line[:300] + ("..." if len(line) > 300 else "")
