@@ -6,6 +6,8 @@ masks [1, N, m, m] and the number of detections.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from seglab.core.errors import BadArgument
+from seglab.core.files import TMP_MARK
 
 # The Mask R-CNN that the TensorFlow cookbook uses (COCO, Inception-ResNet-v2, 1024x1024).
 DEFAULT_MODEL = "https://tfhub.dev/tensorflow/mask_rcnn/inception_resnet_v2_1024x1024/1"
@@ -35,16 +38,30 @@ class Detections:
 
 
 def _extract(archive: Path) -> Path:
-    """Unpack a SavedModel archive (.tar.gz / .tgz / .tar) beside itself, once."""
+    """Unpack a SavedModel archive (.tar.gz / .tgz / .tar) beside itself, once.
+
+    Every member is checked before anything is written, and the archive is unpacked into a
+    temporary folder renamed into place only when it all came out: a refused or broken archive
+    leaves no folder that the next run would take for a finished one."""
     target = archive.with_name(archive.name.split(".tar")[0].removesuffix(".tgz") + ".extracted")
-    if not (target / "saved_model.pb").is_file() and not any(target.glob("**/saved_model.pb")):
+    if not target.exists():
+        tmp = target.with_name(f".{target.name}{TMP_MARK}-{os.getpid()}")
         try:
             with tarfile.open(archive) as tar:
-                target.mkdir(exist_ok=True)
-                tar.extractall(target, filter="data")
+                members = tar.getmembers()
+                for member in members:  # the same rule extractall applies, on every member first
+                    tarfile.data_filter(member, str(tmp))
+                tmp.mkdir()
+                tar.extractall(tmp, members=members, filter="data")
+            os.replace(tmp, target)
+        except tarfile.FilterError as e:
+            raise BadArgument(f"{archive}: refused, a member would be written outside the model's folder or is not a "
+                             f"plain file ({e}). Nothing was extracted; unpack it yourself if you trust it.") from None
         except (tarfile.TarError, EOFError, OSError) as e:
             raise BadArgument(f"{archive}: not a readable tar archive ({e}). Give a TF2 SavedModel folder, or a "
                              ".tar.gz / .tar of one (as the TF2 detection zoo ships them).") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     found = sorted(target.glob("**/saved_model.pb"), key=lambda p: len(p.parts))
     if not found:
         raise BadArgument(f"{archive}: the archive holds no saved_model.pb; expected a TF2 SavedModel folder inside.")
@@ -81,7 +98,12 @@ class Detector:
 
         self.tf = tf
         self.path = resolve_model(spec)
-        loaded = tf.saved_model.load(str(self.path))
+        try:
+            loaded = tf.saved_model.load(str(self.path))
+        except (OSError, ValueError, tf.errors.OpError) as e:  # a saved_model.pb that is not one, missing variables
+            first = str(getattr(e, "message", e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise BadArgument(f"{self.path / 'saved_model.pb'}: not a loadable TF2 SavedModel ({first}). Give the folder "
+                             "(or .tar.gz) of a TF2 detection-zoo Mask R-CNN as it was downloaded.") from None
         self._loaded = loaded  # keeps the variables alive
         self._call = loaded if callable(loaded) else loaded.signatures["serving_default"]
 
