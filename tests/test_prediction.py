@@ -92,3 +92,60 @@ def test_fifos_devices_and_huge_non_images_are_named_not_waited_on(tiny_run, tmp
     assert "FIFO" in failed["x.png"] and "device" in failed["z.png"] and "not an image" in failed["big.png"]
     assert [p.split("/")[-1] for p in summary["skipped_non_images"]] == ["pipe.png"]
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 < 200 * 1024 * 1024
+
+
+def test_a_disk_that_fills_up_stops_predict_in_one_line_and_leaves_only_whole_files(tiny_run, tmp_path):
+    """The disk filling up, as the kernel reports a file-size limit (EFBIG, the same OSError from
+    the same writes as ENOSPC): small images' outputs fit, the large one's overlay does not. Predict
+    stops in one line that says how many were written and where; every file under a final name
+    decodes, predictions.json lists exactly those, and no temporary file is left."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a0", "a1", "a2"):
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(folder / f"{name}.png")
+    Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(folder / "b.png")  # overlay ~190 KB
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(folder / "c.png")
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    out = tmp_path / "out"
+    process = subprocess.run([sys.executable, "-m", "seglab", "predict", str(tiny_run.path), str(folder), "--out", str(out),
+                              "--batch-size", "2"], capture_output=True, text=True, timeout=300, preexec_fn=small_files,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    output = " ".join((process.stdout + process.stderr).split())
+    assert process.returncode == 2 and "Traceback" not in output, output
+    summary = json.loads((out / "predictions.json").read_text())
+    written = {e["file"].split("/")[-1] for e in summary["images"]}
+    assert {"a0.png", "a1.png", "a2.png"} <= written and "b.png" not in written  # c.png: written if it was under way
+    assert f"{out}: the disk filled up" in output and f"after {len(written)} of 5 images" in output, output
+    assert summary["stopped"].startswith("the disk filled up")
+    listed = {e["mask"] for e in summary["images"]} | {e["overlay"] for e in summary["images"]}
+    present = {str(p.relative_to(out)) for p in out.rglob("*.png")}
+    assert present == listed
+    for path in present:
+        Image.open(out / path).load()
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+
+
+def test_a_rerun_into_the_same_out_starts_without_the_old_index(tiny_run, tmp_path):
+    """A rerun killed midway must not leave the earlier run's predictions.json describing masks it
+    has since replaced: the index goes when the rerun prepares its folders, before any mask."""
+    from seglab.commands.prediction import _make_output_dirs
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(folder / "good.png")
+    out = tmp_path / "out"
+    predict(tiny_run.path, [folder], out)
+    assert (out / "predictions.json").exists()
+    _make_output_dirs(out)  # what the rerun does first: a kill after it leaves no stale index
+    assert not (out / "predictions.json").exists() and (out / "masks" / "good.png.png").exists()

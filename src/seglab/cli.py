@@ -16,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from seglab.core.errors import SeglabError
+from seglab.core.errors import OutputError, SeglabError
+from seglab.core.files import disk_full
 from seglab.core.quiet import load_tensorflow
 from seglab.engines.distribute import is_chief
 from seglab.inference.tiling import TTA_HELP
@@ -25,8 +26,9 @@ from seglab.inference.tiling import TTA_HELP
 # commands that run a model load it through `load_tensorflow`, which drops its absl start-up lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-console = Console(soft_wrap=True)  # lines are never broken inside a path or a number; the terminal wraps them
-err = Console(stderr=True, soft_wrap=True)
+# Names and paths are printed as they are: no markup, no emoji codes (`:x:` in a file name is not ❌).
+console = Console(soft_wrap=True, emoji=False)  # lines are never broken inside a path or a number; the terminal wraps them
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 # Exit codes: 1 bad data or a failed run, 2 bad arguments or an unusable path (each SeglabError
 # says which), 70 an internal error (a bug: BSD's EX_SOFTWARE), 130 Ctrl-C, 143 SIGTERM during training.
@@ -46,6 +48,13 @@ class _Commands(typer.core.TyperGroup):
             _fail(f"interrupted. {e}".strip(), getattr(e, "exit_code", 130))
         except (typer.Exit, typer.Abort, click.exceptions.ClickException):
             raise
+        except OSError as e:
+            if not disk_full(e):
+                _internal_error(e)
+            # Every file seglab writes goes under a temporary name first: what exists is whole.
+            _fail(f"{f'{e.filename}: ' if e.filename else ''}cannot be written: {e.strerror or e} (the disk or quota is "
+                  "full). Files written before it are complete and kept. Free space, or write elsewhere (--out), and run "
+                  "again.", OutputError.exit_code)
         except Exception as e:  # noqa: BLE001  (the one place every other exception is caught: a bug)
             _internal_error(e)
 
@@ -184,7 +193,7 @@ def synthetic(
     if count < 1 or size < 16:
         _fail(f"--count must be at least 1 and --size at least 16; got {count} and {size}.")
     path = synth.write(out, seed=seed, count=count, size=size)
-    console.print(f"Wrote {count} pairs of {size}x{size} to {path}")
+    console.print(f"Wrote {count} pairs of {size}x{size} to {path}", markup=False)
 
 
 def _parse_options(pairs: list[str]) -> dict:
@@ -262,6 +271,7 @@ def train(
     option: list[str] = typer.Option([], "--option", help="Model option KEY=VALUE, repeatable: --option filters=16,32,64,128."),
     precision: str = _field("precision"),
     distribute: str = _field("distribute"),
+    worker_timeout: int = _field("worker_timeout"),
     jit: Optional[bool] = _field("jit"),
     previews: int = _field("previews"),
     wandb: bool = _field("wandb"),
@@ -284,7 +294,7 @@ def train(
     from seglab.commands.training import train as run_train
 
     if resume is not None:
-        call = lambda: run_train(resume=resume, distribute=distribute)  # noqa: E731  (the rest comes from the run)
+        call = lambda: run_train(resume=resume, distribute=distribute, worker_timeout=worker_timeout)  # noqa: E731  (the rest comes from the run)
     else:
         names = _class_names(classes)
         given = dict(format=format, view=view, size=size, crop=crop, batch_size=batch_size, epochs=epochs,
@@ -294,7 +304,7 @@ def train(
         options = {k: v for k, v in given.items() if v is not None}
         options.update(model=model, optimizer=optimizer, schedule=schedule, seed=seed, precision=precision,
                        previews=previews, wandb=wandb, wandb_project=wandb_project, tensorboard=tensorboard,
-                       val_fraction=val_fraction, scale=scale, distribute=distribute, jit=jit,
+                       val_fraction=val_fraction, scale=scale, distribute=distribute, worker_timeout=worker_timeout, jit=jit,
                        model_options=_parse_options(option), augment=_augmentation(
                            augment, flip=augment_flip, vflip=augment_vflip, zoom=augment_zoom,
                            brightness=augment_brightness, contrast=augment_contrast))
@@ -307,10 +317,10 @@ def train(
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the same kind, with what to do next
         raise type(e)(f"{e} Continue with: seglab train --resume {resume or out or 'runs/' + model}".strip()) from None
     if distribute != "none" and not is_chief():  # a multi-worker job's other workers write nothing
-        console.print(f"Training finished on this worker; the chief writes the run folder {run.path}.")
+        console.print(f"Training finished on this worker; the chief writes the run folder {run.path}.", markup=False)
         return
     state = run.state
-    console.print(f"Run complete: {run.path}  best val mIoU {state.get('best_val_miou')} at epoch {state.get('best_epoch')}")
+    console.print(f"Run complete: {run.path}  best val mIoU {state.get('best_val_miou')} at epoch {state.get('best_epoch')}", markup=False)
 
 
 def _augmentation(on: bool, **strengths):
@@ -366,11 +376,11 @@ def evaluate(
              else "full resolution" if metrics["full_res"]
              else f"{metrics['size']}px {'centre crops' if metrics['crop'] else 'resized'}")
     where += f", TTA {metrics['tta']}" if metrics["tta"] else ""
-    console.print(f"{metrics['images']} images, {metrics['pixels']:,} labelled pixels ({split}, {where})")
+    console.print(f"{metrics['images']} images, {metrics['pixels']:,} labelled pixels ({split}, {where})", markup=False)
     console.print(f"pixel accuracy {metrics['pixel_accuracy']:.4f}   mIoU {metrics['miou']:.4f} (dataset-level)   "
                   f"per-image mIoU {metrics['image_miou']:.4f}   mean Dice {metrics['mean_dice']:.4f}")
     for name, value in metrics["iou"].items():
-        console.print(f"  IoU {name:<20} {'-' if value is None else f'{value:.4f}'}")
+        console.print(f"  IoU {name:<20} {'-' if value is None else f'{value:.4f}'}", markup=False)
 
 
 @app.command()
@@ -477,7 +487,7 @@ def report(run: Path = typer.Argument(..., help="Run folder written by `seglab t
     from seglab.report.html import write_report
 
     path = write_report(run)
-    console.print(f"Report: {path} ({path.stat().st_size / 1024:.0f} KB)")
+    console.print(f"Report: {path} ({path.stat().st_size / 1024:.0f} KB)", markup=False)
 
 
 instances_app = typer.Typer(
@@ -575,7 +585,7 @@ def view(
     from seglab.report.viewer import write_viewer
 
     path = write_viewer(run)
-    console.print(f"Viewer: {path} ({path.stat().st_size / 1024:.0f} KB)", soft_wrap=True)
+    console.print(f"Viewer: {path} ({path.stat().st_size / 1024:.0f} KB)", soft_wrap=True, markup=False)
     if open_browser and not webbrowser.open(path.resolve().as_uri()):
         console.print("No browser found here: open that file in any browser (it needs no server and no network).")
 

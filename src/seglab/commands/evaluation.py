@@ -153,8 +153,9 @@ def _plot_confusion(confusion: np.ndarray, classes: ClassSpec, path: Path) -> No
     fig = Figure(figsize=(1.2 + 0.6 * k, 1 + 0.55 * k), layout="constrained")
     ax = fig.subplots()
     ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), classes.names, rotation=45, ha="right")
-    ax.set_yticks(range(k), classes.names)
+    # class names are drawn as plain text: "$x^$" is a name, not mathtext for matplotlib to parse
+    ax.set_xticks(range(k), classes.names, rotation=45, ha="right", parse_math=False)
+    ax.set_yticks(range(k), classes.names, parse_math=False)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if k <= 20:

@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from seglab.commands.exporting import predictor_for
-from seglab.core.errors import BadArgument, DataError
+from seglab.core.errors import BadArgument, DataError, OutputError
 from seglab.core.progress import GrowingBar, Stopwatch, progress
 from seglab.data.images import IMAGE_EXTENSIONS, find_images, output_names
 from seglab.engines.ray_engine import RayOptions, predict_on_ray
 from seglab.engines.ray_engine import session as ray_session
 from seglab.inference.chunks import (
+    Written,
     chunk_labels,
     failure,
     large_images_allowed,
@@ -74,39 +75,53 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
                "batch_size": batch_size, "threshold": threshold}
         with ray_session(ray) as starting:  # joined (or refused) before anything is written
             _make_output_dirs(out)
-            results, failed, seconds = predict_on_ray(ray, job, chunks, out)
+            written, seconds = predict_on_ray(ray, job, chunks, out)
         seconds = {**seconds, "starting ray": round(starting, 3)}
     else:
         _make_output_dirs(out)
-        results, failed, seconds = _predict_here(inference, chunks, out, threshold)
+        written, seconds = _predict_here(inference, chunks, out, threshold)
     order = {str(p): i for i, p in enumerate(paths)}  # input order, whichever finished first
-    results.sort(key=lambda r: order[r["file"]])
-    failed.sort(key=lambda r: order[r["file"]])
+    written.results.sort(key=lambda r: order[r["file"]])
+    written.failed.sort(key=lambda r: order[r["file"]])
     summary = {**model.source, "size": model.size, **inference.describe(), "threshold": threshold,
-               "predicted": len(results), "failed": failed, "skipped_non_images": [str(p) for p in skipped],
-               "engine": engine, "seconds": seconds, "images": results}
-    write_text(out / "predictions.json", json.dumps(summary, indent=2) + "\n")
+               "predicted": len(written.results), "failed": written.failed,
+               "skipped_non_images": [str(p) for p in skipped], "engine": engine, "seconds": seconds,
+               "images": written.results}
+    if written.full:
+        summary["stopped"] = f"the disk filled up ({written.full.strerror or written.full})"
+    index = out / "predictions.json"
+    try:
+        write_text(index, json.dumps(summary, indent=2) + "\n")
+    except OSError as e:
+        listed = f"and {index} could not be written ({e.strerror or e})"
+        if not written.full:
+            raise OutputError(f"{index}: cannot be written ({e.strerror or e}); the {len(written.results)} masks and "
+                              f"overlays are complete in {out}. Free space (or give another --out) and run again.") from None
+    else:
+        listed = f"listed in {index}"
+    if written.full:
+        raise OutputError(
+            f"{out}: {summary['stopped']} after {len(written.results)} of {len(paths)} images; their masks and overlays "
+            f"are complete there, {listed}, and no partial file was left. Free space (or give another --out) and "
+            "run again.")
     return summary
 
 
 def _make_output_dirs(out: Path) -> None:
+    """The output folders, with no index of an earlier run left in them: a rerun stopped midway
+    must not leave a predictions.json describing masks it has since replaced."""
     make_output_dir(out / "masks")
     make_output_dir(out / "overlays")
+    (out / "predictions.json").unlink(missing_ok=True)
 
 
 def _predict_here(inference: Inference, chunks: list, out: Path, threshold: float):
-    """The local engine: (records, failures, seconds per stage) of predicting `chunks`."""
+    """The local engine: (what was written, seconds per stage) of predicting `chunks`."""
     classes, per_call = inference.predictor.classes, len(chunks[0])
-    results, failed = [], []
+    written = Written()
     clock = Stopwatch()
     writing = deque()  # (path, future) of outputs being written, oldest first
     tiles = GrowingBar("Predicting tiles") if inference.tile else None  # for tiles, the bar counts tiles, not images
-
-    def collect(path, future):
-        try:
-            results.append(future.result())
-        except OSError as e:  # a full disk, a name the file system refuses
-            failed.append(failure(path, f"its outputs could not be written ({e.strerror or e})."))
 
     # Files are decoded and outputs encoded in threads while the model runs (Pillow's decoders and
     # zlib let go of the GIL); at most a few batches are decoded ahead or wait to be written, so
@@ -118,8 +133,10 @@ def _predict_here(inference: Inference, chunks: list, out: Path, threshold: floa
         if tiles is None:
             decoded = progress(decoded, sum(map(len, chunks)), "Predicting", size=len)
         for chunk in clock.timed(decoded, "waiting for decoded images"):
+            if written.full:
+                break
             good = [(p, s, image) for p, s, image in chunk if not isinstance(image, DataError)]
-            failed += [failure(p, image.problem.message) for p, _, image in chunk if isinstance(image, DataError)]
+            written.failed += [failure(p, image.problem.message) for p, _, image in chunk if isinstance(image, DataError)]
             if not good:
                 continue
             labels = chunk_labels(inference, [image for _, _, image in good], threshold, clock, tiles)
@@ -127,11 +144,16 @@ def _predict_here(inference: Inference, chunks: list, out: Path, threshold: floa
                            for (path, stem, image), mask in zip(good, labels))
             with clock("waiting for masks and overlays to be written"):
                 while len(writing) > 2 * per_call:
-                    collect(*writing.popleft())
+                    written.add(*_result_of(writing.popleft()))
         with clock("waiting for masks and overlays to be written"):
             while writing:
-                collect(*writing.popleft())
-    return results, failed, clock.summary()
+                written.add(*_result_of(writing.popleft()))
+    return written, clock.summary()
+
+
+def _result_of(item):
+    path, future = item
+    return path, future.result
 
 
 def _ahead(pool, fn, items, ahead: int):

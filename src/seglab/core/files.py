@@ -2,11 +2,18 @@
 under a temporary name beside it, renamed into place when complete."""
 from __future__ import annotations
 
+import errno
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
 TMP_MARK = ".tmp"  # in every temporary name, so a resume can sweep what a kill left behind
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over the file size limit
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether `error` is a write that failed for want of space: the surroundings, not a bug."""
+    return isinstance(error, OSError) and error.errno in FULL_DISK
 
 
 @contextmanager
@@ -18,6 +25,10 @@ def atomic_path(path: Path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename in (None, str(tmp)):  # name the file the user asked for, not its temporary
+            e.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

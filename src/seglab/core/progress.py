@@ -15,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-_console = Console(stderr=True)
+_console = Console(stderr=True, emoji=False)
 
 
 def progress_map(pool, fn: Callable, items: Iterable, description: str) -> list:

@@ -12,6 +12,7 @@ must lie on storage every node sees, with seglab installed on every node.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import logging
@@ -45,6 +46,28 @@ class RayOptions:
             raise BadArgument(f"--actors must be at least 1; got {self.actors}.")
         if (self.cpus is not None and self.cpus <= 0) or self.gpus < 0:
             raise BadArgument(f"--cpus-per-actor must be above 0 and --gpus-per-actor at least 0; got {self.cpus} and {self.gpus}.")
+        if self.address not in (None, "auto", "local"):
+            _check_reachable(self.address)
+
+
+CONNECT_SECONDS = 10  # a head node answers at once; Ray's own retries on a wrong address last minutes
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse in one line, within CONNECT_SECONDS, an --address nothing answers at (Ray would retry
+    for minutes, printing only its own lines)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise BadArgument(f"--address {address}: give host:port (the head node's GCS, e.g. 10.0.0.2:6379) or "
+                          "ray://host:port (Ray Client, e.g. ray://10.0.0.2:10001).")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise BadArgument(f"--address {address}: cannot reach the Ray cluster ({why}); check the address (the head node's "
+                          "`ray start` prints it) and that this machine can reach it.") from None
 
 
 class ChunkPredictor:
@@ -150,11 +173,11 @@ def _why(error: BaseException) -> str:
 
 
 def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
-    """(records, failures, seconds per stage) of predicting `chunks` on a Ray actor pool, in a
-    `session`; the outputs are written into `out` as they arrive."""
+    """(what was written, seconds per stage) of predicting `chunks` on a Ray actor pool, in a
+    `session`; the outputs are written into `out` as they arrive (`seglab.inference.chunks.Written`)."""
     import ray
 
-    from seglab.inference.chunks import failure, store
+    from seglab.inference.chunks import Written, store
 
     started = time.perf_counter()
     cpus = options.cpus or max(1.0, float(ray.cluster_resources().get("CPU", 1)) // options.actors)
@@ -168,7 +191,7 @@ def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
         num_cpus=cpus, num_gpus=options.gpus,
         batch_format="numpy",
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(cpus))), "TF_CPP_MIN_LOG_LEVEL": "2"}})
-    results, failed, seconds = [], [], {}
+    written, seconds = Written(), {}
     rows = (row for batch in ds.iter_batches(batch_size=None, batch_format="numpy")
             for row in zip(*(batch[column] for column in COLUMNS)))
     for file, record, mask, overlay, spent in progress(rows, sum(map(len, chunks)), "Predicting"):
@@ -176,14 +199,13 @@ def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
         for stage, value in (json.loads(spent) if spent else {}).items():
             seconds[f"actors: {stage}"] = seconds.get(f"actors: {stage}", 0.0) + value
         if "failed" in record:
-            failed.append(record["failed"])
+            written.failed.append(record["failed"])
             continue
-        try:
-            results.append(store(out, record, bytes(mask), bytes(overlay)))
-        except OSError as e:
-            failed.append(failure(Path(file), f"its outputs could not be written ({e.strerror or e})."))
+        written.add(Path(file), functools.partial(store, out, record, bytes(mask), bytes(overlay)))
+        if written.full:
+            break
     summary = {stage: round(value, 3) for stage, value in seconds.items()}
     # the actors' stages add up over actors running side by side: the driver's wall clock is "total"
     summary.update({"total": round(time.perf_counter() - started, 3), "actors": options.actors,
                     "cpus_per_actor": cpus, "gpus_per_actor": options.gpus})
-    return results, failed, summary
+    return written, summary

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from seglab.core.errors import DataError
+from seglab.core.files import atomic_path, disk_full
 from seglab.core.progress import GrowingBar, Stopwatch
 from seglab.data.classes import ClassSpec
 from seglab.data.colors import blend, indexed_png
@@ -88,12 +89,41 @@ def encode(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes
 
 
 def store(out: Path, record: dict, mask: bytes, overlay: bytes) -> dict:
-    """Write an image's encoded mask and overlay where its record says; the record."""
-    (out / record["mask"]).write_bytes(mask)
-    (out / record["overlay"]).write_bytes(overlay)
+    """Write an image's encoded mask and overlay where its record says, each under a temporary
+    name renamed into place, so no file under a final name is ever partial; the record. When the
+    overlay cannot be written, the mask goes too: an image's outputs are there whole or not at all."""
+    mask_path = out / record["mask"]
+    with atomic_path(mask_path) as tmp:
+        tmp.write_bytes(mask)
+    try:
+        with atomic_path(out / record["overlay"]) as tmp:
+            tmp.write_bytes(overlay)
+    except OSError:
+        mask_path.unlink(missing_ok=True)
+        raise
     return record
 
 
 def write_outputs(path: Path, stem: str, image: np.ndarray, labels: np.ndarray, classes: ClassSpec, out: Path) -> dict:
     mask, overlay, record = encode(path, stem, image, labels, classes)
     return store(out, record, mask, overlay)
+
+
+class Written:
+    """What predict has written so far, as both engines collect it: the records of images whose
+    outputs are complete, the failures, and `full`, the error of a disk that filled up, after
+    which the engines stop (every later image would fail the same way)."""
+
+    def __init__(self):
+        self.results, self.failed = [], []
+        self.full: OSError | None = None
+
+    def add(self, path: Path, write) -> None:
+        """Record the outcome of `write()`, which stores one image's outputs and returns its record."""
+        try:
+            self.results.append(write())
+        except OSError as e:
+            if disk_full(e):
+                self.full = self.full or e
+            else:  # a name the file system refuses, a folder removed meanwhile: that image only
+                self.failed.append(failure(path, f"its outputs could not be written ({e.strerror or e})."))
