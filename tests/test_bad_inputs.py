@@ -257,6 +257,34 @@ def test_a_malformed_annotation_and_a_model_that_is_no_tarball_are_one_line(tmp_
     assert code == 2 and "model.tar.gz: not a readable tar archive" in output
 
 
+def _tarball(path: Path, members: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_a_refused_archive_leaves_nothing_that_a_second_run_would_load(tmp_path):
+    archive = _tarball(tmp_path / "A.tar.gz", {"m/saved_model.pb": b"first", "m/variables/x": b"1", "../evil": b"x"})
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    for _ in range(2):  # the second run is refused as the first was, not handed the members before "../evil"
+        code, output = seglab("instances", tmp_path / "a.png", "--model", archive, "--out", tmp_path / "out")
+        assert code == 2 and "A.tar.gz: refused" in output and "Nothing was extracted" in output, output
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["A.tar.gz", "a.png"]
+    assert not (tmp_path.parent / "evil").exists()
+
+
+def test_an_archive_whose_saved_model_is_not_one_is_one_line(tmp_path):
+    archive = _tarball(tmp_path / "A.tar.gz", {"m/saved_model.pb": b"not a protocol buffer"})
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    code, output = seglab("instances", tmp_path / "a.png", "--model", archive, "--out", tmp_path / "out")
+    assert code == 2 and "saved_model.pb: not a loadable TF2 SavedModel" in output, output
+
+
 def test_install_hints_keep_their_brackets():
     code, output = seglab("train", "--help")
     assert "pip install 'seglab[wandb]'" in " ".join(output.split())
@@ -310,3 +338,79 @@ def test_a_config_yaml_that_is_not_a_mapping_names_the_file(finished_run):
 def test_resuming_a_folder_that_is_no_run_creates_nothing(tmp_path):
     code, output = seglab("train", "--resume", tmp_path / "nowhere")
     assert code == 2 and "not a seglab run folder" in output and not (tmp_path / "nowhere").exists()
+
+
+# --- the second round: surroundings that fail, and files that say more than they should ----------
+
+def test_a_tile_whose_buffers_exceed_the_memory_is_refused_before_allocating(tiny_run, tmp_path):
+    Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(tmp_path / "a.png")
+    code, output = seglab("predict", tiny_run.path, tmp_path / "a.png", "--tile", "65536", "--out", tmp_path / "out")
+    assert code == 2 and "--tile 65536 needs at least" in output and "GiB is free" in output, output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_holding_code_is_refused_as_such_not_called_damaged(finished_run, tmp_path):
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(finished_run / "model.keras")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    code, output = seglab("predict", finished_run, tmp_path / "a.png", "--out", tmp_path / "out")
+    text = " ".join(output.split())
+    assert code == 2 and "model.keras holds Python code" in text and "safe mode will not run" in text, output
+    assert "damaged" not in text and text.rstrip().endswith("without code in the file.")
+
+
+def test_file_contents_and_names_are_printed_as_they_are(tiny_run, tmp_path):
+    """Rich would turn `:x:` into an emoji and `[bold]` into style: what a file holds is shown verbatim."""
+    (tmp_path / "[bold]a:x:.png").write_bytes(b"root:x:0:0:root")
+    code, output = seglab("predict", tiny_run.path, tmp_path / "[bold]a:x:.png", "--out", tmp_path / "out")
+    assert "[bold]a:x:.png" in output and "b'root:x:0'" in output and "\u274c" not in output, output
+
+
+def test_class_names_are_drawn_as_plain_text_not_parsed_as_math(tmp_path):
+    from seglab.commands.evaluation import _plot_confusion
+    from seglab.data.classes import ClassSpec
+
+    path = tmp_path / "confusion.png"
+    _plot_confusion(np.array([[5, 1], [2, 7]]), ClassSpec(["$x^$", "a_b$"]), path)  # mathtext cannot parse "$x^$"
+    assert Image.open(path).size[0] > 0
+
+
+def test_evaluate_on_a_full_disk_is_one_line_and_keeps_what_is_whole(finished_run):
+    """The disk filling up after metrics.json, as the kernel reports a file-size limit (EFBIG):
+    one line naming the file that could not be written; metrics.json stays whole."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+
+    process = subprocess.run([sys.executable, "-m", "seglab", "evaluate", str(finished_run)], capture_output=True,
+                             text=True, timeout=300, preexec_fn=small_files, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    output = " ".join((process.stdout + process.stderr).split())
+    assert process.returncode == 2 and "Traceback" not in output and "internal error" not in output, output
+    assert "cannot be written" in output and "Free space" in output and ".png" in output, output
+    assert json.loads((finished_run / "metrics.json").read_text())["miou"] >= 0
+    assert not [p for p in finished_run.rglob("*") if ".tmp" in p.name]
+
+
+def test_folders_left_by_killed_exports_are_cleared_and_an_export_moved_aside_is_put_back(tiny_run, tmp_path):
+    import subprocess
+    import sys
+
+    from seglab.commands.exporting import export
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that no longer exists: its folders are a killed export's
+    out = tmp_path / "onnx"
+    (tmp_path / f".onnx.tmp-{gone.pid}").mkdir()  # an export killed while it wrote
+    export(tiny_run.path, "onnx", out, verify=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx"]
+    os.replace(out, tmp_path / f".onnx.old-{gone.pid}")  # killed between moving the old export aside and the new in
+    (tmp_path / f".onnx.tmp-{gone.pid}").mkdir()
+    export(tiny_run.path, "onnx", out, verify=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx"] and (out / "model.onnx").is_file()

@@ -106,11 +106,41 @@ def test_auto_picks_multi_worker_from_tf_config(monkeypatch):
     ("{not json", "not valid JSON"),
     ('{"cluster": {"worker": ["a:1"]}}', 'needs "cluster"'),
     ('{"cluster": {"ps": ["a:1"], "worker": ["b:1"]}, "task": {"type": "ps", "index": 0}}', "'chief' and 'worker'"),
+    ('{"cluster": {"worker": ["nocolon", "b:1"]}, "task": {"type": "worker", "index": 0}}', "'nocolon' is not \"host:port\""),
+    ('{"cluster": {"worker": ["a:1", "b:99999"]}, "task": {"type": "worker", "index": 0}}', "'b:99999' is not"),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 5}}', "TF_CONFIG: task.index 5 names no worker"),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": "zero"}}', "TF_CONFIG: task.index 'zero'"),
 ])
 def test_a_bad_tf_config_is_a_clear_error(monkeypatch, text, match):
     monkeypatch.setenv("TF_CONFIG", text)
     with pytest.raises(ValueError, match=match):
         tf_config()
+
+
+def test_a_worker_whose_port_is_taken_or_whose_peer_never_starts_says_so_in_one_line(tmp_path):
+    """A port held by another process, and a peer that never starts (which held the worker
+    forever, silently): one line each, exit 2 and 1, and the wait ends under the test's timeout."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = {"cluster": {"worker": [f"127.0.0.1:{port}", "127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}
+        worker = _seglab(["train", "synthetic", "--out", str(tmp_path / "a"), "--distribute", "multi-worker"],
+                         tmp_path / "a.log", config)
+        assert worker.wait(timeout=120) == 2
+    output = (tmp_path / "a.log").read_text()
+    assert f"port {port} is already in use" in output and "Traceback" not in output, output
+    config = local_cluster(2)[0]
+    worker = _seglab(["train", "synthetic", "--out", str(tmp_path / "b"), "--distribute", "multi-worker",
+                      "--worker-timeout", "3"], tmp_path / "b.log", config)
+    assert worker.wait(timeout=120) == 1
+    output = (tmp_path / "b.log").read_text()
+    peer = config["cluster"]["worker"][1]
+    assert f"Waiting for the other workers of TF_CONFIG to join: worker 1 ({peer})" in output, output
+    assert f"did not all join within 3 s: worker 1 ({peer})" in output and "Traceback" not in output, output
+    assert not (tmp_path / "b").exists()
 
 
 def test_unknown_distribute_lists_the_valid_ones():

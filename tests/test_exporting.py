@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -247,6 +248,54 @@ def test_a_failed_parity_check_fails_with_exit_1_and_keeps_nothing(tiny_run, tmp
     assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary
     result = CliRunner().invoke(app, ["export", str(tiny_run.path), "--format", "onnx", "--min-agreement", "1.5"])
     assert result.exit_code == 2 and "min_agreement must be between 0 and 1" in result.output
+
+
+def _edited(meta, section, key, value):
+    return {**meta, section: {**meta[section], key: value}}
+
+
+# Each: (what is done to a copy of a good ONNX export, the words the one-line error must hold)
+TAMPERED = {
+    "two class names for four classes": (lambda f, m: (f / "classes.json").write_text('["a", "b"]'),
+                                         "classes.json: names 2 classes, but model.onnx scores 4"),
+    "labels kind on a logits file": (lambda f, m: _write(f, _edited(m, "output", "kind", "labels")),
+                                     "output.kind is 'labels', but model.onnx returns scores"),
+    "unknown output kind": (lambda f, m: _write(f, _edited(m, "output", "kind", "masks")), "unknown output.kind 'masks'"),
+    "size 1e999": (lambda f, m: (f / "export.json").write_text(json.dumps(m).replace('"size": 32', '"size": 1e999')),
+                   "input.size must be a whole number of pixels, at least 1; found inf"),
+    "size 0": (lambda f, m: _write(f, _edited(m, "input", "size", 0)), "input.size must be a whole number"),
+    "negative size": (lambda f, m: _write(f, _edited(m, "input", "size", -32)), "found -32"),
+    "multiple_of inf": (lambda f, m: (f / "export.json").write_text(json.dumps(m).replace('"multiple_of": 4', '"multiple_of": 1e999')),
+                        "input.multiple_of must be a whole number"),
+    "multiple_of abc": (lambda f, m: _write(f, _edited(m, "input", "multiple_of", "abc")), "found 'abc'"),
+    "crop abc": (lambda f, m: _write(f, _edited(m, "input", "crop", "abc")), "input.crop must be a whole number"),
+    "crop 7": (lambda f, m: _write(f, _edited(m, "input", "crop", 7)), "input.crop 7 is not a size the model takes"),
+    "scale nan": (lambda f, m: (f / "export.json").write_text(json.dumps({**m, "input": {**m["input"], "scale": float("nan")}})),
+                  "input.scale must be a number above 0"),
+    "no classes.json": (lambda f, m: (f / "classes.json").unlink(), "classes.json not found"),
+    "model.onnx a folder": (lambda f, m: ((f / "model.onnx").unlink(), (f / "model.onnx").mkdir()),
+                            "model.onnx is a folder"),
+    "export.json a list": (lambda f, m: (f / "export.json").write_text("[1, 2]"), "needs the sections"),
+}
+
+
+def _write(folder, meta):
+    (folder / "export.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_an_export_whose_files_disagree_is_refused_naming_the_file_and_field(case, onnx_export, tmp_path):
+    """A tampered export.json or classes.json once gave wrong masks with exit 0 (classes dropped,
+    labels read from logits) or a traceback; each field is checked when the folder is opened, and
+    against what the model file itself returns."""
+    tamper, words = TAMPERED[case]
+    folder = tmp_path / "export"
+    shutil.copytree(onnx_export[0], folder)
+    tamper(folder, json.loads((folder / "export.json").read_text()))
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    result = CliRunner().invoke(app, ["predict", str(folder), str(tmp_path / "a.png"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert words in " ".join(result.output.split()) and not (tmp_path / "out").exists(), result.output
 
 
 @pytest.mark.parametrize("case", ["no model", "unknown format", "out is a file", "out holds other files",

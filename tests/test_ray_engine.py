@@ -59,6 +59,17 @@ def test_ray_options_are_checked_before_anything_is_written(tiny_run, tmp_path, 
     result = CliRunner().invoke(app, ["predict", str(tiny_run.path), str(image), "--out", str(tmp_path / "out"),
                                       "--actors", "4"])
     assert result.exit_code == 2 and "are for --engine ray" in result.output
+    import socket
+    import time
+
+    with socket.socket() as closed:  # a port nothing listens on: Ray itself retried for minutes
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    began = time.monotonic()
+    result = CliRunner().invoke(app, ["predict", str(tiny_run.path), str(image), "--out", str(tmp_path / "out"),
+                                      "--engine", "ray", "--address", f"127.0.0.1:{port}"])
+    assert result.exit_code == 2 and f"--address 127.0.0.1:{port}: cannot reach the Ray cluster" in result.output
+    assert time.monotonic() - began < 60 and "Traceback" not in result.output, result.output
     import importlib.util
 
     real = importlib.util.find_spec

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
 import importlib.metadata
 import importlib.util
 import json
@@ -183,6 +184,7 @@ def export(run_path, format: str, out=None, output: str = "logits", verify: bool
     images = split_images(source, config) if verify else None
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_killed(out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -273,6 +275,31 @@ def _seglab_export_json(path: Path) -> bool:
         return False
     return (isinstance(meta, dict) and meta.get("format") in FORMATS and isinstance(meta.get("input"), dict)
             and isinstance(meta.get("output"), dict))
+
+
+def _sweep_killed(out: Path) -> None:
+    """Clear what exports of `out` killed midway left beside it: their unfinished `.tmp-PID`
+    folders go; an `.old-PID` (the previous export, moved aside just before the new one was to
+    take its place) is put back where no export stands now, else goes. Only folders whose process
+    is gone on this machine are touched (an export running elsewhere on shared storage keeps its own)."""
+    for path in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        kind, _, pid = path.name.removeprefix(f".{out.name}.").partition("-")
+        if kind not in ("tmp", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind == "old" and not out.exists():
+            os.replace(path, out)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _replace(tmp: Path, out: Path) -> None:

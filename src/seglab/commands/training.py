@@ -43,7 +43,7 @@ from seglab.engines.jit import choose as choose_jit
 from seglab.engines.jit import compile_steps
 from seglab.models import build_model, model_spec
 from seglab.runs import Run, check_output_dir
-from seglab.runs.config import TrainConfig, binary_head, resolve, validate
+from seglab.runs.config import Setup, TrainConfig, binary_head, resolve, validate
 from seglab.runs.samples import Samples
 from seglab.scoring.losses import make_loss, resolve_class_weights
 from seglab.scoring.metrics import segmentation_metrics
@@ -94,8 +94,10 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
     Everything that can be refused (options, dataset, model) is refused before the run folder is
     written, and one process at a time writes a run folder (`Run.lock`)."""
     # First: a multi-worker strategy must start before any other TensorFlow work.
-    distribute = options.pop("distribute", None)
-    cluster = start_cluster(distribute or (config.setup.distribute if config and resume is None else "auto"))
+    distribute, timeout = options.pop("distribute", None), options.get("worker_timeout")
+    given = config if resume is None else None
+    cluster = start_cluster(distribute or (given.setup.distribute if given else "auto"),
+                            timeout or (given.setup.worker_timeout if given else Setup.worker_timeout))
     if resume is not None:
         run = Run.open(resume)
         with _writer(run, cluster):

@@ -1,5 +1,5 @@
-"""The machine a figure was measured on: CPU model, cores and the instruction sets that change
-seglab's speed (training differs about 4x between AVX2-only and AVX-512 bfloat16 CPUs)."""
+"""The machine seglab runs on: CPU model, cores and the instruction sets that change seglab's speed
+(training differs about 4x between AVX2-only and AVX-512 bfloat16 CPUs), and the memory free."""
 from __future__ import annotations
 
 import os
@@ -23,6 +23,15 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return next((line.partition(":")[2].strip() for line in _lines(cpuinfo) if line.startswith("model name")), "unknown")
+
+
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """Bytes of memory a new allocation can take without swapping (the kernel's MemAvailable);
+    None where it is not known."""
+    for line in _lines(meminfo):
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024  # the kernel writes kB
+    return None
 
 
 def describe() -> dict:

@@ -14,8 +14,13 @@ gradients are averaged, so a run's learning rate means the same on 1 or 8 replic
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import faulthandler
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 
 from seglab.core.errors import BadArgument
@@ -73,7 +78,26 @@ def tf_config() -> dict:
     if unknown or task["type"] not in cluster:
         raise BadArgument(f"TF_CONFIG: seglab trains with MultiWorkerMirroredStrategy, whose cluster has 'chief' and "
                          f"'worker' jobs; got jobs {sorted(cluster)} and task {task}.")
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not addresses:
+            raise BadArgument(f"TF_CONFIG: cluster.{job} must be a list of \"host:port\" addresses; got {addresses!r}.")
+        for address in addresses:
+            if _port(address) is None:
+                raise BadArgument(f"TF_CONFIG: cluster.{job} address {address!r} is not \"host:port\" with a port number "
+                                  "from 1 to 65535, e.g. \"10.0.0.2:12345\".")
+    index = task["index"]
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
+        raise BadArgument(f"TF_CONFIG: task.index {index!r} names no {task['type']}: cluster.{task['type']} lists "
+                          f"{len(cluster[task['type']])}, numbered from 0.")
     return config
+
+
+def _port(address) -> int | None:
+    """The port of a "host:port" address; None where there is none (or it is no port number)."""
+    if not isinstance(address, str) or ":" not in address:
+        return None
+    port = address.rpartition(":")[2]
+    return int(port) if port.isdigit() and 0 < int(port) < 65536 else None
 
 
 def local_cluster(workers: int) -> list[dict]:
@@ -119,9 +143,10 @@ def resolve_distribute(name: str) -> str:
     return "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "none"
 
 
-def start(name: str = "auto") -> Cluster:
+def start(name: str = "auto", worker_timeout: int = 300) -> Cluster:
     """The Cluster for `--distribute name`. For multi-worker this must run before any other
-    TensorFlow work in the process (TensorFlow configures its collectives at start-up)."""
+    TensorFlow work in the process (TensorFlow configures its collectives at start-up); it waits
+    up to `worker_timeout` seconds for the other workers (`_others_awaited`)."""
     name = resolve_distribute(name)
     if name == "none":
         return Cluster("none")
@@ -131,8 +156,10 @@ def start(name: str = "auto") -> Cluster:
         strategy = tf.distribute.MirroredStrategy(_mirrored_devices())
         return Cluster(name, strategy, strategy.num_replicas_in_sync)
     config = tf_config()
+    _check_own_port(config)
     try:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        with _others_awaited(config, worker_timeout):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as e:
         if "program startup" not in str(e):
             raise
@@ -141,6 +168,60 @@ def start(name: str = "auto") -> Cluster:
     _keras_reduces_multi_worker_scalars()
     worker = _worker_index(config)
     return Cluster(name, strategy, strategy.num_replicas_in_sync, max(1, len(_workers(config))), worker, chief=worker == 0)
+
+
+def _address(config: dict, job: str, index: int) -> str:
+    return config["cluster"][job][index]
+
+
+def _check_own_port(config: dict) -> None:
+    """Refuse, in one line, a TF_CONFIG whose address for this worker has its port taken (by an
+    earlier job still running, say): TensorFlow's server would fail to start with a stack trace."""
+    import socket
+
+    task = config["task"]
+    address = _address(config, task["type"], task["index"])
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", _port(address)))
+        except OSError as e:
+            raise BadArgument(f"TF_CONFIG: this worker's address {address} (task {task['type']} {task['index']}) cannot be "
+                              f"served: port {_port(address)} {'is already in use' if e.errno == errno.EADDRINUSE else e.strerror}"
+                              ". Stop what holds it (an earlier job?) or give this worker another port.") from None
+
+
+# Run beside a worker while TensorFlow waits for the others: TensorFlow's wait holds the GIL in C++
+# and takes no signal, so no thread of the worker's own can end it. The watcher prints the one line
+# (unless told, by its stdin closing, that the wait is over); faulthandler's C timer then exits.
+_WATCHER = """import select, sys
+if not select.select([sys.stdin], [], [], float(sys.argv[1]))[0]:
+    sys.stderr.write(sys.argv[2] + "\\n")
+"""
+
+
+@contextlib.contextmanager
+def _others_awaited(config: dict, timeout: int):
+    """Say whom this worker waits for, and end the process with exit code 1 and one line naming
+    them when they have not all joined within `timeout` seconds (a worker that never starts would
+    otherwise hold this one forever, silently)."""
+    task = config["task"]
+    others = [f"{job} {i} ({_address(config, job, i)})" for job, i in _workers(config)
+              if (job, i) != (task["type"], task["index"])]
+    print(f"Waiting for the other workers of TF_CONFIG to join: {', '.join(others)} (up to {timeout} s, --worker-timeout).",
+          file=sys.stderr, flush=True)
+    message = (f"error: the other workers did not all join within {timeout} s: {', '.join(others)}. Start `seglab train` "
+               "on each with the same options and its own TF_CONFIG task, check that this machine reaches their "
+               "addresses, or give a longer --worker-timeout.")
+    watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, str(timeout), message], stdin=subprocess.PIPE)
+    with open(os.devnull, "w") as nowhere:
+        faulthandler.dump_traceback_later(timeout + 2, exit=True, file=nowhere)  # exit code 1, after the line
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+            watcher.stdin.close()
+            watcher.wait()
 
 
 def _mirrored_devices() -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -27,6 +28,7 @@ FORMATS = {
     "litert": ("model.tflite", ("ai_edge_litert",), "litert"),
 }
 EXPORT_JSON = "export.json"
+FLOAT_TENSORS = ("tensor(float)", "tensor(float16)", "tensor(double)", "tensor(bfloat16)")  # ONNX Runtime's names
 LITERT_NOISE = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\r?$")
 
 
@@ -78,6 +80,11 @@ class Predictor:
         return self.dynamic
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def output_signature(self) -> tuple[tuple, bool]:
+        """(shape, floating) of what the model file returns, read from the file itself (None for a
+        dimension it leaves open): what `open_export` checks export.json and classes.json against."""
         raise NotImplementedError
 
     def labels(self, batch: np.ndarray, shapes, threshold: float = 0.5) -> list[np.ndarray]:
@@ -174,6 +181,10 @@ class OnnxPredictor(Predictor):
             raise BadArgument(f"{self.path} is unreadable: ONNX Runtime could not load it ({_first_line(e)}). "
                              "Export the run again with `seglab export RUN --format onnx`.") from None
 
+    def output_signature(self):
+        output = self.session.get_outputs()[0]
+        return tuple(d if isinstance(d, int) else None for d in output.shape), output.type in FLOAT_TENSORS
+
     def __call__(self, batch):
         batch = np.asarray(batch, np.float32)
         if self.halves is None or len(batch) < 2:
@@ -208,8 +219,14 @@ class LiteRTPredictor(Predictor):
             raise BadArgument(f"{path} is unreadable: the LiteRT interpreter could not load it ({_first_line(e)}). "
                              "Export the run again with `seglab export RUN --format litert`.") from None
         self.input = self.interpreter.get_input_details()[0]
-        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        self.output_details = self.interpreter.get_output_details()[0]
+        self.output_index = self.output_details["index"]
         self.shape = None
+
+    def output_signature(self):
+        details = self.output_details
+        shape = details.get("shape_signature", details["shape"])
+        return tuple(int(d) if d > 0 else None for d in shape), np.issubdtype(details["dtype"], np.floating)
 
     def __call__(self, batch):
         batch = np.asarray(batch, np.float32)
@@ -239,6 +256,10 @@ class SavedModelPredictor(Predictor):
                              "Export the run again with `seglab export RUN --format saved_model`.") from None
         self.input_name = next(iter(self.function.structured_input_signature[1]))
 
+    def output_signature(self):
+        spec = next(iter(self.function.structured_outputs.values()))
+        return tuple(spec.shape.as_list()), spec.dtype.is_floating
+
     def __call__(self, batch):
         outputs = self.function(**{self.input_name: np.asarray(batch, np.float32)})
         return next(iter(outputs.values())).numpy()
@@ -257,28 +278,85 @@ def is_export(path) -> bool:
 
 
 def open_export(folder) -> Predictor:
-    """The model in a folder `seglab export` wrote, in its own runtime."""
+    """The model in a folder `seglab export` wrote, in its own runtime, once export.json,
+    classes.json and the model file's own output agree (see `_read_export_json`, `_check_output`)."""
     folder = Path(folder)
     meta_path = folder / EXPORT_JSON
-    try:
-        meta = json.loads(meta_path.read_text())
-        format, output, size = meta["format"], meta["output"]["kind"], int(meta["input"]["size"])
-        multiple = meta["input"].get("multiple_of")
-        crop, scale = meta["input"].get("crop"), float(meta["input"].get("scale") or 1.0)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise BadArgument(f"{meta_path} is unreadable ({_first_line(e)}). Export the run again with `seglab export`.") from None
-    if format not in FORMATS:
-        raise BadArgument(f"{meta_path}: unknown format {format!r}. Export the run again with `seglab export`.")
-    model_path = folder / FORMATS[format][0]
+    meta = _read_export_json(meta_path)
+    inputs = meta["input"]
+    model_path = folder / FORMATS[meta["format"]][0]
     if not model_path.exists():
         raise NotFound(f"{model_path} not found: the export folder is incomplete. Export the run again.")
-    classes = ClassSpec.load(folder / "classes.json")
-    origin = meta.get("source", {})
+    if model_path.is_dir() != (meta["format"] == "saved_model"):
+        raise BadArgument(f"{model_path} is a {'folder' if model_path.is_dir() else 'file'}, not the {meta['format']} "
+                          "model seglab writes there. Export the run again with `seglab export`.")
+    classes_path = folder / "classes.json"
+    if not classes_path.is_file():
+        raise NotFound(f"{classes_path} not found: the export folder is incomplete. Export the run again.")
+    classes = ClassSpec.load(classes_path)
+    origin = meta.get("source") if isinstance(meta.get("source"), dict) else {}
     source = {"run": origin.get("run"), "checkpoint": origin.get("checkpoint"), "export": str(folder.resolve())}
-    predictor = PREDICTORS[format](model_path, classes, size, output, source=source, multiple=multiple or 1,
-                                   dynamic=multiple is not None)
-    predictor.crop, predictor.scale = crop, scale
+    multiple = inputs.get("multiple_of")
+    predictor = PREDICTORS[meta["format"]](model_path, classes, inputs["size"], meta["output"]["kind"], source=source,
+                                           multiple=multiple or 1, dynamic=multiple is not None)
+    predictor.crop, predictor.scale = inputs.get("crop"), float(inputs.get("scale") or 1.0)
+    _check_output(predictor, model_path, meta_path, classes_path, meta["output"].get("classes"))
     return predictor
+
+
+def _read_export_json(path: Path) -> dict:
+    """export.json, every field predict reads checked once, here: a hand-edited or damaged file is
+    refused naming the field, instead of failing later under the name of an option nobody gave."""
+    again = "Export the run again with `seglab export`."
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise BadArgument(f"{path} is unreadable ({_first_line(e)}). {again}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("input"), dict) or not isinstance(meta.get("output"), dict):
+        raise BadArgument(f"{path} is unreadable (it needs the sections format, input and output). {again}")
+    if meta.get("format") not in FORMATS:
+        raise BadArgument(f"{path}: unknown format {meta.get('format')!r}; seglab writes one of {', '.join(FORMATS)}. {again}")
+    if meta["output"].get("kind") not in OUTPUTS:
+        raise BadArgument(f"{path}: unknown output.kind {meta['output'].get('kind')!r}; seglab writes one of "
+                          f"{', '.join(OUTPUTS)}. {again}")
+
+    def whole(key, optional):
+        value = meta["input"].get(key)
+        if value is None and optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BadArgument(f"{path}: input.{key} must be a whole number of pixels, at least 1"
+                              f"{' (or null)' if optional else ''}; found {value!r}. {again}")
+
+    whole("size", optional=False)
+    whole("multiple_of", optional=True)
+    whole("crop", optional=True)
+    scale = meta["input"].get("scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf):
+        raise BadArgument(f"{path}: input.scale must be a number above 0 (or null); found {scale!r}. {again}")
+    crop, step, size = meta["input"].get("crop"), meta["input"].get("multiple_of"), meta["input"]["size"]
+    if crop is not None and (crop % step if step else crop != size):
+        takes = f"a multiple of input.multiple_of, {step}" if step else f"only input.size, {size}"
+        raise BadArgument(f"{path}: input.crop {crop} is not a size the model takes ({takes}). {again}")
+    return meta
+
+
+def _check_output(predictor: Predictor, model_path: Path, meta_path: Path, classes_path: Path, listed) -> None:
+    """Refuse an export whose files disagree with the model file's own output: labels from a
+    graph of scores (or the reverse) would be read as garbage, and classes.json naming fewer or more
+    classes than the model scores would drop or invent classes, both with exit 0."""
+    shape, floating = predictor.output_signature()
+    kind, n = predictor.output, predictor.classes.num_classes
+    again = "Export the run again with `seglab export`."
+    if floating != (kind != "labels"):
+        returns = "scores (float)" if floating else "class indices (integers)"
+        raise BadArgument(f"{meta_path}: output.kind is {kind!r}, but {model_path.name} returns {returns}. {again}")
+    channels = shape[-1] if floating and len(shape) == 4 else None
+    if channels is not None and channels != n and not (channels == 1 and n == 2):
+        raise BadArgument(f"{classes_path}: names {n} classes, but {model_path.name} scores {channels}"
+                          f"{' (one logit: 2 classes)' if channels == 1 else ''}. {again}")
+    if kind == "labels" and isinstance(listed, list) and len(listed) != n:
+        raise BadArgument(f"{classes_path}: names {n} classes, but {meta_path.name} lists the model's {len(listed)}. {again}")
 
 
 def run_export_folder(run: Run, format: str) -> Path:

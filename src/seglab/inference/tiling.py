@@ -27,6 +27,7 @@ import numpy as np
 
 from seglab.core.decision import decide, probabilities_of
 from seglab.core.errors import BadArgument
+from seglab.core.machine import available_memory
 from seglab.inference.runtimes import Predictor
 
 SIGMA_SCALE = 1 / 8  # Gaussian sigma as a share of the tile side (nnU-Net)
@@ -130,6 +131,7 @@ def check_sizes(predictor: Predictor, tile: int | None, tta: TTA | None) -> None
             nearest = max(step, int(round(tile / step)) * step)
             raise BadArgument(f"--tile {tile} is not a size this model takes: tiles must be multiples of its stride "
                              f"{step}. The nearest is --tile {nearest}.")
+        _check_tile_memory(tile, predictor.classes.num_classes)
     sizes = {tile or predictor.size}
     if tta is not None:
         side = tile or predictor.size
@@ -137,6 +139,19 @@ def check_sizes(predictor: Predictor, tile: int | None, tta: TTA | None) -> None
     if sizes != {predictor.size} and not predictor.any_size():
         raise BadArgument(f"This model takes only {predictor.size}x{predictor.size} inputs, so tiles must be --tile "
                          f"{predictor.size} and --tta cannot use scales.")
+
+
+def _check_tile_memory(tile: int, classes: int) -> None:
+    """Refuse, before allocating, a tile whose buffers alone exceed the memory free: per float32
+    pixel of a tile, 3 input channels, the tile's `classes` probabilities, the running sums of as
+    many, their weights and the Gaussian window; the canvas row is at least a tile wide. The model's
+    own activations come on top, so this is a floor (a --tile 65536 asked for hundreds of GiB)."""
+    floor = tile * tile * 4 * (3 + 2 * classes + 2)
+    free = available_memory()
+    if free is not None and floor > free:
+        raise BadArgument(f"--tile {tile} needs at least {floor / 2**30:.1f} GiB for its buffers alone (the model needs "
+                          f"more), and {free / 2**30:.1f} GiB is free. A tile larger than an image gains nothing (the "
+                          "image is padded to it): give a smaller --tile, such as the images' size.")
 
 
 def check_overlap(overlap: float) -> None:

@@ -98,6 +98,9 @@ class Setup:
                              "several workers, mirrored over several GPUs, else none), none, mirrored (this machine's "
                              "GPUs) or multi-worker (the workers TF_CONFIG names).", "str", choices=DISTRIBUTES,
                              legacy="auto")
+    worker_timeout: int = option(300, "Seconds a multi-worker job's worker waits for the others TF_CONFIG names to start "
+                                 "before it gives up with one line naming them (also with --resume).", "int", minimum=1,
+                                 legacy=300)
     jit: bool | None = option(None, "Compile the whole training and validation step with XLA. Default: on with a GPU, off "
                               "on CPUs (slower there with seglab's models; docs/benchmarks.md); config.yaml records "
                               "what ran, off where XLA refused the model.", "bool", nullable=True,

@@ -23,6 +23,18 @@ def load_model(path, compile: bool = True) -> keras.Model:
                          f"{path.stat().st_size:,} bytes).{hint}")
     try:
         return keras.models.load_model(path, compile=compile)
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, TypeError) as e:
-        raise BadArgument(f"{path} is unreadable: Keras could not load it ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}).{hint}") from None
+    except ValueError as e:
+        if "safe_mode" not in str(e):
+            raise _unreadable(path, e, hint) from None
+        # Keras refuses a layer that would run the file's own Python code (a Lambda): the file may
+        # be whole, and seglab, which never writes such layers, will not run it
+        raise BadArgument(f"{path} holds Python code (a Lambda layer or similar) that Keras's safe mode will not run; "
+                          "seglab never writes such layers and never loads such files. Use a model seglab trained, "
+                          "or rebuild this one without code in the file.") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, TypeError) as e:
+        raise _unreadable(path, e, hint) from None
+
+
+def _unreadable(path: Path, e: Exception, hint: str) -> BadArgument:
+    return BadArgument(f"{path} is unreadable: Keras could not load it ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}).{hint}")
