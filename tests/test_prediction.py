@@ -72,6 +72,7 @@ def test_fifos_devices_and_huge_non_images_are_named_not_waited_on(tiny_run, tmp
     folder.mkdir()
     Image.new("RGB", (40, 30), (200, 30, 30)).save(folder / "good.png")
     os.mkfifo(folder / "pipe.png")  # inside a folder: skipped and listed
+    (folder / "loop.png").symlink_to("loop.png")  # a link to itself: skipped and listed, not followed
     named_fifo = tmp_path / "x.png"
     os.mkfifo(named_fifo)  # named on its own: a failure that names it
     (tmp_path / "z.png").symlink_to("/dev/zero")
@@ -90,7 +91,7 @@ def test_fifos_devices_and_huge_non_images_are_named_not_waited_on(tiny_run, tmp
     failed = {f["file"].split("/")[-1]: f["message"] for f in summary["failed"]}
     assert set(failed) == {"x.png", "z.png", "big.png"}
     assert "FIFO" in failed["x.png"] and "device" in failed["z.png"] and "not an image" in failed["big.png"]
-    assert [p.split("/")[-1] for p in summary["skipped_non_images"]] == ["pipe.png"]
+    assert [p.split("/")[-1] for p in summary["skipped_non_images"]] == ["loop.png", "pipe.png"]
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 < 200 * 1024 * 1024
 
 
