@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import yaml
 from conftest import TINY_TRAINING as TINY
-from conftest import reordered_sum_tolerance
+from conftest import blocks_mask, reordered_sum_tolerance, write_folder
 
 import seglab
 from seglab.scoring import losses
@@ -69,7 +69,8 @@ def test_a_model_xla_refuses_trains_without_it_and_says_why(tmp_path, capfd):
     """KerasHub's SegFormer adds float32 to bfloat16 in its gradient under mixed_bfloat16, which
     XLA refuses: training goes on without XLA, says so in one line, and records jit: false."""
     pytest.importorskip("keras_hub")
-    run = seglab.train("synthetic", tmp_path / "run", epochs=1, verbose=0, model="segformer", size=64, batch_size=8,
+    data = write_folder(tmp_path / "data", {f"s{i:02d}": blocks_mask(64, 64) for i in range(12)}, classes=["a", "b", "c"])
+    run = seglab.train(data, tmp_path / "run", epochs=1, verbose=0, model="segformer", size=64, batch_size=4,
                        weights="none", precision="mixed_bfloat16", previews=1, jit=True)
     said = [line for line in capfd.readouterr().err.splitlines() if line.startswith("Training without XLA")]
     assert len(said) == 1 and "segformer under mixed_bfloat16" in said[0] and "precision" in said[0], said
