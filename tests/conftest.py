@@ -37,6 +37,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.shared)
         if "browser" in item.fixturenames:
             item.add_marker(pytest.mark.slow)
+    # The long tests first (a stable sort keeps each file's order): with two workers, a long test
+    # drawn last would run alone at the end while the other worker idles.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def shared_dir() -> Path:
