@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from seglab.core.errors import OutputError, SeglabError
+from seglab.core.errors import BadArgument, OutputError, SeglabError
 from seglab.core.files import disk_full
 from seglab.core.quiet import load_tensorflow
 from seglab.engines.distribute import is_chief
@@ -118,6 +118,16 @@ def _fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
+def _band_names(text: str | None) -> tuple[str, ...] | None:
+    """--bands B03,B04,B08 -> ('B03', 'B04', 'B08'); None when not given."""
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names or len(set(names)) != len(names):
+        raise BadArgument(f"--bands {text!r}: give distinct band names or numbers separated by commas, e.g. B04,B03,B02.")
+    return names
+
+
 def _help(name: str) -> str:
     """The help text configuration field `name` is declared with."""
     from seglab.core.schema import options_of
@@ -156,9 +166,13 @@ def check(
     classes: Optional[str] = _field("classes"),
     val_fraction: float = _field("val_fraction"),
     seed: int = typer.Option(0, help="Seed of that split."),
+    bands: Optional[str] = typer.Option(None, help="Bands to select, in order, by name (B03,B04,B08: band files' "
+                                        "names or a TIFF's band descriptions) or number (1,2,3): an image lacking one "
+                                        "is a problem. Default: every band, alike in every image."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ):
-    """Check a dataset before training: pairs per split, every problem with its file, class balance.
+    """Check a dataset before training: pairs per split, every problem with its file, class balance,
+    and each band's value range.
 
     Exits 0 when the dataset is clean, 1 when any file has a problem.
 
@@ -169,7 +183,7 @@ def check(
     from seglab.report.check_tables import print_check
 
     source = open_source(path, format, view=view, val_fraction=val_fraction, seed=seed, classes=_class_names(classes))
-    report = run_check(source)
+    report = run_check(source, bands=_band_names(bands))
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from seglab.core.errors import DataError, DatasetError, Problem
 from seglab.core.progress import progress_map
 from seglab.data.images import open_image
 from seglab.data.masks import ColorMap, ValueMap, decode_mask
+from seglab.data.rasters import read_raster
 from seglab.data.sources import Pair, Source
 from seglab.data.stats import ClassStats
 
@@ -32,6 +34,45 @@ class PairReport:
     off_palette: float = 0.0
     mask_format: str | None = None
     mask_values: tuple[int, ...] = ()
+    bands: tuple[str, ...] = ()  # the image's band names ("R", "G", "B" for 8-bit colour images)
+    dtype: str | None = None
+    band_stats: "BandStats | None" = None
+
+
+BAND_SAMPLE = 4096  # pixels per image kept for the percentiles of each band
+
+
+@dataclass
+class BandStats:
+    """Per-band statistics over images: exact minimum, maximum, mean and standard deviation, and
+    the 1st and 99th percentiles of a sample of BAND_SAMPLE pixels per image (seeded by the file)."""
+
+    low: np.ndarray
+    high: np.ndarray
+    total: np.ndarray  # float64 sums, and sums of squares: exact enough for 16-bit data
+    squares: np.ndarray
+    count: int
+    sample: np.ndarray  # [n, C]
+
+    @classmethod
+    def of(cls, pixels: np.ndarray, seed_text: str) -> "BandStats":
+        flat = pixels.reshape(-1, pixels.shape[-1])
+        rng = np.random.default_rng(zlib.crc32(seed_text.encode("utf-8", "replace")))
+        sample = flat[rng.integers(0, len(flat), min(BAND_SAMPLE, len(flat)))].astype(np.float64)
+        values = flat.astype(np.float64)
+        return cls(flat.min(0), flat.max(0), values.sum(0), np.square(values).sum(0), len(flat), sample)
+
+    def merged(self, other: "BandStats") -> "BandStats":
+        return BandStats(np.minimum(self.low, other.low), np.maximum(self.high, other.high), self.total + other.total,
+                         self.squares + other.squares, self.count + other.count, np.concatenate([self.sample, other.sample]))
+
+    def to_json(self, names) -> dict:
+        mean = self.total / self.count
+        std = np.sqrt(np.maximum(self.squares / self.count - mean ** 2, 0))
+        p1, p99 = np.percentile(self.sample, [1, 99], axis=0)
+        number = lambda v: round(float(v), 4)  # noqa: E731
+        return {name: {"min": number(self.low[i]), "max": number(self.high[i]), "mean": number(mean[i]),
+                       "std": number(std[i]), "p1": number(p1[i]), "p99": number(p99[i])} for i, name in enumerate(names)}
 
 
 def _expected_values(source: Source) -> str:
@@ -44,13 +85,22 @@ def _expected_values(source: Source) -> str:
     return "expected the colours of the colour table"
 
 
-def inspect_pair(pair: Pair, source: Source) -> PairReport:
-    """Decode one pair fully and report everything wrong with it."""
+def inspect_pair(pair: Pair, source: Source, bands: tuple[str, ...] | None = None) -> PairReport:
+    """Decode one pair fully and report everything wrong with it; `bands`: the bands training
+    would select (a pair lacking one is a problem)."""
     report = PairReport(pair)
     image_size = None
     try:
-        im = open_image(pair.image)
-        image_size = (im.width // 2, im.height) if pair.image_region else im.size
+        if pair.image_region:  # a side-by-side file: 8-bit colour
+            im = open_image(pair.image)
+            image_size = (im.width // 2, im.height)
+        else:
+            raster = read_raster(pair.image)
+            if bands:
+                raster = raster.select(bands, pair.image)
+            image_size = (raster.pixels.shape[1], raster.pixels.shape[0])
+            report.bands, report.dtype = raster.bands, raster.pixels.dtype.name
+            report.band_stats = BandStats.of(raster.pixels, str(pair.image))
         report.image_size = image_size
     except DataError as e:
         report.problems.append(e.problem)
@@ -78,11 +128,21 @@ def inspect_pair(pair: Pair, source: Source) -> PairReport:
     return report
 
 
-def inspect_pairs(pairs: list[Pair], source: Source, workers: int | None = None, description: str = "Checking") -> list[PairReport]:
-    """inspect_pair over `pairs` on a thread pool (Pillow decodes without the GIL), with a progress bar."""
+def inspect_pairs(pairs: list[Pair], source: Source, workers: int | None = None, description: str = "Checking",
+                  bands: tuple[str, ...] | None = None) -> list[PairReport]:
+    """inspect_pair over `pairs` on a thread pool (Pillow decodes without the GIL), with a progress
+    bar; then a pair whose bands differ from most pairs' is a problem (when `bands` chose none)."""
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        return progress_map(pool, lambda p: inspect_pair(p, source), pairs, description)
+        reports = progress_map(pool, lambda p: inspect_pair(p, source, bands), pairs, description)
+    common = Counter(r.bands for r in reports if r.bands).most_common(1)
+    for r in reports:
+        if common and r.bands and r.bands != common[0][0]:
+            shared = [b for b in common[0][0] if all(b in q.bands for q in reports if q.bands)]
+            r.problems.append(Problem(str(r.pair.image), f"has bands {', '.join(r.bands)}, but most images have "
+                                      f"{', '.join(common[0][0])}; choose bands every image has with --bands "
+                                      f"{','.join(shared) or 'NAMES'}."))
+    return reports
 
 
 def validate(source: Source, splits: list[str] | None = None) -> list[PairReport]:
@@ -133,6 +193,10 @@ class CheckReport:
                 out.append(f"class '{name}' has no pixels in any mask")
             elif frac < RARE_CLASS:
                 out.append(f"class '{name}' is rare ({frac:.2%} of labelled pixels): consider class weights (--class-weights auto) or a Dice loss")
+        dtypes = self.band_summary().get("dtypes", [])
+        if len(dtypes) > 1:
+            out.append(f"images mix pixel types ({', '.join(dtypes)}): one model normalises every image alike, so "
+                       "convert them to one")
         if self.jpeg_compressed_masks:
             out.append("colour masks look JPEG-compressed (many colours just off the palette); they are read by nearest "
                        "colour, but lossless PNG masks avoid wrong labels at class borders")
@@ -154,6 +218,20 @@ class CheckReport:
         return {"min": sizes.min(0).tolist(), "max": sizes.max(0).tolist(), "median": np.median(sizes, 0).tolist(),
                 "most_common": list(common[0]), "most_common_count": common[1], "distinct": len(set(map(tuple, sizes.tolist())))}
 
+    def band_summary(self) -> dict:
+        """The bands of the images (most images' names), their dtypes, and per-band statistics
+        over the images that have those bands."""
+        named = [r for r in self.reports if r.band_stats is not None]
+        if not named:
+            return {}
+        names = Counter(r.bands for r in named).most_common(1)[0][0]
+        alike = [r.band_stats for r in named if r.bands == names]
+        stats = alike[0]
+        for other in alike[1:]:
+            stats = stats.merged(other)
+        return {"names": list(names), "channels": len(names), "dtypes": sorted({r.dtype for r in named}),
+                "per_band": stats.to_json(names)}
+
     def to_json(self) -> dict:
         stats, names = self.stats, self.source.classes.names
         labelled = int(stats.pixels.sum())
@@ -173,6 +251,7 @@ class CheckReport:
             "ignored_pixels": stats.ignored,
             "ignored_pixel_fraction": round(stats.ignored / max(1, stats.ignored + labelled), 6),
             "image_sizes": self.image_size_stats(),
+            "bands": self.band_summary(),
             "errors": [p.to_json() for p in self.errors],
             "warnings": self.warnings,
             "mask_values_found": sorted({v for r in self.reports for v in r.mask_values}),
@@ -182,7 +261,8 @@ class CheckReport:
         }
 
 
-def check(source: Source, workers: int | None = None) -> CheckReport:
-    """Inspect every pair of `source`; never raises for problems in the data, it reports them."""
-    return CheckReport(source, inspect_pairs(source.pairs, source, workers))
+def check(source: Source, workers: int | None = None, bands: tuple[str, ...] | None = None) -> CheckReport:
+    """Inspect every pair of `source` (with `bands` selected, in that order); never raises for
+    problems in the data, it reports them."""
+    return CheckReport(source, inspect_pairs(source.pairs, source, workers, bands=bands))
 

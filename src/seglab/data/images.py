@@ -26,7 +26,7 @@ def open_image(path, draft_size: tuple[int, int] | None = None) -> Image.Image:
     Raises DataError naming the file when it is not an image or is truncated.
     """
     path = Path(path)
-    _require_regular_file(path)
+    require_regular_file(path)
     try:
         im = Image.open(path)
         if draft_size is not None and im.format == "JPEG" and im.getexif().get(0x0112, 1) in (1, 2, 3, 4):
@@ -50,7 +50,7 @@ def open_image(path, draft_size: tuple[int, int] | None = None) -> Image.Image:
         return im
 
 
-def _require_regular_file(path: Path) -> None:
+def require_regular_file(path: Path) -> None:
     """Refuse, without opening it, what is not a regular file: reading a FIFO waits for a writer
     forever, and a device such as /dev/zero never ends."""
     try:

@@ -14,6 +14,7 @@ from seglab.core.errors import BadArgument, Problem
 from seglab.data.classes import ClassSpec
 from seglab.data.images import IMAGE_EXTENSIONS
 from seglab.data.masks import MaskEncoding
+from seglab.data.rasters import is_raster_folder
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Pair:
 
     @property
     def name(self) -> str:
-        return self.image.stem
+        return self.image.name if self.image.is_dir() else self.image.stem  # a folder of bands: its whole name
 
 
 @dataclass
@@ -66,14 +67,17 @@ def hash_split(stem: str, val_fraction: float, seed: int) -> str:
     return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
 
 
-def list_files(folder: Path) -> tuple[dict[str, Path], list[Path]]:
-    """Image files of `folder` by stem, and the other (ignored) files."""
+def list_files(folder: Path, band_folders: bool = False) -> tuple[dict[str, Path], list[Path]]:
+    """Image files of `folder` by stem, and the other (ignored) files. `band_folders`: a sub-folder
+    holding one image per band (`seglab.data.rasters`) is a sample too, under its whole name."""
     images, ignored = {}, []
     for f in sorted(folder.iterdir()):
         if f.name.startswith("."):
             continue
         if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
             images[f.stem] = f
+        elif band_folders and is_raster_folder(f):
+            images[f.name] = f
         elif f.is_file():
             ignored.append(f)
     return images, ignored

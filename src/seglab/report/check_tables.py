@@ -37,6 +37,13 @@ def print_check(report: CheckReport, console: Console) -> None:
         console.print(f"Image sizes (WxH): min {sizes['min'][0]}x{sizes['min'][1]}, median {sizes['median'][0]:g}x{sizes['median'][1]:g}, "
                       f"max {sizes['max'][0]}x{sizes['max'][1]}; {sizes['distinct']} distinct, most common "
                       f"{sizes['most_common'][0]}x{sizes['most_common'][1]} ({sizes['most_common_count']})")
+    bands = data["bands"]
+    if bands and (bands["names"] != ["R", "G", "B"] or bands["dtypes"] != ["uint8"]):
+        rows = [[name, *(f"{v[key]:g}" for key in ("min", "p1", "mean", "std", "p99", "max"))]
+                for name, v in bands["per_band"].items()]
+        print_table(console, ["band", "min", "p1", "mean", "std", "p99", "max"], rows,
+                    numeric={"min", "p1", "mean", "std", "p99", "max"},
+                    title=f"Bands: {bands['channels']} ({', '.join(bands['dtypes'])})")
     if data["ignored_files"]:
         exts = sorted({f.rsplit('.', 1)[-1] if '.' in f else '(none)' for f in data["ignored_files"]})
         console.print(f"Ignored {len(data['ignored_files'])} non-image file(s) ({', '.join('.' + e for e in exts)}), e.g. {data['ignored_files'][0]}")

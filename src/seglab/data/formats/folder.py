@@ -31,8 +31,32 @@ def _classes_file(root: Path) -> tuple[ClassSpec | None, bool]:
         spec = ClassSpec.load(f)
         data = json.loads(f.read_text())
         return spec, isinstance(data, dict) and ("colors" in data or "names" not in data)
-    spec = _read_color_table(root)
+    spec = _read_color_table(root) or _read_labelmap(root)
     return spec, spec is not None
+
+
+def _read_labelmap(root: Path) -> ClassSpec | None:
+    """labelmap.txt as CVAT's "Segmentation mask 1.1" export writes it: `name:r,g,b:parts:actions`
+    per class, `#` comments."""
+    f = root / "labelmap.txt"
+    if not f.is_file():
+        return None
+    names, colors = [], []
+    for number, line in enumerate(f.read_text(errors="replace").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, rest = line.partition(":")
+        try:
+            color = tuple(int(v) for v in rest.split(":")[0].split(","))
+            if len(color) != 3 or not all(0 <= v <= 255 for v in color):
+                raise ValueError
+        except ValueError:
+            raise BadArgument(f"{f}: line {number} is not 'name:r,g,b:parts:actions' with colours 0..255: {line.strip()!r}.") from None
+        names.append(name.strip())
+        colors.append(color)
+    if not names:
+        raise BadArgument(f"{f}: no class lines ('name:r,g,b:parts:actions'); add one per class.")
+    return ClassSpec(tuple(names), tuple(colors))
 
 
 def _read_color_table(root: Path) -> ClassSpec | None:
@@ -56,8 +80,10 @@ def _read_color_table(root: Path) -> ClassSpec | None:
 
 def open(root: Path, *, classes: ClassSpec | None = None, val_fraction: float = 0.2, seed: int = 0) -> Source:
     """Your own folder: images/ and masks/ matched by file stem (optionally with train/ val/ test/
-    inside each). Masks may be index PNGs, palette PNGs, 0/255 binary, or RGB colours with a colour
-    table (classes.json as {"name": [r, g, b]} or class_dict.csv). Class names come from
+    inside each). An image may be a folder of band files (images/scene/B04.tiff ...; see
+    seglab.data.rasters), paired with masks/scene.png. Masks may be index PNGs, palette PNGs, 0/255
+    binary, or RGB colours with a colour table (classes.json as {"name": [r, g, b]}, class_dict.csv,
+    or CVAT's labelmap.txt). Class names come from
     `classes`, else classes.json, else the values found."""
     img_dir = find_dir(root, IMAGE_DIRS)
     mask_dir = find_dir(root, MASK_DIRS)
@@ -67,7 +93,7 @@ def open(root: Path, *, classes: ClassSpec | None = None, val_fraction: float = 
     split_dirs = [d for d in ("train", "val", "test") if (img_dir / d).is_dir()]
     problems, pairs, ignored, notes = [], [], [], []
     for split in split_dirs or [None]:
-        images, ig1 = list_files(img_dir / split if split else img_dir)
+        images, ig1 = list_files(img_dir / split if split else img_dir, band_folders=True)
         masks, ig2 = list_files(mask_dir / split if split else mask_dir)
         ignored += ig1 + ig2
         split_of = (lambda _s, split=split: split) if split else (lambda s: hash_split(s, val_fraction, seed))
