@@ -159,7 +159,7 @@ def test_export_writes_the_model_classes_and_what_the_file_takes(tiny_run, onnx_
     assert sorted(p.name for p in out.iterdir()) == ["classes.json", "export.json", "model.onnx"]
     assert json.loads((out / "export.json").read_text()) == meta
     assert meta["input"] == {"name": "image", "layout": "NHWC", "dtype": "float32", "channels": "RGB", "range": [0, 255],
-                             "height": None, "width": None, "multiple_of": 4, "size": 32, "crop": None,
+                             "bands": None, "display_bands": None, "height": None, "width": None, "multiple_of": 4, "size": 32, "crop": None,
                              "scale": 1.0}
     assert meta["output"]["kind"] == "logits" and meta["output"]["classes"] == ["background", "circle", "square", "triangle"]
     assert meta["source"]["checkpoint"] == "model.keras" and len(meta["source"]["sha256"]) == 64

@@ -32,7 +32,7 @@ def test_sample_log_round_trip_and_resume_truncation(tmp_path):
     truths = np.zeros((2, 8, 8), np.uint8)
     truths[:, 2:6, 2:6] = 1
     truths[1, 0, 0] = 255
-    images = np.full((2, 8, 8, 3), 120.0, np.float32)
+    images = np.full((2, 8, 8, 3), 120, np.uint8)
     log = SampleLog(tmp_path)
     log.start(["cat_1", "dog_2"], images, truths, classes)
     from seglab.runs.samples import Epoch

@@ -16,9 +16,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from seglab.core.errors import BadArgument, OutputError, SeglabError
+from seglab.core.errors import OutputError, SeglabError
 from seglab.core.files import disk_full
 from seglab.core.quiet import load_tensorflow
+from seglab.data.bands import band_list
 from seglab.engines.distribute import is_chief
 from seglab.inference.tiling import TTA_HELP
 
@@ -118,16 +119,6 @@ def _fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
-def _band_names(text: str | None) -> tuple[str, ...] | None:
-    """--bands B03,B04,B08 -> ('B03', 'B04', 'B08'); None when not given."""
-    if text is None:
-        return None
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names or len(set(names)) != len(names):
-        raise BadArgument(f"--bands {text!r}: give distinct band names or numbers separated by commas, e.g. B04,B03,B02.")
-    return names
-
-
 def _help(name: str) -> str:
     """The help text configuration field `name` is declared with."""
     from seglab.core.schema import options_of
@@ -183,7 +174,7 @@ def check(
     from seglab.report.check_tables import print_check
 
     source = open_source(path, format, view=view, val_fraction=val_fraction, seed=seed, classes=_class_names(classes))
-    report = run_check(source, bands=_band_names(bands))
+    report = run_check(source, bands=band_list(bands))
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -261,6 +252,7 @@ def train(
     format: Optional[str] = _field("format", "-f"),
     view: Optional[str] = _field("view"),
     classes: Optional[str] = _field("classes"),
+    bands: Optional[str] = _field("bands"),
     val_fraction: float = _field("val_fraction"),
     size: Optional[int] = _field("size"),
     crop: Optional[int] = _field("crop"),
@@ -288,6 +280,7 @@ def train(
     worker_timeout: int = _field("worker_timeout"),
     jit: Optional[bool] = _field("jit"),
     previews: int = _field("previews"),
+    display_bands: Optional[str] = _field("display_bands"),
     wandb: bool = _field("wandb"),
     wandb_project: Optional[str] = _field("wandb_project"),
     tensorboard: bool = _field("tensorboard"),
@@ -313,7 +306,8 @@ def train(
         names = _class_names(classes)
         given = dict(format=format, view=view, size=size, crop=crop, batch_size=batch_size, epochs=epochs,
                      learning_rate=learning_rate, loss=loss, weights=weights, fine_tune=fine_tune,
-                     classes=names.names if names else None, split_seed=split_seed,
+                     classes=names.names if names else None, split_seed=split_seed, bands=band_list(bands),
+                     display_bands=band_list(display_bands, "--display-bands"),
                      class_weights=_class_weights(class_weights) if class_weights is not None else None)
         options = {k: v for k, v in given.items() if v is not None}
         options.update(model=model, optimizer=optimizer, schedule=schedule, seed=seed, precision=precision,
@@ -414,8 +408,13 @@ def predict(
     actors: int = typer.Option(1, help="With --engine ray: actors in the pool, each loading the model once."),
     cpus_per_actor: Optional[float] = typer.Option(None, help="With --engine ray: CPUs each actor reserves. Default: the cluster's CPUs shared out among the actors."),
     gpus_per_actor: float = typer.Option(0, help="With --engine ray: GPUs each actor reserves (1 for one GPU each)."),
+    display_bands: Optional[str] = typer.Option(None, help="A model trained on bands: the bands its overlays show as "
+                                                "red, green and blue (or one, grey). Default: the run's --display-bands."),
 ):
     """Predict masks at each image's original resolution, with overlays and predictions.json.
+
+    A model trained on bands (--bands) reads those bands of each image by name, a folder holding a
+    file per band being one image; a GeoTIFF's mask is also written as masks/NAME.tif, georeferenced.
 
     A file that cannot be read or written is named on stderr, skipped and counted; the others are
     all predicted. Exit code 0 when any image was predicted (1 with --strict when any failed).
@@ -432,7 +431,8 @@ def predict(
     if engine != "ray" and (address or actors != 1 or cpus_per_actor or gpus_per_actor):
         _fail("--address, --actors, --cpus-per-actor and --gpus-per-actor are for --engine ray.")
     summary = run_predict(run, inputs, out, threshold, batch_size, runtime=runtime, tile=tile, overlap=overlap, tta=tta,
-                          engine=engine, ray=RayOptions(address, actors, cpus_per_actor, gpus_per_actor))
+                          engine=engine, ray=RayOptions(address, actors, cpus_per_actor, gpus_per_actor),
+                          display_bands=band_list(display_bands, "--display-bands"))
     for failure in summary["failed"]:
         err.print(f"[yellow]skipped[/] {escape(failure['file'])}: {escape(failure['message'])}", highlight=False, soft_wrap=True)
     skipped, failed = len(summary["skipped_non_images"]), len(summary["failed"])

@@ -110,7 +110,7 @@ def known_run(tmp_path_factory) -> Path:
     truth = np.zeros((32, 32), np.uint8)
     truth[:, :16] = 1
     truths = np.stack([truth, truth])
-    images = np.full((2, 32, 32, 3), GRAY, np.float32)
+    images = np.full((2, 32, 32, 3), GRAY, np.uint8)
     log = SampleLog(path)
     log.start(["bad", "good"], images, truths, CLASSES)
     top = np.zeros_like(truth)

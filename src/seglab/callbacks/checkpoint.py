@@ -83,7 +83,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         # Built (and its prediction traced) while the first epoch traces and trains.
         self._shadow = self._pool.submit(ShadowModel, self.model, self.samples.images)
-        self.sample_log.start(self.samples.names, self.samples.images, self.samples.truths, self.classes)
+        self.sample_log.start(self.samples.names, self.samples.pictures, self.samples.truths, self.classes)
         self.sample_log.keep_epochs(len(self.history))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -166,7 +166,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     def _preview(self, sampled: Epoch) -> None:
         self.run.previews_path.mkdir(exist_ok=True)
         captions = [f"{name}  mIoU {_mean(iou)}" for name, iou in zip(self.samples.names, sampled.iou)]
-        picture = mosaic(self.samples.images, self.samples.truths, sampled.predictions, self.classes,
+        picture = mosaic(self.samples.pictures, self.samples.truths, sampled.predictions, self.classes,
                          title=f"epoch {sampled.epoch}: image | truth | prediction", captions=captions)
         with atomic_path(self.run.previews_path / f"epoch_{sampled.epoch:03d}.png") as tmp:
             picture.save(tmp)

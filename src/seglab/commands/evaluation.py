@@ -12,8 +12,9 @@ import tensorflow as tf
 
 from seglab.commands.exporting import predictor_for
 from seglab.core.errors import BadArgument
+from seglab.data.bands import composite, display_bands
 from seglab.data.classes import ClassSpec
-from seglab.data.pipeline import make_dataset, model_input, read_pair
+from seglab.data.pipeline import make_dataset, model_input, read_pair, read_raster_pair
 from seglab.inference.tiling import TTA, Inference
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path, check_output_dir, make_output_dir, write_text
@@ -46,11 +47,14 @@ def _at_full_resolution(inference: Inference, source, split):
     """Yield one image at a time at its original size: predicted by sliding tiles, or from the
     whole image resized to the model's size, its scores resized bilinearly back."""
     for pair in source.split(split):
-        image, truth = read_pair(pair.image, pair.mask, source.encoding, pair.image_region, pair.mask_region)
+        if source.bands.rgb:
+            image, truth = read_pair(pair.image, pair.mask, source.encoding, pair.image_region, pair.mask_region)
+        else:
+            image, truth = read_raster_pair(pair.image, pair.mask, source.encoding, source.bands, pair.mask_region)
         if inference.tile:
             prediction = inference.tiled_labels(image)
         else:
-            resized = np.asarray(model_input(image[None], inference.predictor.size))
+            resized = np.asarray(model_input(image[None], inference.predictor.size, image.dtype.name))
             prediction = inference.resized_labels(resized, [truth.shape])[0]
         yield image[None], truth[None], prediction[None]
 
@@ -86,6 +90,7 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
     inference = Inference(model, tile or None, overlap, tta, batch_size or config.recipe.batch_size, model.scale)
     source = _source(config, data, classes, format, view)
     k = classes.num_classes
+    shown = display_bands(source.bands.names, config.setup.display_bands)
     batches = (_at_full_resolution(inference, source, split) if full_res
                else _at_model_size(inference, source, split, batch_size or config.recipe.batch_size))
 
@@ -98,7 +103,9 @@ def evaluate(run_path, data: str | None = None, split: str = "val", full_res: bo
             per_image.append(confusion)
             score = mean_iou(confusion)
             if not math.isnan(score):  # the image number breaks ties, so arrays are never compared
-                scored.append((score, len(per_image), *_thumbnail(image, truth, prediction, config.recipe.size)))
+                image, truth_small, prediction_small = _thumbnail(image, truth, prediction, config.recipe.size)
+                picture = composite(image, shown, source.bands.rgb)
+                scored.append((score, len(per_image), picture, truth_small, prediction_small))
         scored = _keep_extremes(scored)
 
     metrics = summarize(total, classes.names, np.stack(per_image) if per_image else None)

@@ -362,13 +362,22 @@ def _tf2onnx_without(optimizers: tuple[str, ...]):
         optimizer._optimizers = table
 
 
+def _channels(config) -> dict:
+    """What the model's input channels are: 8-bit RGB in 0..255, or the named bands' raw values
+    (the model stretches them itself, seglab.models.inputs)."""
+    if config.data.bands is None:
+        return {"channels": "RGB", "range": [0, 255], "bands": None}
+    return {"channels": len(config.data.bands), "range": "the bands' own values", "bands": list(config.data.bands)}
+
+
 def _metadata(run, config, classes, format, output, graph, binary, dynamic, step, checksum, check) -> dict:
     height, width = (None, None) if dynamic else graph.input_shape[1:3]
     shape = list(graph.output_shape)
     return {
         "format": format,
         "file": FORMATS[format][0],
-        "input": {"name": "image", "layout": "NHWC", "dtype": "float32", "channels": "RGB", "range": [0, 255],
+        "input": {"name": "image", "layout": "NHWC", "dtype": "float32", **_channels(config),
+                  "display_bands": list(config.setup.display_bands) if config.setup.display_bands else None,
                   "height": height, "width": width, "multiple_of": step if dynamic else None,
                   "size": config.recipe.size, "crop": config.recipe.crop, "scale": config.recipe.scale},
         "output": {"kind": output, "shape": shape, "dtype": "int32" if output == "labels" else "float32",

@@ -17,7 +17,9 @@ from pathlib import Path
 from seglab.commands.exporting import predictor_for
 from seglab.core.errors import BadArgument, DataError, OutputError
 from seglab.core.progress import GrowingBar, Stopwatch, progress
+from seglab.data.bands import display_bands as display_bands_of
 from seglab.data.images import IMAGE_EXTENSIONS, find_images, output_names
+from seglab.data.rasters import RGB
 from seglab.engines.ray_engine import RayOptions, predict_on_ray
 from seglab.engines.ray_engine import session as ray_session
 from seglab.inference.chunks import (
@@ -36,7 +38,7 @@ ENGINES = ("local", "ray")
 
 def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, runtime: str | None = None, *,
             tile: int | None = None, overlap: float = 0.25, tta: str | TTA | None = None,
-            engine: str = "local", ray: RayOptions | None = None) -> dict:
+            engine: str = "local", ray: RayOptions | None = None, display_bands=None) -> dict:
     """Predict every image in `inputs` (files or folders) with the run's best model (on `runtime`:
     Keras by default; see `seglab.inference.runtimes.open_predictor`), or with the model of an export folder;
     write out/masks/<name>.png (indexed, class palette), out/overlays/<name>.png and
@@ -47,6 +49,11 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
     resolution (after the run's --scale), `batch_size` tiles per model call; default: the run's
     crop for a run trained on crops, else none (0: none), i.e. resize each image to the model's
     size. `tta`: test-time augmentation ('flip', 'flips', 'scales=0.75,1,1.25'; see TTA.parse).
+
+    A model trained on bands (config.yaml's `bands`) reads those bands of each image by name (a
+    folder of band files is one image); an image lacking one is a failure naming the bands it has.
+    A georeferenced image's mask is also written as out/masks/<name>.tif with its georeference.
+    Overlays show `display_bands` (default: the run's, else R,G,B or B04,B03,B02, else the first three).
 
     `engine`: 'local' (this process) or 'ray': the same chunks of images, decoded, predicted and
     encoded by a pool of Ray Data actors (`ray`: where and how many; see `seglab.engines.ray_engine`),
@@ -59,10 +66,12 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
         raise BadArgument(f"batch_size must be at least 1; got {batch_size}.")
     tta = TTA.parse(tta) if isinstance(tta, str) or tta is None else tta
     out = check_output_dir(out)
-    paths, skipped = find_images(inputs)
-    if not paths:
-        raise BadArgument(f"No images found in {', '.join(map(str, inputs))} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}).")
     model = predictor_for(run_path, runtime)
+    paths, skipped = find_images(inputs, model.bands)
+    if not paths:
+        raise BadArgument(f"No images found in {', '.join(map(str, inputs))} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}"
+                          f"{'; or folders holding a file per band ' + ', '.join(model.bands) if model.bands else ''}).")
+    shown = display_bands_of(model.bands or RGB, display_bands or model.display_bands)
     tile = model.crop if tile is None else (tile or None)
     inference = Inference(model, tile, overlap, tta, batch_size, model.scale)
     named = list(zip(paths, output_names(paths)))
@@ -72,14 +81,14 @@ def predict(run_path, inputs, out, threshold: float = 0.5, batch_size: int = 8, 
         ray = ray or RayOptions()
         ray.check()  # Ray installed, options sane: before anything is written
         job = {"run": str(run_path), "cwd": os.getcwd(), "runtime": runtime, "tile": tile, "overlap": overlap, "tta": tta,
-               "batch_size": batch_size, "threshold": threshold}
+               "batch_size": batch_size, "threshold": threshold, "shown": shown}
         with ray_session(ray) as starting:  # joined (or refused) before anything is written
             _make_output_dirs(out)
             written, seconds = predict_on_ray(ray, job, chunks, out)
         seconds = {**seconds, "starting ray": round(starting, 3)}
     else:
         _make_output_dirs(out)
-        written, seconds = _predict_here(inference, chunks, out, threshold)
+        written, seconds = _predict_here(inference, chunks, out, threshold, shown)
     order = {str(p): i for i, p in enumerate(paths)}  # input order, whichever finished first
     written.results.sort(key=lambda r: order[r["file"]])
     written.failed.sort(key=lambda r: order[r["file"]])
@@ -115,7 +124,7 @@ def _make_output_dirs(out: Path) -> None:
     (out / "predictions.json").unlink(missing_ok=True)
 
 
-def _predict_here(inference: Inference, chunks: list, out: Path, threshold: float):
+def _predict_here(inference: Inference, chunks: list, out: Path, threshold: float, shown):
     """The local engine: (what was written, seconds per stage) of predicting `chunks`."""
     classes, per_call = inference.predictor.classes, len(chunks[0])
     written = Written()
@@ -129,7 +138,8 @@ def _predict_here(inference: Inference, chunks: list, out: Path, threshold: floa
     with ThreadPoolExecutor() as pool, large_images_allowed(bool(inference.tile)), contextlib.ExitStack() as stack:
         if tiles is not None:
             stack.callback(tiles.close)
-        decoded = _ahead(pool, lambda chunk: [(p, s, read_input(p)) for p, s in chunk], chunks, 2)
+        bands = inference.predictor.bands
+        decoded = _ahead(pool, lambda chunk: [(p, s, read_input(p, bands)) for p, s in chunk], chunks, 2)
         if tiles is None:
             decoded = progress(decoded, sum(map(len, chunks)), "Predicting", size=len)
         for chunk in clock.timed(decoded, "waiting for decoded images"):
@@ -139,8 +149,8 @@ def _predict_here(inference: Inference, chunks: list, out: Path, threshold: floa
             written.failed += [failure(p, image.problem.message) for p, _, image in chunk if isinstance(image, DataError)]
             if not good:
                 continue
-            labels = chunk_labels(inference, [image for _, _, image in good], threshold, clock, tiles)
-            writing.extend((path, pool.submit(write_outputs, path, stem, image, mask, classes, out))
+            labels = chunk_labels(inference, [image.pixels for _, _, image in good], threshold, clock, tiles)
+            writing.extend((path, pool.submit(write_outputs, path, stem, image, mask, classes, out, shown))
                            for (path, stem, image), mask in zip(good, labels))
             with clock("waiting for masks and overlays to be written"):
                 while len(writing) > 2 * per_call:

@@ -28,7 +28,8 @@ from seglab.core.errors import (
 )
 from seglab.core.precision import precision
 from seglab.core.progress import EpochBar
-from seglab.data.check import CheckReport
+from seglab.data.bands import Stretch
+from seglab.data.check import CheckReport, band_statistics
 from seglab.data.check import validate as validate_source
 from seglab.data.pipeline import make_dataset
 from seglab.engines.distribute import (
@@ -42,6 +43,7 @@ from seglab.engines.distribute import start as start_cluster
 from seglab.engines.jit import choose as choose_jit
 from seglab.engines.jit import compile_steps
 from seglab.models import build_model, model_spec
+from seglab.models.inputs import ImageInput
 from seglab.runs import Run, check_output_dir
 from seglab.runs.config import Setup, TrainConfig, binary_head, resolve, validate
 from seglab.runs.samples import Samples
@@ -141,9 +143,11 @@ def _new(config: TrainConfig, cluster: Cluster):
     source = config.open_source()
     reports = _checked_source(source, config)
     config = resolve(config, source.classes.num_classes)
-    config = config.replace(class_weights=_class_weights(config, source, reports), **_distribution(config, cluster))
+    config = config.replace(class_weights=_class_weights(config, source, reports), **_distribution(config, cluster),
+                            bands=None if source.bands.rgb else source.bands.names)
     keras.utils.set_random_seed(config.setup.seed)  # the initial weights, and every draw of the run after them
-    model = _compiled_model(config, source.classes.num_classes, _steps(source, config), cluster)
+    model = _compiled_model(config, source.classes.num_classes, _steps(source, config), cluster,
+                            _image_input(source, reports))
     return source, config, model
 
 
@@ -182,7 +186,7 @@ def _resumed(run: Run, cluster: Cluster):
     if run.last_path.is_file():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a frozen encoder without weights warns; only its layout is used
-            fresh = _compiled_model(config.replace(weights="none"), num_classes, steps, cluster)
+            fresh = _compiled_model(config.replace(weights="none"), num_classes, steps, cluster, _image_input(source, reports))
         keras.utils.set_random_seed(config.setup.seed)  # after the throwaway model: the run's draws are as they were
         with cluster.scope():
             model = run.load_model("last")
@@ -191,7 +195,7 @@ def _resumed(run: Run, cluster: Cluster):
         initial_epoch = int(model.optimizer.iterations.numpy()) // steps
     else:  # killed before its first epoch ended: nothing trained yet, start afresh
         keras.utils.set_random_seed(config.setup.seed)
-        model = _compiled_model(config, num_classes, steps, cluster)
+        model = _compiled_model(config, num_classes, steps, cluster, _image_input(source, reports))
         initial_epoch = 0
     if cluster.chief:
         run.remove_stale_temporaries()
@@ -226,6 +230,16 @@ def _checked_source(source, config: TrainConfig):
     return reports
 
 
+def _image_input(source, reports) -> ImageInput:
+    """What the model takes: the source's bands, and for images that are not 8-bit the per-band
+    stretch of the training split's 1st to 99th percentiles (`seglab.data.bands.Stretch`)."""
+    bands = source.bands
+    if bands.dtype == "uint8":
+        return ImageInput(bands.channels)
+    stats = band_statistics([r for r in reports if r.pair.split == "train"], bands.names)
+    return ImageInput.of(bands, Stretch.of(stats, bands.names))
+
+
 def _class_weights(config: TrainConfig, source, reports):
     stats = CheckReport(source, [r for r in reports if r.pair.split == "train"]).stats
     weights = resolve_class_weights(config.recipe.class_weights, source.classes.num_classes, stats)
@@ -246,9 +260,11 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
         _set_status(run, cluster, "complete")
         return run
     crops = {"crop": config.recipe.crop, "scale": config.recipe.scale}  # validation: centre crops (see README, "Large images")
+    span = ImageInput.of_model(model).span
     train_ds = distributed_dataset(cluster, lambda shard: make_dataset(
         source, "train", size=config.recipe.size, batch_size=config.recipe.batch_size, augment=config.recipe.augment, cache=config.setup.cache,
-        repeat=True, seed=config.setup.seed, validate_first=False, start_batch=initial_epoch * steps, shard=shard, **crops),
+        repeat=True, seed=config.setup.seed, validate_first=False, start_batch=initial_epoch * steps, shard=shard, span=span,
+        **crops),
         config.recipe.batch_size)
     val_ds = distributed_dataset(cluster, lambda shard: make_dataset(
         source, "val", size=config.recipe.size, batch_size=config.recipe.batch_size, cache=config.setup.cache, validate_first=False,
@@ -259,7 +275,8 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
         print(f"Training data-parallel, {cluster.describe()}: global batch {config.recipe.batch_size} = {cluster.replicas} x "
               f"{config.setup.replica_batch}.", file=sys.stderr)
     if cluster.chief:
-        samples = Samples.draw(source, config.setup.previews, config.recipe.size, config.setup.seed, **crops)
+        samples = Samples.draw(source, config.setup.previews, config.recipe.size, config.setup.seed, **crops,
+                               display_bands=config.setup.display_bands)
         checkpoint = RunCheckpoint(run, source.classes, samples, history, make_trackers(config, run, source.classes))
     else:
         checkpoint = StopWhereTheChiefStops()
@@ -366,13 +383,13 @@ def _collector_skips_what_exists():
         gc.unfreeze()
 
 
-def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int, cluster: Cluster):
+def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int, cluster: Cluster, image: ImageInput):
     num_logits = 1 if binary_head(config) else num_classes
     weights = None if config.recipe.class_weights is None else list(config.recipe.class_weights)
     with precision(config.setup.precision), cluster.scope():
         recipe = config.recipe
         encoder = model_spec(recipe.model).encoder_options(recipe.weights, recipe.fine_tune)
-        model = build_model(recipe.model, num_logits, recipe.size, **encoder, **recipe.model_options)
+        model = build_model(recipe.model, num_logits, recipe.size, image, **encoder, **recipe.model_options)
         synchronize_batch_norm(model, cluster)
         model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=make_loss(config.recipe.loss, num_logits, weights),
                       metrics=segmentation_metrics(num_classes))

@@ -61,8 +61,13 @@ class Augment:
             found["contrast"] = uniform("contrast", [batch, 1, 1, 1], 1 - self.contrast, 1 + self.contrast)
         return found
 
-    def __call__(self, images, masks, seed, part=None, ignore_index: int = 255):
+    def __call__(self, images, masks, seed, part=None, ignore_index: int = 255, span=None, bounds=(0.0, 255.0)):
         """images float32 [B, H, W, 3] 0..255, masks uint8 [B, H, W], seed int64 [2] -> the same shapes.
+
+        Images of other bands [B, H, W, C] give `span`, each band's value span (a number or C of
+        them), which a brightness shift is a share of, and the `bounds` of their pixel type; the
+        contrast then changes around each band's own mean. 8-bit RGB (no span): 255, 0..255 and the
+        mean of all channels, as always.
 
         `part` (offset, total): the batch is samples offset .. offset + B of a batch of `total`
         drawn with `seed` (one replica's share in data-parallel training); each sample gets the
@@ -79,11 +84,11 @@ class Augment:
                                          method="nearest", extrapolation_value=float(ignore_index))
         masks = tf.cast(masks[..., 0], tf.uint8)
         if "brightness" in draws:
-            images += 255.0 * draws["brightness"]
+            images += (255.0 if span is None else tf.constant(span, tf.float32)) * draws["brightness"]
         if "contrast" in draws:
-            mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+            mean = tf.reduce_mean(images, axis=[1, 2, 3] if span is None else [1, 2], keepdims=True)
             images = (images - mean) * draws["contrast"] + mean
-        return tf.clip_by_value(images, 0.0, 255.0), masks
+        return tf.clip_by_value(images, *bounds), masks
 
 
 def _boxes(draws: dict):

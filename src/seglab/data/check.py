@@ -75,6 +75,18 @@ class BandStats:
                        "std": number(std[i]), "p1": number(p1[i]), "p99": number(p99[i])} for i, name in enumerate(names)}
 
 
+def band_statistics(reports: list[PairReport], names) -> dict:
+    """{band: {"min", "max", "mean", "std", "p1", "p99"}} over the images of `reports` that have the
+    bands `names` (as inspected: selected by --bands where given)."""
+    alike = [r.band_stats for r in reports if r.band_stats is not None and r.bands == tuple(names)]
+    if not alike:
+        return {}
+    stats = alike[0]
+    for other in alike[1:]:
+        stats = stats.merged(other)
+    return stats.to_json(names)
+
+
 def _expected_values(source: Source) -> str:
     enc = source.encoding
     if isinstance(enc, ValueMap):
@@ -151,7 +163,7 @@ def validate(source: Source, splits: list[str] | None = None) -> list[PairReport
     pairs = [p for p in source.pairs if splits is None or p.split in splits]
     if not pairs and not source.problems:
         raise DatasetError([Problem(str(source.root), f"no (image, mask) pairs found in split(s) {', '.join(splits or ['any'])}.")])
-    reports = inspect_pairs(pairs, source, description="Validating")
+    reports = inspect_pairs(pairs, source, description="Validating", bands=None if source.bands.rgb else source.bands.names)
     problems = list(source.problems) + [p for r in reports for p in r.problems]
     if problems:
         raise DatasetError(problems, what=f"Dataset {source.root}")
@@ -225,12 +237,8 @@ class CheckReport:
         if not named:
             return {}
         names = Counter(r.bands for r in named).most_common(1)[0][0]
-        alike = [r.band_stats for r in named if r.bands == names]
-        stats = alike[0]
-        for other in alike[1:]:
-            stats = stats.merged(other)
         return {"names": list(names), "channels": len(names), "dtypes": sorted({r.dtype for r in named}),
-                "per_band": stats.to_json(names)}
+                "per_band": band_statistics(named, names)}
 
     def to_json(self) -> dict:
         stats, names = self.stats, self.source.classes.names

@@ -84,13 +84,30 @@ def read_image(path, draft_size: tuple[int, int] | None = None) -> np.ndarray:
     return to_rgb(open_image(path, draft_size))
 
 
-def find_images(inputs) -> tuple[list[Path], list[Path]]:
+def band_files(folder: Path) -> list[Path]:
+    """The image files of a folder holding one file per band (`seglab.data.rasters`), in name order."""
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
+                  and f.is_file())
+
+
+def holds_bands(path: Path, bands) -> bool:
+    """Whether `path` is a folder holding a file for each of `bands` (named by its stem): one
+    sample stored band by band, as a model taking those bands reads it."""
+    return path.is_dir() and set(bands) <= {f.stem for f in band_files(path)}
+
+
+def find_images(inputs, bands=None) -> tuple[list[Path], list[Path]]:
     """Files named, and image files inside folders named (sorted) -> (images, other files skipped).
     A file named explicitly is tried whatever its extension, and reported if unreadable;
-    hidden files in folders are counted among the skipped."""
+    hidden files in folders are counted among the skipped. With `bands` (a model taking bands by
+    name), a folder holding a file per band is one image, named or inside a folder named."""
     images, skipped, seen = [], [], set()
     for item in map(Path, inputs):
-        if item.is_dir():
+        if bands and holds_bands(item, bands):
+            images.append(item)
+        elif item.is_dir():
+            if bands:
+                images += [p for p in sorted(item.iterdir()) if not p.name.startswith(".") and holds_bands(p, bands)]
             for path in sorted(p for p in item.iterdir() if not p.is_dir()):
                 # FIFOs, devices and sockets are skipped, and said: opening one could block forever
                 image = path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file()

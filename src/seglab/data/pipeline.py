@@ -4,6 +4,9 @@ Plain JPEG/PNG images with 8-bit index masks (most datasets) decode in TensorFlo
 reduced DCT scale when that still covers the output size. Anything else (EXIF-rotated, CMYK,
 16-bit, palette or colour masks, side-by-side pairs) goes through the same Pillow decoder that
 `seglab check` uses. Images reach the model as float32 0..255 RGB; masks as uint8 class indices.
+Images beyond 8-bit RGB (`source.bands`, see `seglab.data.bands`) are read with
+`seglab.data.rasters`, their bands selected, and reach the model as float32 holding their source
+values (whole numbers for integer types), cached in their source type.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from seglab.data.check import validate
 from seglab.data.classes import IGNORE_INDEX
 from seglab.data.images import read_image
 from seglab.data.masks import ValueMap, decode_mask
+from seglab.data.rasters import read_raster
 from seglab.data.shard import Shard
 from seglab.data.sources import Pair, Source
 
@@ -102,14 +106,14 @@ class Crops:
             top_left = tf.cast(tf.floor(tf.random.stateless_uniform([2], seed) * (room + 1)), tf.int32)
             top_left = tf.minimum(top_left, tf.cast(room, tf.int32))  # the draw may reach room + 1 at 1.0
         y, x = top_left[0], top_left[1]
-        return (tf.ensure_shape(image[y:y + self.side, x:x + self.side], [self.side, self.side, 3]),
+        return (tf.ensure_shape(image[y:y + self.side, x:x + self.side], [self.side, self.side, image.shape[-1]]),
                 tf.ensure_shape(mask[y:y + self.side, x:x + self.side], [self.side, self.side]))
 
 
 def decode_route(pair: Pair, source: Source, size: Size) -> int:
     """Which decoder a pair takes, from its file headers."""
-    if pair.image_region or pair.mask_region or not isinstance(source.encoding, ValueMap):
-        return ROUTE_PIL
+    if pair.image_region or pair.mask_region or not isinstance(source.encoding, ValueMap) or not source.bands.rgb:
+        return ROUTE_PIL  # (bands beyond 8-bit RGB take the raster route, whatever this says)
     try:
         with Image.open(pair.mask) as m:
             if m.format != "PNG" or m.mode != "L":
@@ -141,22 +145,36 @@ def read_pair(image_path, mask_path, encoding, image_region=None, mask_region=No
     return np.ascontiguousarray(image), decode_mask(mask_path, encoding, mask_region).labels
 
 
-def as_loaded(images):
-    """Pixel values rounded to whole 0..255 values, as the uint8 cache stores them: cached or not,
-    resized here or in predict, a sample is the same pixels, so training's val_miou and
-    `seglab evaluate` agree exactly. The one home of that rule."""
-    return tf.round(tf.clip_by_value(images, 0.0, 255.0))
+def as_loaded(images, dtype: str = "uint8"):
+    """Pixel values as the cache of `dtype` stores them: rounded to whole values in its range for an
+    integer type (0..255 for 8-bit images), as they are for float32. Cached or not, resized here
+    or in predict, a sample is the same pixels, so training's val_miou and `seglab evaluate`
+    agree exactly. The one home of that rule."""
+    if dtype == "uint8":
+        return tf.round(tf.clip_by_value(images, 0.0, 255.0))
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        info = np.iinfo(dtype)
+        return tf.round(tf.clip_by_value(images, float(info.min), float(info.max)))
+    return images
 
 
-def resize_images(images, height: int, width: int):
-    """Images [B, h, w, 3] (or [h, w, 3]) resized bilinearly to height x width, `as_loaded`."""
-    return as_loaded(tf.image.resize(tf.cast(images, tf.float32), (height, width)))
+def resize_images(images, height: int, width: int, dtype: str = "uint8"):
+    """Images [B, h, w, C] (or [h, w, C]) resized bilinearly to height x width, `as_loaded`."""
+    return as_loaded(tf.image.resize(tf.cast(images, tf.float32), (height, width)), dtype)
 
 
-def model_input(images, size: int):
-    """Images [B, h, w, 3] at the model's square input: what evaluation at full resolution and
+def model_input(images, size: int, dtype: str = "uint8"):
+    """Images [B, h, w, C] at the model's square input: what evaluation at full resolution and
     prediction feed the model."""
-    return resize_images(images, size, size)
+    return resize_images(images, size, size, dtype)
+
+
+def read_raster_pair(image_path, mask_path, encoding, bands, mask_region=None):
+    """One pair beyond 8-bit RGB: the image's `bands` (a `Bands`) [h, w, C] in its dtype, and class
+    indices uint8 [H, W]."""
+    raster = read_raster(image_path).select(bands.names, image_path)
+    return (np.ascontiguousarray(raster.pixels.astype(bands.dtype, copy=False)),
+            decode_mask(mask_path, encoding, mask_region).labels)
 
 
 def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draft_w, draft_h):
@@ -169,7 +187,8 @@ def _pil_decode(encoding, image_path, mask_path, image_region, mask_region, draf
 def _loader(source: Source, size: Size, interpolation: str):
     enc = source.encoding
     ignore = source.classes.ignore_index
-    to_classes = value_map_op(enc) if isinstance(enc, ValueMap) else None
+    bands = source.bands
+    to_classes = value_map_op(enc) if isinstance(enc, ValueMap) and bands.rgb else None
 
     def tf_branch(decode):
         def run(image_path, mask_path):
@@ -187,7 +206,15 @@ def _loader(source: Source, size: Size, interpolation: str):
                 lambda *a: _pil_decode(enc, *a), [image_path, mask_path, image_region, mask_region, *draft],
                 [tf.uint8, tf.uint8], stateful=False)
             return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(labels, [None, None])
-        if to_classes is None:
+
+        def raster():
+            image, labels = tf.numpy_function(
+                lambda i, m, r: read_raster_pair(os.fsdecode(i), os.fsdecode(m), enc, bands, r.decode() or None),
+                [image_path, mask_path, mask_region], [tf.as_dtype(bands.dtype), tf.uint8], stateful=False)
+            return tf.ensure_shape(image, [None, None, bands.channels]), tf.ensure_shape(labels, [None, None])
+        if not bands.rgb:
+            image, labels = raster()
+        elif to_classes is None:
             image, labels = pil()
         else:
             image, labels = tf.switch_case(route, [lambda b=b: b(image_path, mask_path) for b in branches] + [pil])
@@ -201,10 +228,11 @@ def _loader(source: Source, size: Size, interpolation: str):
         if size.keep_aspect:
             image, labels = pad_pair(image, labels, size.height, size.width,
                                      (size.height - rh) // 2, (size.width - rw) // 2, ignore)
-        image = as_loaded(image)
+        image = as_loaded(image, bands.dtype)
         if isinstance(size, Crops):  # each image its own size: cropped after the cache
-            return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(labels, [None, None])
-        return tf.ensure_shape(image, [size.height, size.width, 3]), tf.ensure_shape(labels, [size.height, size.width])
+            return tf.ensure_shape(image, [None, None, bands.channels]), tf.ensure_shape(labels, [None, None])
+        return (tf.ensure_shape(image, [size.height, size.width, bands.channels]),
+                tf.ensure_shape(labels, [size.height, size.width]))
     return load
 
 
@@ -254,8 +282,10 @@ def make_dataset(
     scale: float = 1.0,
     start_batch: int = 0,
     shard: Shard | None = None,
+    span=None,
 ) -> tf.data.Dataset:
-    """A batched tf.data.Dataset of (images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W]).
+    """A batched tf.data.Dataset of (images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W]);
+    for a source of other bands (`source.bands`), images [B, H, W, C] holding their source values.
 
     With `validate_first` every pair of the split is decoded and checked once before anything is
     built, and a DatasetError lists every problem (the messages of `seglab check`). `shuffle`
@@ -268,6 +298,9 @@ def make_dataset(
 
     `start_batch`: begin the stream at that batch, as if that many had been taken (a resumed
     run), skipping file names and random draws rather than decoding what is skipped.
+
+    `span`: with bands beyond 8-bit RGB, each band's value span (the model's stretch, see
+    `seglab.models.inputs`), which brightness shifts are a share of; default 255.
 
     `shard`: this input pipeline's share of each batch of `batch_size` (data-parallel training,
     see `seglab.data.shard.Shard`), batched `shard.replica_batch` at a time. Every sample gets the
@@ -301,9 +334,10 @@ def make_dataset(
     load = _loader(source, size, interpolation)
     ds = tf.data.Dataset.from_tensor_slices(columns)
     if cache:
-        # Decoded samples are cached as uint8 (a quarter of float32's memory); shuffling,
-        # repeating and augmenting happen after the cache, so they still vary by epoch.
-        ds = _map(ds, lambda *c: _to_uint8(*load(*c)), num_parallel_calls=tf.data.AUTOTUNE).cache()
+        # Decoded samples are cached in their source type (uint8: a quarter of float32's memory);
+        # shuffling, repeating and augmenting happen after the cache, so they still vary by epoch.
+        cached = tf.as_dtype(source.bands.dtype)
+        ds = _map(ds, lambda *c: _cast_image(cached, *load(*c)), num_parallel_calls=tf.data.AUTOTUNE).cache()
         load = lambda image, mask: (tf.cast(image, tf.float32), mask)  # noqa: E731
     if shuffle:  # uncached: shuffle file names before decoding, cheap and a full shuffle
         ds = ds.shuffle(min(len(pairs), 4096) if cache else len(pairs), seed=seed, reshuffle_each_iteration=True)
@@ -326,21 +360,23 @@ def make_dataset(
             ds = _map(ds, lambda image, mask: size.take(image, mask, ignore), num_parallel_calls=tf.data.AUTOTUNE)
     if shard is not None and not repeat and padding:
         h, w = (size.side, size.side) if isinstance(size, Crops) else (size.height, size.width)
-        blank = (tf.zeros([h, w, 3], tf.float32), tf.fill([h, w], tf.constant(ignore, tf.uint8)))
+        blank = (tf.zeros([h, w, source.bands.channels], tf.float32), tf.fill([h, w], tf.constant(ignore, tf.uint8)))
         ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
     ds = ds.batch(batch_size if shard is None else shard.replica_batch, drop_remainder=drop_remainder)
     if augment is not None:
+        values = {} if source.bands.rgb else {"span": 255.0 if span is None else span,
+                                              "bounds": source.bands.value_range}
         # One seed per batch, drawn after shuffle and repeat so every epoch draws anew. A shard's
         # batch takes its slice of the draws of the whole batch it is part of.
         seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True).skip(start_batch)
         if shard is None:
-            ds = _map(tf.data.Dataset.zip((ds, seeds)), lambda batch, s: augment(*batch, s, ignore_index=ignore),
+            ds = _map(tf.data.Dataset.zip((ds, seeds)), lambda batch, s: augment(*batch, s, ignore_index=ignore, **values),
                       num_parallel_calls=tf.data.AUTOTUNE)
         else:
             seeds = seeds.flat_map(lambda s: tf.data.Dataset.from_tensors(s).repeat(shard.replicas))
             ds = _map(tf.data.Dataset.zip((ds, seeds)).enumerate(),
                 lambda m, batch_seed: augment(*batch_seed[0], batch_seed[1], part=(shard.offset(m), batch_size),
-                                               ignore_index=ignore),
+                                               ignore_index=ignore, **values),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_without_autotune_model())
 
@@ -367,5 +403,5 @@ def _without_autotune_model() -> tf.data.Options:
     return options
 
 
-def _to_uint8(image, mask):
-    return tf.cast(image, tf.uint8), mask  # exact: the loader gives whole values
+def _cast_image(dtype, image, mask):
+    return tf.cast(image, dtype), mask  # exact: the loader gives whole values for integer types

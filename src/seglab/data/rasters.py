@@ -17,6 +17,7 @@ written with them lies exactly where its image does.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 
 from seglab.core.errors import DataError
 from seglab.data.images import (
-    IMAGE_EXTENSIONS,
+    band_files,
     open_image,
     require_regular_file,
     to_rgb,
@@ -68,9 +69,23 @@ class Raster:
         return Raster(self.pixels[..., order], tuple(bands), self.geo)
 
 
+def geotiff_bytes(labels: np.ndarray, geo: dict) -> bytes:
+    """A uint8 [H, W] mask as a GeoTIFF carrying `geo` (a Raster's tags): it lies where its image
+    does in any GIS."""
+    import io
+
+    import tifffile
+
+    buffer = io.BytesIO()
+    extratags = [(code, int(dtype), count, value, True) for code, (dtype, count, value) in sorted(geo.items())]
+    tifffile.imwrite(buffer, np.ascontiguousarray(labels, np.uint8), photometric="minisblack", compression="deflate",
+                     extratags=extratags)
+    return buffer.getvalue()
+
+
 def is_raster_folder(path: Path) -> bool:
     """Whether `path` is a folder of single-band files (a sample stored band by band)."""
-    return path.is_dir() and any(_band_files(path))
+    return path.is_dir() and any(band_files(path))
 
 
 def read_raster(path) -> Raster:
@@ -84,13 +99,8 @@ def read_raster(path) -> Raster:
     return _read_pillow(path)
 
 
-def _band_files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
-                  and f.is_file())
-
-
 def _read_band_folder(folder: Path) -> Raster:
-    files = _band_files(folder)
+    files = band_files(folder)
     if not files:
         raise DataError(folder, "is a folder with no band files in it (expected one single-band image per band, such as "
                         "B04.tiff); add them or remove the folder.")
@@ -112,24 +122,79 @@ def _read_band_folder(folder: Path) -> Raster:
 
 
 def _read_tiff(path: Path) -> Raster:
+    with _tiff(path) as (series, tags):
+        try:
+            pixels = _channels_last(series.asarray(), series.axes, path)
+        except (ValueError, KeyError, OSError, IndexError, RuntimeError) as e:
+            raise _unreadable_tiff(path, e) from None
+        geo = {code: (tags[code].dtype, tags[code].count, tags[code].value) for code in GEO_TAGS if code in tags}
+        names = _tiff_band_names(tags, pixels.shape[-1], pixels.dtype)
+    return Raster(_kept(pixels), names, geo)
+
+
+def probe_raster(path) -> tuple[tuple[str, ...] | None, str | None]:
+    """(band names, dtype as kept) of the image at `path` from its header alone, without decoding
+    the pixels; (None, None) when the header cannot be read (reading the file names the problem)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            probes = [probe_raster(f) for f in band_files(path)]
+            if not probes or any(bands is None for bands, _ in probes):
+                return None, None
+            dtype = np.result_type(*[np.dtype(d) for _, d in probes])
+            return tuple(f.stem for f in band_files(path)), _kept(np.zeros(0, dtype)).dtype.name
+        if path.suffix.lower() in TIFF_EXTENSIONS:
+            with _tiff(path) as (series, tags):
+                axes, shape = series.axes.upper(), series.shape
+                count = 1 if axes == "YX" else shape[-1] if axes == "YXS" else shape[0]
+                return _tiff_band_names(tags, count, series.dtype), _kept(np.zeros(0, series.dtype)).dtype.name
+        from PIL import Image
+
+        require_regular_file(path)
+        with Image.open(path) as im:
+            if im.mode.startswith("I;16"):
+                return ("1",), "uint16"
+            if im.mode in ("I", "F"):
+                return ("1",), "float32"
+            return RGB, "uint8"
+    except Exception:  # noqa: BLE001  (any header at all: a decompression bomb, a broken TIFF; reading names it)
+        return None, None
+
+
+@contextlib.contextmanager
+def _tiff(path: Path):
+    """(the first image series, the first page's tags by code) of a TIFF; a file tifffile cannot
+    read is a DataError naming it."""
     import tifffile
 
     require_regular_file(path)
     try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            pixels = series.asarray()
-            axes = series.axes
-            page = tif.pages[0]
-            tags = {tag.code: tag for tag in page.tags.values()}
-            geo = {code: (tags[code].dtype, tags[code].count, tags[code].value) for code in GEO_TAGS if code in tags}
-            described = tags[GDAL_METADATA].value if GDAL_METADATA in tags else ""
+        tif = tifffile.TiffFile(path)
     except (tifffile.TiffFileError, ValueError, KeyError, OSError, IndexError) as e:
-        raise DataError(path, f"unreadable TIFF ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'}"
-                        "); re-export it or remove it.") from None
-    pixels = _channels_last(pixels, axes, path)
-    names = _band_descriptions(described, pixels.shape[-1])
-    return Raster(_kept(pixels), names, geo)
+        raise _unreadable_tiff(path, e) from None
+    with tif:
+        try:
+            series, page = tif.series[0], tif.pages[0]
+            tags = {tag.code: tag for tag in page.tags.values()}
+        except (tifffile.TiffFileError, ValueError, KeyError, OSError, IndexError) as e:
+            raise _unreadable_tiff(path, e) from None
+        yield series, tags
+
+
+def _unreadable_tiff(path: Path, e: Exception) -> DataError:
+    detail = str(e).strip().splitlines()[0] if str(e).strip() else "no detail"
+    return DataError(path, f"unreadable TIFF ({type(e).__name__}: {detail}); re-export it or remove it.")
+
+
+def _tiff_band_names(tags: dict, count: int, dtype) -> tuple[str, ...]:
+    """GDAL's band descriptions; R, G, B for an 8-bit RGB photo (photometric RGB), as Pillow read it;
+    else the band numbers."""
+    described = tags[GDAL_METADATA].value if GDAL_METADATA in tags else ""
+    names = _band_descriptions(described, count)
+    photometric = tags[262].value if 262 in tags else None  # PhotometricInterpretation: 2 is RGB
+    if names[0] == "1" and count == 3 and int(photometric or 0) == 2 and np.dtype(dtype) == np.uint8:
+        return RGB
+    return names
 
 
 def _channels_last(pixels: np.ndarray, axes: str, path: Path) -> np.ndarray:

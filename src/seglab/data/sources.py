@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from seglab.core.errors import BadArgument, Problem
+from seglab.data.bands import RGB8, Bands
 from seglab.data.classes import ClassSpec
 from seglab.data.images import IMAGE_EXTENSIONS
 from seglab.data.masks import MaskEncoding
@@ -45,6 +46,7 @@ class Source:
     ignored_files: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # found while listing: orphans, missing files
     notes: list[str] = field(default_factory=list)
+    bands: Bands = RGB8  # what a model reads of each image (seglab.data.bands.choose_bands)
 
     def split(self, name: str) -> list[Pair]:
         """The pairs of split `name`; a clear error lists the splits there are."""

@@ -49,7 +49,8 @@ def deployable(model: keras.Model, output: str = "logits", subpixel: str | None 
         try:
             copy, dynamic = _float32_copy(model, dynamic=True, subpixel=subpixel), True
             step = stride(model)  # a size the training size is not: does the copy really take it?
-            copy(np.zeros((1, model.input_shape[1] + step, model.input_shape[2] + 2 * step, 3), np.float32))
+            copy(np.zeros((1, model.input_shape[1] + step, model.input_shape[2] + 2 * step, model.input_shape[-1]),
+                          np.float32))
         except (ValueError, TypeError):  # a layer fixed to the training size (a Reshape, a Dense)
             copy, dynamic = _float32_copy(model, dynamic=False, subpixel=subpixel), False
     copy.set_weights(model.get_weights())

@@ -264,7 +264,7 @@ def build_for_fit(model, cluster: Cluster, batch_size: int, size: int) -> None:
 
     batch = cluster.replica_batch(batch_size)
     with cluster.strategy.scope():
-        model._symbolic_build(data_batch=(np.zeros((batch, size, size, 3), np.float32),
+        model._symbolic_build(data_batch=(np.zeros((batch, size, size, model.input_shape[-1]), np.float32),
                                           np.zeros((batch, size, size), np.uint8)))
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 

@@ -86,7 +86,7 @@ class ChunkPredictor:
         model = open_predictor(job["run"], job["runtime"])
         tta = TTA.parse(job["tta"]) if isinstance(job["tta"], str) or job["tta"] is None else job["tta"]
         self.inference = Inference(model, job["tile"], job["overlap"], tta, job["batch_size"], model.scale)
-        self.threshold = job["threshold"]
+        self.threshold, self.shown = job["threshold"], job["shown"]
         self.pool = ThreadPoolExecutor()
 
     def __call__(self, batch: dict) -> dict:
@@ -111,20 +111,22 @@ class ChunkPredictor:
 
         clock = Stopwatch()
         with large_images_allowed(bool(self.inference.tile)), clock("read"):
-            images = list(self.pool.map(read_input, paths))
-        rows = [(str(p), json.dumps({"failed": failure(p, image.problem.message)}), b"", b"")
+            images = list(self.pool.map(lambda path: read_input(path, self.inference.predictor.bands), paths))
+        rows = [(str(p), json.dumps({"failed": failure(p, image.problem.message)}), *(b"" for _ in FILES))
                 for p, image in zip(paths, images) if isinstance(image, DataError)]
         good = [(p, s, image) for p, s, image in zip(paths, stems, images) if not isinstance(image, DataError)]
         if good:
-            labels = chunk_labels(self.inference, [image for _, _, image in good], self.threshold, clock)
+            labels = chunk_labels(self.inference, [image.pixels for _, _, image in good], self.threshold, clock)
             classes = self.inference.predictor.classes
             with clock("encode"):  # zlib lets go of the GIL: the chunk's images side by side
-                encoded = self.pool.map(lambda item: encode(*item[0], item[1], classes), zip(good, labels))
-                rows += [(str(p), json.dumps(record), png, overlay) for (p, _, _), (png, overlay, record) in zip(good, encoded)]
+                encoded = self.pool.map(lambda item: encode(*item[0], item[1], classes, self.shown), zip(good, labels))
+                rows += [(str(p), json.dumps(record), *(files.get(record.get(kind), b"") for kind in FILES))
+                         for (p, _, _), (record, files) in zip(good, encoded)]
         return [(*row, json.dumps(clock.seconds) if i == 0 else "") for i, row in enumerate(rows)]
 
 
-COLUMNS = ("file", "record", "mask", "overlay", "seconds")
+FILES = ("mask", "overlay", "geotiff")  # an image's encoded files, by the record's key for their path
+COLUMNS = ("file", "record", *FILES, "seconds")
 
 
 def _share_tensorflow_threads(threads: int) -> None:
@@ -194,14 +196,15 @@ def predict_on_ray(options: RayOptions, job: dict, chunks: list, out: Path):
     written, seconds = Written(), {}
     rows = (row for batch in ds.iter_batches(batch_size=None, batch_format="numpy")
             for row in zip(*(batch[column] for column in COLUMNS)))
-    for file, record, mask, overlay, spent in progress(rows, sum(map(len, chunks)), "Predicting"):
+    for file, record, *files, spent in progress(rows, sum(map(len, chunks)), "Predicting"):
         record = json.loads(record)
         for stage, value in (json.loads(spent) if spent else {}).items():
             seconds[f"actors: {stage}"] = seconds.get(f"actors: {stage}", 0.0) + value
         if "failed" in record:
             written.failed.append(record["failed"])
             continue
-        written.add(Path(file), functools.partial(store, out, record, bytes(mask), bytes(overlay)))
+        files = {record[kind]: bytes(data) for kind, data in zip(FILES, files) if kind in record}
+        written.add(Path(file), functools.partial(store, out, record, files))
         if written.full:
             break
     summary = {stage: round(value, 3) for stage, value in seconds.items()}

@@ -1,7 +1,7 @@
 """What runs a model for predict, evaluate and bench: Keras, or an exported file in its own runtime.
 
 A `Predictor` takes raw RGB batches (float32 [B, H, W, 3], 0..255: every seglab model carries
-its own preprocessing) and gives labels at any size asked for. `open_predictor` opens either a
+its own preprocessing), or the raw values of the bands it names (`bands`, [B, H, W, C]), and gives labels at any size asked for. `open_predictor` opens either a
 run folder (Keras, or an export of it made on first use) or a folder `seglab export` wrote.
 """
 from __future__ import annotations
@@ -73,6 +73,9 @@ class Predictor:
         self.classes, self.size, self.output = classes, int(size), output
         self.multiple, self.dynamic = max(1, int(multiple)), dynamic
         self.crop, self.scale = None, 1.0  # a run trained on crops (of images resized by scale): see open_predictor
+        # The bands it takes by name (None: 8-bit RGB), and those shown in overlays (None: the default choice)
+        self.bands: tuple[str, ...] | None = None
+        self.display_bands: tuple[str, ...] | None = None
         self.source = {"runtime": self.runtime, **(source or {})}  # where the model came from, for output files
 
     def any_size(self) -> bool:
@@ -300,6 +303,8 @@ def open_export(folder) -> Predictor:
     predictor = PREDICTORS[meta["format"]](model_path, classes, inputs["size"], meta["output"]["kind"], source=source,
                                            multiple=multiple or 1, dynamic=multiple is not None)
     predictor.crop, predictor.scale = inputs.get("crop"), float(inputs.get("scale") or 1.0)
+    predictor.bands = tuple(inputs["bands"]) if inputs.get("bands") else None
+    predictor.display_bands = tuple(inputs["display_bands"]) if inputs.get("display_bands") else None
     _check_output(predictor, model_path, meta_path, classes_path, meta["output"].get("classes"))
     return predictor
 
@@ -328,6 +333,10 @@ def _read_export_json(path: Path) -> dict:
             raise BadArgument(f"{path}: input.{key} must be a whole number of pixels, at least 1"
                               f"{' (or null)' if optional else ''}; found {value!r}. {again}")
 
+    for key in ("bands", "display_bands"):
+        names = meta["input"].get(key)
+        if names is not None and (not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names)):
+            raise BadArgument(f"{path}: input.{key} must be a list of band names (or null); found {names!r}. {again}")
     whole("size", optional=False)
     whole("multiple_of", optional=True)
     whole("crop", optional=True)
@@ -398,4 +407,5 @@ def open_predictor(path, runtime: str | None = None) -> Predictor:
     source = {"run": str(run.path), "checkpoint": run.model_path.name}
     predictor = KerasPredictor(run.load_model(), run.classes, run.config.recipe.size, source=source)
     predictor.crop, predictor.scale = run.config.recipe.crop, run.config.recipe.scale
+    predictor.bands, predictor.display_bands = run.config.data.bands, run.config.setup.display_bands
     return predictor

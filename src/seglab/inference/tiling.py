@@ -131,7 +131,7 @@ def check_sizes(predictor: Predictor, tile: int | None, tta: TTA | None) -> None
             nearest = max(step, int(round(tile / step)) * step)
             raise BadArgument(f"--tile {tile} is not a size this model takes: tiles must be multiples of its stride "
                              f"{step}. The nearest is --tile {nearest}.")
-        _check_tile_memory(tile, predictor.classes.num_classes)
+        _check_tile_memory(tile, predictor.classes.num_classes, len(predictor.bands or "RGB"))
     sizes = {tile or predictor.size}
     if tta is not None:
         side = tile or predictor.size
@@ -141,12 +141,12 @@ def check_sizes(predictor: Predictor, tile: int | None, tta: TTA | None) -> None
                          f"{predictor.size} and --tta cannot use scales.")
 
 
-def _check_tile_memory(tile: int, classes: int) -> None:
+def _check_tile_memory(tile: int, classes: int, channels: int = 3) -> None:
     """Refuse, before allocating, a tile whose buffers alone exceed the memory free: per float32
-    pixel of a tile, 3 input channels, the tile's `classes` probabilities, the running sums of as
+    pixel of a tile, its input channels, the tile's `classes` probabilities, the running sums of as
     many, their weights and the Gaussian window; the canvas row is at least a tile wide. The model's
     own activations come on top, so this is a floor (a --tile 65536 asked for hundreds of GiB)."""
-    floor = tile * tile * 4 * (3 + 2 * classes + 2)
+    floor = tile * tile * 4 * (channels + 2 * classes + 2)
     free = available_memory()
     if free is not None and floor > free:
         raise BadArgument(f"--tile {tile} needs at least {floor / 2**30:.1f} GiB for its buffers alone (the model needs "
@@ -304,8 +304,8 @@ class Inference:
         h, w = image.shape[:2]
         from seglab.data.pipeline import resize_images
 
-        small = resize_images(image, *self._scaled_shape((h, w)))
-        p = tiling.probabilities(np.asarray(small, np.uint8), on_tiles)
+        small = resize_images(image, *self._scaled_shape((h, w)), image.dtype.name)
+        p = tiling.probabilities(np.asarray(small).astype(image.dtype), on_tiles)
         return decide(_resize(p[None], h, w)[0], "probabilities", threshold)
 
     def _scaled_shape(self, shape) -> tuple[int, int]:

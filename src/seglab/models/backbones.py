@@ -26,7 +26,12 @@ class CaffePreprocess(layers.Layer):
     """
 
     def call(self, inputs):
-        return ops.flip(inputs, axis=-1) - ops.convert_to_tensor(_CAFFE_BGR_MEAN, dtype=inputs.dtype)
+        channels = inputs.shape[-1]
+        if channels == 3:
+            return ops.flip(inputs, axis=-1) - ops.convert_to_tensor(_CAFFE_BGR_MEAN, dtype=inputs.dtype)
+        # Other band counts: band i feeds the pretrained kernel slice i mod 3 (adapt_to_bands), a
+        # BGR channel: it takes that channel's mean, in band order.
+        return inputs - ops.convert_to_tensor(_cyclic(_CAFFE_BGR_MEAN, channels), dtype=inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -39,12 +44,17 @@ class ImageNetNormalize(layers.Layer):
     holds them (Keras's Normalization layer keeps them as weights that ONNX turned into inputs)."""
 
     def call(self, inputs):
-        mean = ops.convert_to_tensor(_IMAGENET_MEAN, dtype=inputs.dtype) * 255
-        std = ops.convert_to_tensor(_IMAGENET_STD, dtype=inputs.dtype) * 255
+        channels = inputs.shape[-1]  # other band counts: each band takes the constants of channel i mod 3
+        mean = ops.convert_to_tensor(_cyclic(_IMAGENET_MEAN, channels), dtype=inputs.dtype) * 255
+        std = ops.convert_to_tensor(_cyclic(_IMAGENET_STD, channels), dtype=inputs.dtype) * 255
         return (inputs - mean) / std
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+def _cyclic(values, count: int) -> tuple:
+    return tuple(values[i % len(values)] for i in range(count))
 
 
 def mobilenet_v2_preprocess():
@@ -71,6 +81,14 @@ def load_application(factory, backbone: str, weights, example: str, **kwargs) ->
     """Build a keras.applications model without its top, with errors that say what to do, and
     its BatchNormalization layers on the fused kernel (seglab.models.batch_norm)."""
     resolved = resolve_weights(weights, backbone, example)
+    channels = kwargs.get("input_shape", (None, None, 3))[-1]
+    if resolved is not None and channels != 3:
+        pretrained = load_application(factory, backbone, weights, example, **{**kwargs, "input_shape": (*kwargs["input_shape"][:2], 3)})
+        with warnings.catch_warnings():  # "usually expects 1 or 3 input channels": the weights are adapted below
+            warnings.simplefilter("ignore", UserWarning)
+            model = with_fused_batch_norm(factory(include_top=False, weights=None, **kwargs))
+        adapt_to_bands(pretrained, model)
+        return model
     try:
         # A weights file of another network makes Keras warn once per layer group before it
         # fails: the error below says it all, so the warnings are only passed on on success.
@@ -78,6 +96,8 @@ def load_application(factory, backbone: str, weights, example: str, **kwargs) ->
             warnings.simplefilter("always")
             model = factory(include_top=False, weights=resolved, **kwargs)
         for warning in caught:
+            if "input channels" in str(warning.message):  # Keras on a band count other than 1 or 3: expected here
+                continue
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     except Exception as e:  # the download, or a file made for another network
         if resolved == "imagenet":
@@ -90,6 +110,29 @@ def load_application(factory, backbone: str, weights, example: str, **kwargs) ->
                              f"weights file without its top, such as {example}.") from e
         raise
     return with_fused_batch_norm(model)
+
+
+def adapt_to_bands(pretrained: keras.Model, model: keras.Model) -> None:
+    """Give `model` (the same network built for C input bands) the weights of `pretrained` (built
+    for RGB), segmentation_models.pytorch's rule for the layers that read the bands: one band takes
+    the sum of the RGB kernel slices; C bands take the slice of channel i mod 3 for band i, scaled by
+    3 / C. A grey pixel (equal values in every band) then excites each filter as it did in RGB,
+    exactly for one band or a multiple of 3, and about so otherwise. Every other weight is copied
+    as it is."""
+    sources, targets = pretrained.weights, model.weights
+    if len(sources) != len(targets):
+        raise RuntimeError(f"{model.name}: {len(targets)} weights for {len(sources)} pretrained ones")
+    for source, target in zip(sources, targets):
+        value = keras.ops.convert_to_numpy(source.value)
+        if tuple(value.shape) != tuple(target.shape):
+            bands = target.shape[-2]
+            if len(value.shape) != 4 or value.shape[:2] != tuple(target.shape[:2]) or value.shape[-1] != target.shape[-1]:
+                raise RuntimeError(f"{model.name}: cannot adapt {source.path} {value.shape} to {tuple(target.shape)}")
+            if bands == 1:
+                value = value.sum(axis=2, keepdims=True)
+            else:
+                value = value[:, :, [i % value.shape[-2] for i in range(bands)], :] * (value.shape[-2] / bands)
+        target.assign(value)
 
 
 def set_fine_tune(encoder: keras.Model, fine_tune: str | None, weights, model_name: str) -> None:

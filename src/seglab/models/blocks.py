@@ -75,7 +75,7 @@ def encoder_features(inputs, encoder_name: str, input_size, weights, fine_tune, 
     from seglab.models.backbones import set_fine_tune
     from seglab.models.encoders import build_encoder
 
-    preprocess, encoder = build_encoder(encoder_name, input_size, weights, levels)
+    preprocess, encoder = build_encoder(encoder_name, input_size, weights, levels, channels=inputs.shape[-1])
     set_fine_tune(encoder, fine_tune, weights, model_name=model_name)
     return encoder(preprocess(inputs) if preprocess is not None else inputs)
 

@@ -6,6 +6,7 @@ import keras
 from keras import layers, ops
 
 from seglab.models.blocks import Upsampling, conv_bn_relu, encoder_features
+from seglab.models.inputs import RGB_INPUT, ImageInput
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import Defaults, ModelSpec
 
@@ -27,14 +28,14 @@ class BroadcastLike(layers.Layer):
 
 def deeplabv3plus(num_logits: int, input_size: tuple[int, int], encoder: str = "mobilenet_v2", weights="imagenet",
                   fine_tune: str | None = "all", filters: int = 256, low_level_filters: int = 48,
-                  dropout: float = 0.1) -> keras.Model:
+                  dropout: float = 0.1, image: ImageInput = RGB_INPUT) -> keras.Model:
     """ASPP (a 1x1 conv, separable 3x3 atrous convs at rates 6, 12, 18 and image pooling) on the encoder's
     stride-16 features (output stride 16: the encoder's last stage is not built), upsampled x4 and
     joined with its stride-4 features (1x1 conv to `low_level_filters`), two separable 3x3 convs, a 1x1 head,
     and x4 bilinear upsampling. Raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits]."""
     check_divisible(input_size, 32, "deeplabv3plus")
-    inputs = keras.Input((*input_size, 3), name="image")
-    features = encoder_features(inputs, encoder, input_size, weights, fine_tune, "deeplabv3plus", levels=("P2", "P4"))
+    inputs, x = image.tensors(input_size)
+    features = encoder_features(x, encoder, input_size, weights, fine_tune, "deeplabv3plus", levels=("P2", "P4"))
     x = features["P4"]
     branches = [conv_bn_relu(x, filters, 1, "aspp_1x1")]
     branches += [conv_bn_relu(x, filters, 3, f"aspp_rate{rate}", dilation_rate=rate, separable=True)

@@ -77,7 +77,7 @@ def start(name: str, weights=None) -> dict:
 
 
 def build_encoder(name: str, input_size: tuple[int, int], weights="imagenet",
-                  levels=tuple(STRIDES)) -> tuple[keras.layers.Layer | None, keras.Model]:
+                  levels=tuple(STRIDES), channels: int = 3) -> tuple[keras.layers.Layer | None, keras.Model]:
     """The preprocessing layer to put before the encoder (None where the application scales its
     input itself) and the encoder: a model from the application's input to {"P1": ..., "P5": ...},
     or to the `levels` asked for (the layers past the deepest one are then not part of it).
@@ -85,7 +85,7 @@ def build_encoder(name: str, input_size: tuple[int, int], weights="imagenet",
     `weights`: 'imagenet' (the Keras download, once), 'none', or a .weights.h5 file of that network
     without its top (a file for another network is a clear ValueError)."""
     spec = encoder_spec(name)
-    kwargs = {"input_shape": (*input_size, 3)}
+    kwargs = {"input_shape": (*input_size, channels)}
     if spec.preprocess == "inside":
         kwargs["include_preprocessing"] = True
     base = load_application(spec.factory, spec.application, weights,

@@ -5,6 +5,7 @@ import keras
 from keras import layers, ops
 
 from seglab.models.backbones import CaffePreprocess, load_application, set_fine_tune
+from seglab.models.inputs import RGB_INPUT, ImageInput
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import Defaults, ModelSpec
 
@@ -23,12 +24,12 @@ class NearestUpsampling(keras.initializers.Initializer):
         return ops.broadcast_to(ops.eye(filters, channels, dtype=dtype), (kh, kw, filters, channels))
 
 
-def vgg16_encoder(input_size, weights) -> keras.Model:
-    base = load_application(keras.applications.VGG16, "VGG16", weights, WEIGHTS_EXAMPLE, input_shape=(*input_size, 3))
+def vgg16_encoder(input_size, weights, channels: int = 3) -> keras.Model:
+    base = load_application(keras.applications.VGG16, "VGG16", weights, WEIGHTS_EXAMPLE, input_shape=(*input_size, channels))
     return keras.Model(base.input, {p: base.get_layer(n).output for p, n in FEATURE_LAYERS.items()}, name="encoder")
 
 
-def fcn8s(num_logits: int, input_size: tuple[int, int], weights="imagenet", fine_tune: str | None = "all") -> keras.Model:
+def fcn8s(num_logits: int, input_size: tuple[int, int], weights="imagenet", fine_tune: str | None = "all", image: ImageInput = RGB_INPUT) -> keras.Model:
     """VGG16 encoder; class scores from pool5 (7x7 conv), pool4 and pool3 (1x1 convs), brought to
     stride 8 by transposed convs and summed, then upsampled x8. Raw 0..255 RGB -> logits.
 
@@ -37,11 +38,11 @@ def fcn8s(num_logits: int, input_size: tuple[int, int], weights="imagenet", fine
     evidence against a class. At 256x256 with 3 classes: 14,793,021 parameters.
     """
     check_divisible(input_size, 32, "fcn8s")
-    encoder = vgg16_encoder(input_size, weights)
+    encoder = vgg16_encoder(input_size, weights, image.channels)
     set_fine_tune(encoder, fine_tune, weights, model_name="fcn8s")
 
-    inputs = keras.Input((*input_size, 3), name="image")
-    features = encoder(CaffePreprocess(name="vgg16_preprocess")(inputs))
+    inputs, x = image.tensors(input_size)
+    features = encoder(CaffePreprocess(name="vgg16_preprocess")(x))
     # Zero-initialised scores, as in the FCN paper: training starts from uniform logits rather than
     # from random projections of VGG features that are in the hundreds.
     score5 = layers.Conv2D(num_logits, 7, padding="same", kernel_initializer="zeros", name="score5")(features["P5"])

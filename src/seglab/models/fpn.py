@@ -6,20 +6,21 @@ import keras
 from keras import layers
 
 from seglab.models.blocks import Upsampling, conv_bn_relu, encoder_features
+from seglab.models.inputs import RGB_INPUT, ImageInput
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import Defaults, ModelSpec
 
 
 def fpn(num_logits: int, input_size: tuple[int, int], encoder: str = "mobilenet_v2", weights="imagenet",
         fine_tune: str | None = "all", pyramid_filters: int = 256, segmentation_filters: int = 128,
-        dropout: float = 0.2) -> keras.Model:
+        dropout: float = 0.2, image: ImageInput = RGB_INPUT) -> keras.Model:
     """A top-down pyramid over the encoder's P2..P5 (1x1 laterals to `pyramid_filters`, nearest x2
     upsampling and addition), each level brought to stride 4 by 3x3 conv + BN + ReLU blocks with x2
     bilinear upsampling between them, summed, then a 1x1 head and x4 bilinear upsampling.
     Raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits]."""
     check_divisible(input_size, 32, "fpn")
-    inputs = keras.Input((*input_size, 3), name="image")
-    features = encoder_features(inputs, encoder, input_size, weights, fine_tune, "fpn", levels=("P2", "P3", "P4", "P5"))
+    inputs, x = image.tensors(input_size)
+    features = encoder_features(x, encoder, input_size, weights, fine_tune, "fpn", levels=("P2", "P3", "P4", "P5"))
     pyramid, x = {}, None
     for level in (5, 4, 3, 2):
         lateral = layers.Conv2D(pyramid_filters, 1, name=f"lateral{level}")(features[f"P{level}"])

@@ -11,6 +11,7 @@ from seglab.models.backbones import (
     set_fine_tune,
 )
 from seglab.models.blocks import logits_head, skip_concat, up_block
+from seglab.models.inputs import RGB_INPUT, ImageInput
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import Defaults, ModelSpec
 
@@ -25,16 +26,16 @@ FEATURE_LAYERS = {
 WEIGHTS_EXAMPLE = "../shared/weights/mobilenet_v2_1.0_notop.weights.h5"
 
 
-def mobilenet_encoder(input_size, weights, alpha: float) -> keras.Model:
+def mobilenet_encoder(input_size, weights, alpha: float, channels: int = 3) -> keras.Model:
     """MobileNetV2 cut to the five feature maps {"P1": ..., "P5": ...} (strides 2..32)."""
     base = load_application(keras.applications.MobileNetV2, "MobileNetV2", weights, WEIGHTS_EXAMPLE,
-                            input_shape=(*input_size, 3), alpha=alpha)
+                            input_shape=(*input_size, channels), alpha=alpha)
     return keras.Model(base.input, {p: base.get_layer(n).output for p, n in FEATURE_LAYERS.items()},
                        name="encoder")
 
 
 def mobilenet_unet(num_logits: int, input_size: tuple[int, int], weights="imagenet", fine_tune: str | None = None,
-                   alpha: float = 1.0, decoder_filters=(512, 256, 128, 64)) -> keras.Model:
+                   alpha: float = 1.0, decoder_filters=(512, 256, 128, 64), image: ImageInput = RGB_INPUT) -> keras.Model:
     """MobileNetV2 encoder (frozen unless `fine_tune`, see `set_fine_tune`), 3x3 pix2pix up blocks
     with skip concatenation, a stride-2 transposed 3x3 head. Raw 0..255 RGB [B, H, W, 3] -> logits.
 
@@ -45,11 +46,11 @@ def mobilenet_unet(num_logits: int, input_size: tuple[int, int], weights="imagen
     decoder_filters = tuple(int(f) for f in decoder_filters)
     if len(decoder_filters) != 4:
         raise BadArgument(f"decoder_filters needs 4 values (strides 16, 8, 4, 2); got {decoder_filters!r}.")
-    encoder = mobilenet_encoder(input_size, weights, alpha)
+    encoder = mobilenet_encoder(input_size, weights, alpha, image.channels)
     set_fine_tune(encoder, fine_tune, weights, model_name="mobilenet_unet")
 
-    inputs = keras.Input((*input_size, 3), name="image")
-    features = encoder(mobilenet_v2_preprocess()(inputs))
+    inputs, x = image.tensors(input_size)
+    features = encoder(mobilenet_v2_preprocess()(x))
     x = features["P5"]
     for level, f in zip((4, 3, 2, 1), decoder_filters):
         x = up_block(x, f, f"up{level}", kernel_size=3)

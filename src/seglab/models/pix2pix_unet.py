@@ -14,12 +14,13 @@ from seglab.models.blocks import (
     skip_concat,
     up_block,
 )
+from seglab.models.inputs import RGB_INPUT, ImageInput
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import Defaults, ModelSpec
 
 
 def pix2pix_unet(num_logits: int, input_size: tuple[int, int], depth: int | None = None, filters: int = 64,
-                 max_filters: int = 512, dropout: float = 0.5) -> keras.Model:
+                 max_filters: int = 512, dropout: float = 0.5, image: ImageInput = RGB_INPUT) -> keras.Model:
     """`depth` strided 4x4 down blocks (filters doubling from `filters` up to `max_filters`, no
     BatchNorm on the first), transposed 4x4 up blocks back (dropout on the first three) with skip
     concatenation, and a stride-2 transposed 3x3 head. Raw 0..255 RGB [B, H, W, 3] -> logits.
@@ -34,8 +35,8 @@ def pix2pix_unet(num_logits: int, input_size: tuple[int, int], depth: int | None
     check_divisible(input_size, 2 ** depth, "pix2pix_unet")
     down_filters = [min(filters * 2 ** i, max_filters) for i in range(depth)]
 
-    inputs = keras.Input((*input_size, 3), name="image")
-    x = layers.Rescaling(1 / 255, name="scale")(inputs)
+    inputs, x = image.tensors(input_size)
+    x = layers.Rescaling(1 / 255, name="scale")(x)
     features = {}
     for level, f in enumerate(down_filters, start=1):
         x = down_block(x, f, f"down{level}", batch_norm=level > 1)

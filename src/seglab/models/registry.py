@@ -11,6 +11,7 @@ from types import MappingProxyType
 import keras
 
 from seglab.core.errors import BadArgument
+from seglab.models.inputs import RGB_INPUT, ImageInput
 from seglab.models.sizes import parse_input_size
 from seglab.models.spec import ModelSpec
 
@@ -37,15 +38,16 @@ def model_spec(name: str) -> ModelSpec:
 def model_options(name: str) -> dict[str, object]:
     """The options `name` takes beyond num_logits and input_size, with their defaults."""
     params = inspect.signature(_builder(name)).parameters
-    return {k: p.default for k, p in params.items() if k not in ("num_logits", "input_size")}
+    return {k: p.default for k, p in params.items() if k not in ("num_logits", "input_size", "image")}
 
 
 def _builder(name: str):
     return model_spec(name).builder
 
 
-def build_model(name: str, num_logits: int, input_size=None, **options) -> keras.Model:
-    """Build model `name`: raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits].
+def build_model(name: str, num_logits: int, input_size=None, image: ImageInput = RGB_INPUT, **options) -> keras.Model:
+    """Build model `name`: raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits]; or `image`'s
+    channels, stretched by its first layer (seglab.models.inputs).
 
     num_logits=1 gives one binary logit (sigmoid semantics). `input_size` is (H, W) or an int;
     it defaults to the size of the model's training recipe. Options are the builder's keyword arguments
@@ -61,7 +63,8 @@ def build_model(name: str, num_logits: int, input_size=None, **options) -> keras
     options = {key: _checked_option(name, key, value, valid[key]) for key, value in options.items()}
     if isinstance(num_logits, bool) or not isinstance(num_logits, int) or num_logits < 1:
         raise BadArgument(f"num_logits must be a positive int (1 for a binary model); got {num_logits!r}.")
-    return builder(num_logits, parse_input_size(model_spec(name).defaults.size if input_size is None else input_size), **options)
+    size = parse_input_size(model_spec(name).defaults.size if input_size is None else input_size)
+    return builder(num_logits, size, image=image, **options)
 
 
 def _kind(value) -> str | None:

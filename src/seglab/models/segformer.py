@@ -17,6 +17,7 @@ from seglab.core.errors import BadArgument, WeightsUnavailable
 from seglab.core.precision import precision
 from seglab.models.backbones import ImageNetNormalize, set_fine_tune
 from seglab.models.blocks import Upsampling
+from seglab.models.inputs import RGB_INPUT, ImageInput
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import Defaults, ModelSpec
 
@@ -41,7 +42,7 @@ def keras_hub():
 
 
 def segformer(num_logits: int, input_size: tuple[int, int], variant: str = "b0", weights=None,
-              fine_tune: str | None = "all", dropout: float = 0.1) -> keras.Model:
+              fine_tune: str | None = "all", dropout: float = 0.1, image: ImageInput = RGB_INPUT) -> keras.Model:
     """SegFormer-`variant` (b0, b1, b2): the MiT encoder's four stages (strides 4..32), the all-MLP
     decoder fused at stride 4 (KerasHub's SegFormerBackbone), dropout, a 1x1 logits conv and x4
     bilinear upsampling. Raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits].
@@ -63,16 +64,20 @@ def segformer(num_logits: int, input_size: tuple[int, int], variant: str = "b0",
                          f"grid); got {input_size[0]}x{input_size[1]}. Use {side}x{side} (--size {side}).")
     config = VARIANTS[variant]
     mit = {**_MIT_COMMON, "hidden_dims": config["hidden_dims"], "layerwise_depths": config["layerwise_depths"]}
+    if image.channels != 3 and not (weights is None or str(weights).lower() == "none"):
+        raise BadArgument(f"SegFormer's pretrained presets take RGB; for {image.channels} bands train it from scratch "
+                          "(--weights none), or choose a model over a keras.applications encoder, whose pretrained "
+                          "weights are adapted to any band count (docs/models.md).")
     if weights is None or str(weights).lower() == "none":
-        encoder = hub.models.MiTBackbone(**mit, image_shape=(*input_size, 3))  # MiT needs a fixed size
+        encoder = hub.models.MiTBackbone(**mit, image_shape=(*input_size, image.channels))  # MiT needs a fixed size
     else:
         encoder = _preset_encoder(hub, weights, variant, mit)
     set_fine_tune(encoder, fine_tune, weights, model_name="segformer")
     decoder = hub.models.SegFormerBackbone(image_encoder=encoder, projection_filters=config["projection_filters"],
                                            name="segformer_decoder")
 
-    inputs = keras.Input((*input_size, 3), name="image")
-    x = decoder(ImageNetNormalize(name="imagenet_normalize")(inputs))
+    inputs, x = image.tensors(input_size)
+    x = decoder(ImageNetNormalize(name="imagenet_normalize")(x))
     x = layers.Dropout(dropout, name="dropout")(x) if dropout else x
     x = layers.Conv2D(num_logits, 1, name="scores")(x)
     # named logits and float32, as every seglab model's last layer
@@ -88,7 +93,8 @@ def float32_copy(model: keras.Model) -> keras.Model:
              for k in ("hidden_dims", "layerwise_depths")}
     variant = next(v for v, c in VARIANTS.items() if found == {k: c[k] for k in found})
     with precision("float32"):  # no dropout: it has no weights and does nothing at inference
-        inner = segformer(model.output_shape[-1], tuple(model.input_shape[1:3]), variant, dropout=0.0)
+        inner = segformer(model.output_shape[-1], tuple(model.input_shape[1:3]), variant, dropout=0.0,
+                          image=ImageInput.of_model(model))
     # Called without `training` (as Keras's SavedModel and ONNX exports trace it), KerasHub's
     # decoder runs its BatchNormalization on the batch's statistics: pin inference.
     image = keras.Input(inner.input_shape[1:], name="image")

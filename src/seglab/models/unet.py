@@ -14,13 +14,14 @@ from seglab.models.blocks import (
     skip_concat,
 )
 from seglab.models.encoders import PRETRAINED_START, SCRATCH
+from seglab.models.inputs import RGB_INPUT, ImageInput
 from seglab.models.sizes import check_divisible
 from seglab.models.spec import Defaults, ModelSpec
 
 
 def unet(num_logits: int, input_size: tuple[int, int], encoder: str = SCRATCH, weights=None,
          fine_tune: str | None = None, filters=(32, 64, 128, 256), batch_norm: bool = False, dropout: float = 0.0,
-         head_kernel_size: int = 3, decoder_filters=(256, 128, 64, 32, 16)) -> keras.Model:
+         head_kernel_size: int = 3, decoder_filters=(256, 128, 64, 32, 16), image: ImageInput = RGB_INPUT) -> keras.Model:
     """U-Net. Raw 0..255 RGB [B, H, W, 3] -> logits [B, H, W, num_logits].
 
     encoder='scratch' (the default) is the tutorial's network: double 3x3 conv blocks down (`filters`,
@@ -40,13 +41,13 @@ def unet(num_logits: int, input_size: tuple[int, int], encoder: str = SCRATCH, w
             raise BadArgument("unet's scratch encoder has no pretrained weights to load or fine-tune: choose an "
                              "encoder (--encoder mobilenet_v2, resnet50, ...; `seglab models` lists them) or leave "
                              "weights and fine_tune unset.")
-        return _scratch_unet(num_logits, input_size, filters, batch_norm, dropout, head_kernel_size)
+        return _scratch_unet(num_logits, input_size, filters, batch_norm, dropout, head_kernel_size, image)
     decoder_filters = tuple(int(f) for f in decoder_filters)
     if len(decoder_filters) != 5 or min(decoder_filters) < 1:
         raise BadArgument(f"decoder_filters needs 5 positive values (strides 16, 8, 4, 2, 1); got {decoder_filters!r}.")
     check_divisible(input_size, 32, "unet")
-    inputs = keras.Input((*input_size, 3), name="image")
-    features = encoder_features(inputs, encoder, input_size, PRETRAINED_START["weights"] if weights is None else weights,
+    inputs, x = image.tensors(input_size)
+    features = encoder_features(x, encoder, input_size, PRETRAINED_START["weights"] if weights is None else weights,
                                 PRETRAINED_START["fine_tune"] if fine_tune is None else fine_tune, "unet")
     x = features["P5"]
     for level, f in zip((4, 3, 2, 1, 0), decoder_filters):
@@ -58,14 +59,14 @@ def unet(num_logits: int, input_size: tuple[int, int], encoder: str = SCRATCH, w
     return keras.Model(inputs, outputs, name="unet")
 
 
-def _scratch_unet(num_logits, input_size, filters, batch_norm, dropout, head_kernel_size) -> keras.Model:
+def _scratch_unet(num_logits, input_size, filters, batch_norm, dropout, head_kernel_size, image) -> keras.Model:
     filters = tuple(int(f) for f in filters)
     if not filters or min(filters) < 1:
         raise BadArgument(f"filters must be a non-empty sequence of positive ints; got {filters!r}.")
     check_divisible(input_size, 2 ** len(filters), "unet")
 
-    inputs = keras.Input((*input_size, 3), name="image")
-    x = layers.Rescaling(1 / 255, name="scale")(inputs)
+    inputs, x = image.tensors(input_size)
+    x = layers.Rescaling(1 / 255, name="scale")(x)
     features = {}
     for level, f in enumerate(filters, start=1):
         x = conv_block(x, f, f"down{level}", batch_norm)

@@ -46,6 +46,11 @@ class DataConfig:
                               nullable=True)
     classes: tuple[str, ...] | None = option(None, "Class names in index order (folder format); on the command line "
                                              "comma-separated.", "names", nullable=True)
+    bands: tuple[str, ...] | None = option(
+        None, "Bands of multi-band images the model takes, in this order, by name (a band file's stem, a TIFF's band "
+        "description) or number (1,2,3); on the command line comma-separated. Default: every band of the images "
+        "(R,G,B for photos); config.yaml records the bands trained on, which predict then requires.", "names",
+        nullable=True, legacy=None)
     val_fraction: float = option(0.2, "Share held out for validation where the dataset has no val split.", "float",
                                  minimum=0.001, maximum=0.999)
     # Its own seed, so a recipe can be rerun with other weights and draws on the same validation images.
@@ -115,6 +120,10 @@ class Setup:
                          "bool")
     wandb_project: str | None = option(None, "W&B project (implies --wandb). Default: seglab.", "str", nullable=True)
     tensorboard: bool = option(False, "Also write TensorBoard scalars and overlay images to RUN/tensorboard.", "bool")
+    display_bands: tuple[str, ...] | None = option(
+        None, "Bands shown as red, green and blue (or one, grey) in previews, the viewer and the report, each "
+        "stretched between its 2nd and 98th percentiles. Default: R,G,B or B04,B03,B02 where the bands have them, "
+        "else the first three.", "names", nullable=True, legacy=None)
     seed: int = option(0, "Seed of the split, the initial weights, shuffling and augmentation.", "int")
 
 
@@ -158,11 +167,15 @@ class TrainConfig:
         """The dataset this configuration trains on, split as it was split; or another dataset
         `data`, read as `format` with `view` (recognised and plain when None), split the same way."""
         from seglab.data import open_source
+        from seglab.data.bands import choose_bands
 
         split = {"val_fraction": self.data.val_fraction, "seed": self.split_seed}
         if data is not None:
-            return open_source(data, format, view=view, **split)
-        return open_source(self.data.path, self.data.format, view=self.data.view, classes=self.data.classes, **split)
+            source = open_source(data, format, view=view, **split)
+        else:
+            source = open_source(self.data.path, self.data.format, view=self.data.view, classes=self.data.classes, **split)
+        source.bands = choose_bands(source, self.data.bands)
+        return source
 
     def to_dict(self) -> dict:
         return {name: to_plain(getattr(self, name)) for name in SECTIONS}

@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 
 from seglab.core.files import atomic_path, write_text
+from seglab.data.bands import composite
+from seglab.data.bands import display_bands as display_bands_of
 from seglab.data.classes import ClassSpec
 from seglab.data.colors import indexed_png
 
@@ -34,13 +36,16 @@ def choose(count: int, population: int, seed: int) -> list[int]:
 class Samples:
     """The fixed validation samples predicted after every epoch."""
     names: list[str]
-    images: np.ndarray  # float32 [N, H, W, 3], 0..255
+    images: np.ndarray  # float32 [N, H, W, C]: what the model takes (0..255 RGB, or the source's bands)
     truths: np.ndarray  # uint8 [N, H, W]
+    pictures: np.ndarray  # uint8 [N, H, W, 3]: what people see (seglab.data.bands.composite)
 
     @classmethod
-    def draw(cls, source, count: int, size: int, seed: int, crop: int | None = None, scale: float = 1.0) -> "Samples":
+    def draw(cls, source, count: int, size: int, seed: int, crop: int | None = None, scale: float = 1.0,
+             display_bands=None) -> "Samples":
         """`count` validation pairs of `source` drawn with `seed`, at the model's `size` (their
-        centre crops, for a run trained on crops): the same ones every epoch and after a resume."""
+        centre crops, for a run trained on crops): the same ones every epoch and after a resume.
+        Images of other bands than 8-bit RGB are shown as `display_bands` (see `display_bands`)."""
         from seglab.data.pipeline import make_dataset  # TensorFlow: only when training
 
         pairs = source.split("val")
@@ -48,7 +53,10 @@ class Samples:
         ds = make_dataset(dataclasses.replace(source, pairs=chosen), "val", size=size, batch_size=len(chosen),
                           validate_first=False, crop=crop, scale=scale)
         images, truths = next(iter(ds))
-        return cls([p.name for p in chosen], images.numpy(), truths.numpy())
+        images = images.numpy()
+        shown = display_bands_of(source.bands.names, display_bands)
+        pictures = np.stack([composite(image, shown, source.bands.rgb) for image in images])
+        return cls([p.name for p in chosen], images, truths.numpy(), pictures)
 
 
 @dataclass
@@ -69,15 +77,15 @@ class SampleLog:
     def exists(self) -> bool:
         return self.index.is_file()
 
-    def start(self, names: list[str], images: np.ndarray, truths: np.ndarray, classes: ClassSpec) -> None:
-        """Write the samples' images and true masks (once; a resumed run keeps them)."""
+    def start(self, names: list[str], pictures: np.ndarray, truths: np.ndarray, classes: ClassSpec) -> None:
+        """Write the samples' pictures (uint8 RGB) and true masks (once; a resumed run keeps them)."""
         if self.exists():
             return
         for folder in ("images", "truth"):
             (self.path / folder).mkdir(parents=True, exist_ok=True)
-        for i, (image, truth) in enumerate(zip(images, truths)):
+        for i, (picture, truth) in enumerate(zip(pictures, truths)):
             with atomic_path(self.path / "images" / f"{i:02d}.jpg") as tmp:
-                Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(tmp, quality=90)
+                Image.fromarray(picture).save(tmp, quality=90)
             with atomic_path(self.path / "truth" / f"{i:02d}.png") as tmp:
                 indexed_png(truth, classes).save(tmp)
         self._write({"names": list(names), "classes": classes.to_json(), "size": int(truths.shape[1]), "epochs": []})

@@ -22,7 +22,7 @@ class TensorBoardLogger:
         tf = self.tf
         overlays = np.stack([
             np.concatenate([blend(image, prediction, self.classes), blend(image, truth, self.classes)], axis=1)
-            for image, truth, prediction in zip(samples.images, samples.truths, sampled.predictions)
+            for image, truth, prediction in zip(samples.pictures, samples.truths, sampled.predictions)
         ])
         with self.writer.as_default(step=row["epoch"]):
             for key, value in row.items():

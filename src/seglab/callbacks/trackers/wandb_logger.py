@@ -39,7 +39,7 @@ class WandbLogger:
                 "prediction": {"mask_data": prediction.astype(np.uint8), "class_labels": self.labels},
                 "ground truth": {"mask_data": truth.astype(np.uint8), "class_labels": self.labels},
             })
-            for name, image, truth, prediction in zip(samples.names, samples.images, samples.truths, sampled.predictions)
+            for name, image, truth, prediction in zip(samples.names, samples.pictures, samples.truths, sampled.predictions)
         ]
         metrics = {key: value for key, value in row.items() if key != "epoch"}
         self.session.log({**metrics, "epoch": row["epoch"], "samples": images}, step=row["epoch"])
