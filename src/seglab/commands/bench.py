@@ -20,10 +20,12 @@ from seglab.core.machine import describe
 from seglab.core.precision import precision as policy
 from seglab.core.precision import resolve_precision
 from seglab.data import open_source
+from seglab.data.bands import choose_bands
 from seglab.data.pipeline import make_dataset
 from seglab.inference.runtimes import KerasPredictor
 from seglab.models import build_model
 from seglab.models.flops import forward_flops
+from seglab.models.inputs import ImageInput
 from seglab.scoring.losses import make_loss
 from seglab.scoring.metrics import segmentation_metrics
 
@@ -80,9 +82,10 @@ def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: i
     precision = resolve_precision(precision)
     keras.utils.set_random_seed(seed)
     source = open_source(data)
+    source.bands = choose_bands(source)  # every band of the images: the channels the model is timed with
     num_classes = source.classes.num_classes
     with policy(precision):
-        model = build_model(model_name, num_classes, size, **model_options)
+        model = build_model(model_name, num_classes, size, ImageInput(source.bands.channels), **model_options)
         model.compile(optimizer="adam", loss=make_loss("ce", num_classes), metrics=segmentation_metrics(num_classes),
                       jit_compile=jit)
     fwd = forward_flops(model)
@@ -96,7 +99,7 @@ def bench(mode: str, model_name: str, data, size: int, batch_size: int, steps: i
         train_img_s = time_training(model, dataset, steps, batch_size)
         result |= {"train_img_s": round(train_img_s, 2), "train_gflop_s": gflop(train_img_s, passes=3)}
     if mode in ("predict", "all"):
-        images = np.random.default_rng(seed).uniform(0, 255, (batch_size, size, size, 3)).astype(np.float32)
+        images = np.random.default_rng(seed).uniform(0, 255, (batch_size, size, size, source.bands.channels)).astype(np.float32)
         with tempfile.TemporaryDirectory(prefix="seglab-bench-") as folder:
             calibration = _images(source, size, 32) if quantize else None
             predict = (KerasPredictor(model, source.classes, size) if runtime == "keras"

@@ -144,7 +144,8 @@ def _new(config: TrainConfig, cluster: Cluster):
     reports = _checked_source(source, config)
     config = resolve(config, source.classes.num_classes)
     config = config.replace(class_weights=_class_weights(config, source, reports), **_distribution(config, cluster),
-                            bands=None if source.bands.rgb else source.bands.names)
+                            bands=None if source.bands.rgb else source.bands.names,
+                            band_adaptation=_band_adaptation(config, source.bands))
     keras.utils.set_random_seed(config.setup.seed)  # the initial weights, and every draw of the run after them
     model = _compiled_model(config, source.classes.num_classes, _steps(source, config), cluster,
                             _image_input(source, reports))
@@ -238,6 +239,13 @@ def _image_input(source, reports) -> ImageInput:
         return ImageInput(bands.channels)
     stats = band_statistics([r for r in reports if r.pair.split == "train"], bands.names)
     return ImageInput.of(bands, Stretch.of(stats, bands.names))
+
+
+def _band_adaptation(config: TrainConfig, bands) -> str | None:
+    """What config.yaml records of the pretrained kernels' adaptation (models.backbones.adapt_to_bands)."""
+    weights = config.recipe.weights
+    pretrained = model_spec(config.recipe.model).pretrained and weights is not None and str(weights).lower() != "none"
+    return "cyclic" if pretrained and bands.channels != 3 else None
 
 
 def _class_weights(config: TrainConfig, source, reports):

@@ -54,9 +54,10 @@ RGB8 = Bands()
 
 def choose_bands(source, names=None) -> Bands:
     """The bands of `source` a model takes: `names` (the --bands given, in that order), else the
-    bands most of its images have; read from the files' headers only. Images of several pixel
-    types are taken in the narrowest type that holds them all (uint8 and uint16 -> uint16; with
-    signed or float images, float32)."""
+    bands most of its images have; read from the files' headers only. Where most images are 8-bit
+    RGB, the others (a 16-bit grey PNG among photos) are read as 8-bit RGB too, as they always
+    were. Images of several pixel types are taken in the narrowest type that holds them all (uint8
+    and uint16 -> uint16; with signed or float images, float32)."""
     if names is None and source.format != "folder":  # the other formats hold photos, read as 8-bit RGB
         return RGB8
     images = [pair.image for pair in source.pairs if not pair.image_region]
@@ -70,8 +71,10 @@ def choose_bands(source, names=None) -> Bands:
     if not found:  # every header unreadable: validation names each file
         return Bands(tuple(names)) if names else RGB8
     chosen = tuple(names) if names else found.most_common(1)[0][0]
-    dtypes = {dtype for _, dtype in probes if dtype}
-    return Bands(chosen, _common_dtype(dtypes))
+    having = [dtype for bands, dtype in probes if bands and set(chosen) <= set(bands)]
+    if chosen == RGB and set(having) == {"uint8"}:
+        return RGB8
+    return Bands(chosen, _common_dtype(set(having)))
 
 
 def _common_dtype(dtypes: set[str]) -> str:
@@ -97,12 +100,9 @@ class Stretch:
     def of(cls, per_band: dict, names) -> "Stretch":
         """From `seglab check`'s per-band statistics ({name: {"p1": ..., "p99": ...}})."""
         low = tuple(float(per_band[n]["p1"]) for n in names)
-        high = tuple(max(float(per_band[n]["p99"]), lo + 1e-6) for n, lo in zip(names, low))  # a constant band
+        # a band constant over the sample spans one unit: its few other values stay near 0..255
+        high = tuple(max(float(per_band[n]["p99"]), lo + 1.0) for n, lo in zip(names, low))
         return cls(low, high)
-
-    @property
-    def span(self) -> np.ndarray:
-        return np.asarray(self.high, np.float64) - np.asarray(self.low, np.float64)
 
 
 def display_bands(bands, chosen=None) -> tuple[int, ...]:
@@ -126,8 +126,8 @@ def composite(pixels: np.ndarray, shown: tuple[int, ...], rgb: bool = False) -> 
     """uint8 [H, W, 3] of `pixels` [H, W, C]: 8-bit RGB as it is (`rgb`), else the `shown` bands
     each stretched between its own 2nd and 98th percentiles (grey when one band is shown). Computed
     in bands of rows: a 10,000 x 10,000 image needs little memory beyond the picture."""
-    if rgb:
-        return np.clip(pixels, 0, 255).astype(np.uint8)
+    if rgb:  # 8-bit already (no copy of a large photo), or model-size float values in 0..255
+        return pixels if pixels.dtype == np.uint8 else np.clip(pixels, 0, 255).astype(np.uint8)
     shown = list(shown)
     height, width = pixels.shape[:2]
     step = max(1, int(np.sqrt(height * width / 65536)))  # a grid of about 65,536 pixels for the percentiles

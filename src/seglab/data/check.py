@@ -14,7 +14,7 @@ from seglab.core.errors import DataError, DatasetError, Problem
 from seglab.core.progress import progress_map
 from seglab.data.images import open_image
 from seglab.data.masks import ColorMap, ValueMap, decode_mask
-from seglab.data.rasters import read_raster
+from seglab.data.rasters import RGB, read_raster
 from seglab.data.sources import Pair, Source
 from seglab.data.stats import ClassStats
 
@@ -112,7 +112,9 @@ def inspect_pair(pair: Pair, source: Source, bands: tuple[str, ...] | None = Non
                 raster = raster.select(bands, pair.image)
             image_size = (raster.pixels.shape[1], raster.pixels.shape[0])
             report.bands, report.dtype = raster.bands, raster.pixels.dtype.name
-            report.band_stats = BandStats.of(raster.pixels, str(pair.image))
+            if raster.bands != RGB or raster.pixels.dtype != np.uint8:  # photos need no statistics: no stretch
+                # seeded by the sample's name, not its path: a dataset moved elsewhere gives the same stretch
+                report.band_stats = BandStats.of(raster.pixels, pair.name)
         report.image_size = image_size
     except DataError as e:
         report.problems.append(e.problem)
@@ -149,7 +151,8 @@ def inspect_pairs(pairs: list[Pair], source: Source, workers: int | None = None,
         reports = progress_map(pool, lambda p: inspect_pair(p, source, bands), pairs, description)
     common = Counter(r.bands for r in reports if r.bands).most_common(1)
     for r in reports:
-        if common and r.bands and r.bands != common[0][0]:
+        # Among 8-bit photos, an image of other bands (a 16-bit grey PNG) is read as RGB, as always.
+        if common and common[0][0] != RGB and r.bands and r.bands != common[0][0]:
             shared = [b for b in common[0][0] if all(b in q.bands for q in reports if q.bands)]
             r.problems.append(Problem(str(r.pair.image), f"has bands {', '.join(r.bands)}, but most images have "
                                       f"{', '.join(common[0][0])}; choose bands every image has with --bands "
@@ -205,8 +208,9 @@ class CheckReport:
                 out.append(f"class '{name}' has no pixels in any mask")
             elif frac < RARE_CLASS:
                 out.append(f"class '{name}' is rare ({frac:.2%} of labelled pixels): consider class weights (--class-weights auto) or a Dice loss")
-        dtypes = self.band_summary().get("dtypes", [])
-        if len(dtypes) > 1:
+        bands = self.band_summary()
+        if len(bands.get("dtypes", [])) > 1 and tuple(bands["names"]) != RGB:  # among photos: all read as 8-bit RGB
+            dtypes = bands["dtypes"]
             out.append(f"images mix pixel types ({', '.join(dtypes)}): one model normalises every image alike, so "
                        "convert them to one")
         if self.jpeg_compressed_masks:
@@ -233,12 +237,12 @@ class CheckReport:
     def band_summary(self) -> dict:
         """The bands of the images (most images' names), their dtypes, and per-band statistics
         over the images that have those bands."""
-        named = [r for r in self.reports if r.band_stats is not None]
+        named = [r for r in self.reports if r.bands]
         if not named:
             return {}
         names = Counter(r.bands for r in named).most_common(1)[0][0]
         return {"names": list(names), "channels": len(names), "dtypes": sorted({r.dtype for r in named}),
-                "per_band": band_statistics(named, names)}
+                "per_band": band_statistics(named, names)}  # empty for 8-bit RGB photos
 
     def to_json(self) -> dict:
         stats, names = self.stats, self.source.classes.names

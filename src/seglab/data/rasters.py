@@ -66,6 +66,8 @@ class Raster:
             raise DataError(path, f"has no band {', '.join(missing)} (its bands: {', '.join(self.bands)}); give "
                             "--bands that every image has, or add the band.")
         order = [index[b] for b in bands]
+        if order == list(range(len(self.bands))):  # every band, in order: no copy of a large image
+            return self
         return Raster(self.pixels[..., order], tuple(bands), self.geo)
 
 

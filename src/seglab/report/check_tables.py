@@ -38,7 +38,7 @@ def print_check(report: CheckReport, console: Console) -> None:
                       f"max {sizes['max'][0]}x{sizes['max'][1]}; {sizes['distinct']} distinct, most common "
                       f"{sizes['most_common'][0]}x{sizes['most_common'][1]} ({sizes['most_common_count']})")
     bands = data["bands"]
-    if bands and (bands["names"] != ["R", "G", "B"] or bands["dtypes"] != ["uint8"]):
+    if bands and bands["per_band"]:  # none for 8-bit RGB photos
         rows = [[name, *(f"{v[key]:g}" for key in ("min", "p1", "mean", "std", "p99", "max"))]
                 for name, v in bands["per_band"].items()]
         print_table(console, ["band", "min", "p1", "mean", "std", "p99", "max"], rows,

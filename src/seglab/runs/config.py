@@ -51,6 +51,11 @@ class DataConfig:
         "description) or number (1,2,3); on the command line comma-separated. Default: every band of the images "
         "(R,G,B for photos); config.yaml records the bands trained on, which predict then requires.", "names",
         nullable=True, legacy=None)
+    band_adaptation: str | None = option(
+        None, "How a pretrained RGB encoder was adapted to the bands (set by training): 'cyclic' is "
+        "segmentation_models.pytorch's rule, band i taking RGB channel i mod 3's kernel scaled by 3/C (one band: their "
+        "sum); null where none was (8-bit RGB, 3 bands, or no pretrained weights).", "str", nullable=True, flag=None,
+        legacy=None)
     val_fraction: float = option(0.2, "Share held out for validation where the dataset has no val split.", "float",
                                  minimum=0.001, maximum=0.999)
     # Its own seed, so a recipe can be rerun with other weights and draws on the same validation images.
@@ -167,14 +172,16 @@ class TrainConfig:
         """The dataset this configuration trains on, split as it was split; or another dataset
         `data`, read as `format` with `view` (recognised and plain when None), split the same way."""
         from seglab.data import open_source
-        from seglab.data.bands import choose_bands
+        from seglab.data.bands import RGB8, choose_bands
 
         split = {"val_fraction": self.data.val_fraction, "seed": self.split_seed}
         if data is not None:
             source = open_source(data, format, view=view, **split)
         else:
             source = open_source(self.data.path, self.data.format, view=self.data.view, classes=self.data.classes, **split)
-        source.bands = choose_bands(source, self.data.bands)
+        # Another dataset is read with the bands the run was trained on: a run of 8-bit RGB (bands
+        # null in its config.yaml) reads it as 8-bit RGB, whatever bands its files hold.
+        source.bands = RGB8 if data is not None and self.data.bands is None else choose_bands(source, self.data.bands)
         return source
 
     def to_dict(self) -> dict:
