@@ -130,3 +130,16 @@ def test_sen2ships_reads_with_its_georeference_and_the_scene_without_b02_is_name
     assert report["classes"] == ["background", "vessel"] and report["total_pairs"] == 6
     result = CliRunner().invoke(app, ["check", str(root), "--bands", "B04,B03,B08,B11"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_mask_geotiff_takes_the_images_georeference_but_not_its_no_data_value(tmp_path):
+    from seglab.data.rasters import geotiff_bytes
+
+    path = tmp_path / "scene.tif"
+    tifffile.imwrite(path, np.zeros((6, 8), np.uint16), extratags=[*GEO, (42113, "s", 0, "0", True)])
+    image = read_raster(path)
+    assert 42113 in image.geo
+    (tmp_path / "mask.tif").write_bytes(geotiff_bytes(np.eye(6, 8, dtype=np.uint8), image.geo))
+    mask = read_raster(tmp_path / "mask.tif")
+    assert mask.geo == {k: v for k, v in image.geo.items() if k != 42113}
+    np.testing.assert_array_equal(mask.pixels[..., 0], np.eye(6, 8, dtype=np.uint8))

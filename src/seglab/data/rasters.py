@@ -37,10 +37,11 @@ TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
 # The dtypes a raster keeps; others are converted to the nearest (bool and small ints widen,
 # wider ints and float64 become float32, which the model computes in anyway).
 KEPT_DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
+GDAL_METADATA = 42112
+GDAL_NODATA = 42113
 # GeoTIFF's tags (ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory,
 # GeoDoubleParams, GeoAsciiParams) and GDAL's no-data value: what places a raster on the Earth.
-GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42113)
-GDAL_METADATA = 42112
+GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, GDAL_NODATA)
 _DESCRIPTION = re.compile(r'<Item\s+name="DESCRIPTION"\s+sample="(\d+)"\s+role="description"\s*>([^<]*)</Item>')
 
 
@@ -73,13 +74,15 @@ class Raster:
 
 def geotiff_bytes(labels: np.ndarray, geo: dict) -> bytes:
     """A uint8 [H, W] mask as a GeoTIFF carrying `geo` (a Raster's tags): it lies where its image
-    does in any GIS."""
+    does in any GIS. The image's no-data value is not the mask's (it would hide a class), so it is
+    left out."""
     import io
 
     import tifffile
 
     buffer = io.BytesIO()
-    extratags = [(code, int(dtype), count, value, True) for code, (dtype, count, value) in sorted(geo.items())]
+    extratags = [(code, int(dtype), count, value, True) for code, (dtype, count, value) in sorted(geo.items())
+                 if code != GDAL_NODATA]
     tifffile.imwrite(buffer, np.ascontiguousarray(labels, np.uint8), photometric="minisblack", compression="deflate",
                      extratags=extratags)
     return buffer.getvalue()
