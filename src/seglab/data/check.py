@@ -45,7 +45,7 @@ BAND_SAMPLE = 4096  # pixels per image kept for the percentiles of each band
 @dataclass
 class BandStats:
     """Per-band statistics over images: exact minimum, maximum, mean and standard deviation, and
-    the 1st and 99th percentiles of a sample of BAND_SAMPLE pixels per image (seeded by the file)."""
+    the 1st and 99th percentiles of a sample of BAND_SAMPLE pixels per image (seeded by its name)."""
 
     low: np.ndarray
     high: np.ndarray
@@ -149,13 +149,15 @@ def inspect_pairs(pairs: list[Pair], source: Source, workers: int | None = None,
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         reports = progress_map(pool, lambda p: inspect_pair(p, source, bands), pairs, description)
-    common = Counter(r.bands for r in reports if r.bands).most_common(1)
+    found = Counter(r.bands for r in reports if r.bands)
+    common = found.most_common(1)[0][0] if found else RGB
+    if common == RGB:  # among 8-bit photos, an image of other bands (a 16-bit grey PNG) is read as RGB, as always
+        return reports
+    shared = [b for b in common if all(b in bands for bands in found)]
     for r in reports:
-        # Among 8-bit photos, an image of other bands (a 16-bit grey PNG) is read as RGB, as always.
-        if common and common[0][0] != RGB and r.bands and r.bands != common[0][0]:
-            shared = [b for b in common[0][0] if all(b in q.bands for q in reports if q.bands)]
+        if r.bands and r.bands != common:
             r.problems.append(Problem(str(r.pair.image), f"has bands {', '.join(r.bands)}, but most images have "
-                                      f"{', '.join(common[0][0])}; choose bands every image has with --bands "
+                                      f"{', '.join(common)}; choose bands every image has with --bands "
                                       f"{','.join(shared) or 'NAMES'}."))
     return reports
 

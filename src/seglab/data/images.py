@@ -90,6 +90,11 @@ def band_files(folder: Path) -> list[Path]:
                   and f.is_file())
 
 
+def is_band_folder(path: Path) -> bool:
+    """Whether `path` is a folder of band files (a sample stored band by band)."""
+    return path.is_dir() and any(band_files(path))
+
+
 def holds_bands(path: Path, bands) -> bool:
     """Whether `path` is a folder holding a file for each of `bands` (named by its stem): one
     sample stored band by band, as a model taking those bands reads it."""

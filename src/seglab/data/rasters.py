@@ -88,11 +88,6 @@ def geotiff_bytes(labels: np.ndarray, geo: dict) -> bytes:
     return buffer.getvalue()
 
 
-def is_raster_folder(path: Path) -> bool:
-    """Whether `path` is a folder of single-band files (a sample stored band by band)."""
-    return path.is_dir() and any(band_files(path))
-
-
 def read_raster(path) -> Raster:
     """The raster at `path` (a TIFF, a folder of band files, or any image Pillow reads); a file that
     cannot be used is a DataError naming it."""

@@ -13,9 +13,8 @@ from typing import Callable
 from seglab.core.errors import BadArgument, Problem
 from seglab.data.bands import RGB8, Bands
 from seglab.data.classes import ClassSpec
-from seglab.data.images import IMAGE_EXTENSIONS
+from seglab.data.images import IMAGE_EXTENSIONS, is_band_folder
 from seglab.data.masks import MaskEncoding
-from seglab.data.rasters import is_raster_folder
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def list_files(folder: Path, band_folders: bool = False) -> tuple[dict[str, Path
             continue
         if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
             images[f.stem] = f
-        elif band_folders and is_raster_folder(f):
+        elif band_folders and is_band_folder(f):
             images[f.name] = f
         elif f.is_file():
             ignored.append(f)

@@ -28,6 +28,7 @@ import numpy as np
 from seglab.core.decision import decide, probabilities_of
 from seglab.core.errors import BadArgument
 from seglab.core.machine import available_memory
+from seglab.data.rasters import RGB
 from seglab.inference.runtimes import Predictor
 
 SIGMA_SCALE = 1 / 8  # Gaussian sigma as a share of the tile side (nnU-Net)
@@ -131,7 +132,7 @@ def check_sizes(predictor: Predictor, tile: int | None, tta: TTA | None) -> None
             nearest = max(step, int(round(tile / step)) * step)
             raise BadArgument(f"--tile {tile} is not a size this model takes: tiles must be multiples of its stride "
                              f"{step}. The nearest is --tile {nearest}.")
-        _check_tile_memory(tile, predictor.classes.num_classes, len(predictor.bands or "RGB"))
+        _check_tile_memory(tile, predictor.classes.num_classes, len(predictor.bands or RGB))
     sizes = {tile or predictor.size}
     if tta is not None:
         side = tile or predictor.size

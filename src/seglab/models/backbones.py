@@ -81,12 +81,10 @@ def load_application(factory, backbone: str, weights, example: str, **kwargs) ->
     """Build a keras.applications model without its top, with errors that say what to do, and
     its BatchNormalization layers on the fused kernel (seglab.models.batch_norm)."""
     resolved = resolve_weights(weights, backbone, example)
-    channels = kwargs.get("input_shape", (None, None, 3))[-1]
-    if resolved is not None and channels != 3:
-        pretrained = load_application(factory, backbone, weights, example, **{**kwargs, "input_shape": (*kwargs["input_shape"][:2], 3)})
-        with warnings.catch_warnings():  # "usually expects 1 or 3 input channels": the weights are adapted below
-            warnings.simplefilter("ignore", UserWarning)
-            model = with_fused_batch_norm(factory(include_top=False, weights=None, **kwargs))
+    shape = kwargs.get("input_shape", (None, None, 3))
+    if resolved is not None and shape[-1] != 3:  # RGB weights for other bands: built twice, then adapted
+        pretrained = load_application(factory, backbone, weights, example, **{**kwargs, "input_shape": (*shape[:2], 3)})
+        model = load_application(factory, backbone, None, example, **kwargs)
         adapt_to_bands(pretrained, model)
         return model
     try:

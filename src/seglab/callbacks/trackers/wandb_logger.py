@@ -35,7 +35,7 @@ class WandbLogger:
 
     def log_epoch(self, row: dict, samples, sampled) -> None:
         images = [
-            self.wandb.Image(np.clip(image, 0, 255).astype(np.uint8), caption=name, masks={
+            self.wandb.Image(image, caption=name, masks={
                 "prediction": {"mask_data": prediction.astype(np.uint8), "class_labels": self.labels},
                 "ground truth": {"mask_data": truth.astype(np.uint8), "class_labels": self.labels},
             })
