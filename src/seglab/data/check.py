@@ -34,6 +34,7 @@ class PairReport:
     off_palette: float = 0.0
     mask_format: str | None = None
     mask_values: tuple[int, ...] = ()
+    mask_between: int = 0  # thresholded binary masks: pixels neither 0 nor 255
     bands: tuple[str, ...] = ()  # the image's band names ("R", "G", "B" for 8-bit colour images)
     dtype: str | None = None
     band_stats: "BandStats | None" = None
@@ -139,6 +140,7 @@ def inspect_pair(pair: Pair, source: Source, bands: tuple[str, ...] | None = Non
     report.ignored_pixels = int(counts[source.classes.ignore_index])
     report.off_palette = decoded.off_palette_fraction
     report.mask_values = decoded.values
+    report.mask_between = decoded.between
     return report
 
 
@@ -215,6 +217,12 @@ class CheckReport:
             dtypes = bands["dtypes"]
             out.append(f"images mix pixel types ({', '.join(dtypes)}): one model normalises every image alike, so "
                        "convert them to one")
+        between = sum(r.mask_between for r in self.reports)
+        if between:
+            masks = sum(r.mask_between > 0 for r in self.reports)
+            total = sum(int(r.class_pixels.sum()) + r.ignored_pixels for r in self.reports if r.class_pixels is not None)
+            out.append(f"{between:,} pixels ({between / max(1, total):.2%}) in {masks} of {len(self.reports)} binary masks "
+                       "are neither 0 nor 255 (lossy compression): read by thresholding at 128; PNG masks keep them exact")
         if self.jpeg_compressed_masks:
             out.append("colour masks look JPEG-compressed (many colours just off the palette); they are read by nearest "
                        "colour, but lossless PNG masks avoid wrong labels at class borders")

@@ -29,6 +29,26 @@ def default_colors(num_classes: int) -> tuple[tuple[int, int, int], ...]:
     return tuple(out)
 
 
+SCHEMAS = ('seglab reads classes.json in one of three forms: a list of names, ["background", "cat"]; '
+           '{"names": ["background", "cat"], "colors": [[0, 0, 0], [255, 0, 0]]}; or colours by name, '
+           '{"background": [0, 0, 0], "cat": [255, 0, 0]}. `seglab check DATA --write-classes` writes one from the '
+           "masks for you to name.")
+
+
+def _other_schema(data) -> str | None:
+    """What another tool's class file looks like, in words; None where it may be seglab's."""
+    if isinstance(data, list) and data and all(isinstance(d, dict) for d in data):
+        keys = sorted({k for d in data for k in d})[:5]
+        return f"a list of objects with keys {', '.join(keys)} (another tool's schema)"
+    if isinstance(data, dict) and "names" not in data:
+        for key in ("classes", "categories", "labels", "label_map"):
+            if key in data:
+                return f"an object holding '{key}' (another tool's schema)"
+        if data and all(isinstance(v, str) for v in data.values()):
+            return "a mapping of ids to names (another tool's schema)"
+    return None
+
+
 @dataclass(frozen=True)
 class ClassSpec:
     """Class names, display colours and the ignore index of a dataset.
@@ -71,11 +91,15 @@ class ClassSpec:
     @classmethod
     def from_json(cls, data) -> "ClassSpec":
         """Reads the forms people write: a list of names, {"names": [...], "colors": [...]},
-        or a mapping name -> [r, g, b]."""
+        or a mapping name -> [r, g, b]; another tool's schema is refused showing these."""
+        other = _other_schema(data)
+        if other:
+            raise BadArgument(f"this is {other}, not a schema seglab reads. {SCHEMAS}")
+
         def names(value):
             if isinstance(value, list) and all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in value):
                 return tuple(value)
-            raise BadArgument(f"class names must be a list of strings; got {value!r}.")
+            raise BadArgument(f"class names must be a list of strings; got {value!r}. {SCHEMAS}")
 
         def colors(value):
             if isinstance(value, list) and all(isinstance(c, (list, tuple)) and len(c) == 3 and
@@ -92,8 +116,7 @@ class ClassSpec:
             return cls(names(data["names"]), colors(data.get("colors") or []), ignore)
         if isinstance(data, dict) and data and all(isinstance(v, (list, tuple)) for v in data.values()):
             return cls(tuple(data), colors(list(data.values())))
-        raise BadArgument('Class list must be a JSON list of names, {"names": [...], "colors": [[r, g, b], ...]}, '
-                         f'or {{"name": [r, g, b], ...}}; got {type(data).__name__}.')
+        raise BadArgument(f"got {type(data).__name__} {json.dumps(data)[:80]}. {SCHEMAS}")
 
     def save(self, path) -> None:
         write_text(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
@@ -107,3 +130,16 @@ class ClassSpec:
             raise BadArgument(f"{path}: not valid JSON ({e}). Write a list of class names, e.g. [\"background\", \"cat\"].") from None
         except ValueError as e:
             raise BadArgument(f"{path}: {e}") from None
+
+
+def suggest_classes(root: Path, colors, names=None) -> Path:
+    """Write classes.json in `root` ({"name": [r, g, b], ...}) naming `colors` class_1, class_2, ...
+    (black 'background'), or by `names`; beside an existing classes.json, classes.suggested.json
+    (a user's file is never overwritten). Returns the path written."""
+    if names is None:
+        names = ["background" if tuple(c) == (0, 0, 0) else f"class_{i}" for i, c in enumerate(colors)]
+    target = Path(root) / "classes.json"
+    if target.exists():
+        target = target.with_name("classes.suggested.json")
+    write_text(target, json.dumps({n: list(c) for n, c in zip(names, colors)}, indent=2) + "\n")
+    return target

@@ -60,6 +60,7 @@ class Decoded:
     unexpected: list = field(default_factory=list)
     off_palette_fraction: float = 0.0  # colour masks: pixels not exactly on a table colour
     values: tuple[int, ...] = ()  # value masks: the raw values present
+    between: int = 0  # thresholded binary masks: pixels neither 0 nor 255
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,12 @@ class ValueMap:
 
     values: dict[int, int]
     kind: str = "index"  # how to describe it: index, palette, binary, trimap
+    cut: int | None = None  # binary masks stored lossily: values from `cut` up are class 1, below it class 0
+
+    @classmethod
+    def threshold(cls) -> "ValueMap":
+        """0/255 binary masks stored lossily (JPEG): every value read by which half of 0..255 it is in."""
+        return cls({0: 0, 255: 1}, kind="binary, thresholded at 128", cut=128)
 
     @classmethod
     def identity(cls, classes, kind: str = "index") -> "ValueMap":
@@ -79,6 +86,8 @@ class ValueMap:
 
     def lookup_table(self, size: int = 256) -> np.ndarray:
         """int32 [size] table: raw value -> class index, -1 for values outside the map."""
+        if self.cut is not None:
+            return (np.arange(size) >= self.cut).astype(np.int32)
         lut = np.full(size, _INVALID, dtype=np.int32)
         for raw, cls in self.values.items():
             if raw < size:
@@ -86,6 +95,8 @@ class ValueMap:
         return lut
 
     def decode(self, raw: np.ndarray) -> Decoded:
+        if raw.ndim == 3 and self.cut is not None:  # a grey mask saved as a JPEG in colour
+            raw = raw.mean(-1).round().astype(np.uint8)
         if raw.ndim == 3:
             if not (np.array_equal(raw[..., 0], raw[..., 1]) and np.array_equal(raw[..., 0], raw[..., 2])):
                 return Decoded(np.full(raw.shape[:2], IGNORE_INDEX, np.uint8), ["RGB colours (expected single-channel class values)"])
@@ -96,7 +107,8 @@ class ValueMap:
         mapped = lut[raw]
         unexpected = [int(v) for v in present if lut[v] == _INVALID]
         mapped[mapped == _INVALID] = IGNORE_INDEX
-        return Decoded(mapped.astype(np.uint8), unexpected, values=tuple(int(v) for v in present))
+        between = 0 if self.cut is None else int(raw.size - np.count_nonzero(raw == 0) - np.count_nonzero(raw == 255))
+        return Decoded(mapped.astype(np.uint8), unexpected, values=tuple(int(v) for v in present), between=between)
 
 
 @dataclass(frozen=True)
@@ -143,3 +155,26 @@ MaskEncoding = ValueMap | ColorMap
 def decode_mask(path, encoding: MaskEncoding, region: str | None = None) -> Decoded:
     """Read `path` and decode it with `encoding`."""
     return encoding.decode(read_raw_mask(Path(path), region))
+
+
+def mask_colors(paths, tolerance: float = 48.0, least: float = 0.0005) -> list[tuple[tuple[int, int, int], int]]:
+    """The colours of colour masks, most pixels first, as (colour, pixels): colours within
+    `tolerance` of a more common one (JPEG's noise around a class colour) are counted with it, and
+    colours under `least` of all pixels are left out."""
+    counts: dict[int, int] = {}
+    for path in paths:
+        raw = read_raw_mask(Path(path))
+        flat = (raw if raw.ndim == 3 else np.repeat(raw[..., None], 3, -1)).reshape(-1, 3).astype(np.int64)
+        keys, n = np.unique((flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2], return_counts=True)
+        for k, c in zip(keys.tolist(), n.tolist()):
+            counts[k] = counts.get(k, 0) + c
+    total = sum(counts.values())
+    kept: list[list] = []
+    for key, count in sorted(counts.items(), key=lambda kc: -kc[1]):
+        colour = np.array([(key >> 16) & 255, (key >> 8) & 255, key & 255])
+        home = next((k for k in kept if np.sqrt(((k[0] - colour) ** 2).sum()) <= tolerance), None)
+        if home is not None:
+            home[1] += count
+        elif count >= least * total:
+            kept.append([colour, count])
+    return [(tuple(int(v) for v in c), n) for c, n in kept]

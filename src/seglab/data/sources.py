@@ -27,9 +27,12 @@ class Pair:
     split: str
     image_region: str | None = None
     mask_region: str | None = None
+    key: str | None = None  # the relative path it was paired by, where it lies in subfolders ("cat/1")
 
     @property
     def name(self) -> str:
+        if self.key:  # in subfolders: the same file name may be in two of them
+            return self.key.replace("/", "_")
         return self.image.name if self.image.is_dir() else self.image.stem  # a folder of bands: its whole name
 
 
@@ -68,17 +71,36 @@ def hash_split(stem: str, val_fraction: float, seed: int) -> str:
     return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
 
 
-def list_files(folder: Path, band_folders: bool = False) -> tuple[dict[str, Path], list[Path]]:
-    """Image files of `folder` by stem, and the other (ignored) files. `band_folders`: a sub-folder
-    holding one image per band (`seglab.data.rasters`) is a sample too, under its whole name."""
+def list_files(folder: Path) -> tuple[dict[str, Path], list[Path]]:
+    """Image files of `folder` by stem, and the other (ignored) files."""
     images, ignored = {}, []
     for f in sorted(folder.iterdir()):
         if f.name.startswith("."):
             continue
         if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
             images[f.stem] = f
-        elif band_folders and is_band_folder(f):
-            images[f.name] = f
+        elif f.is_file():
+            ignored.append(f)
+    return images, ignored
+
+
+def list_tree(folder: Path, samples=frozenset(), prefix: str = "") -> tuple[dict[str, Path], list[Path]]:
+    """Image files of `folder` and its subfolders by relative path without the extension ("cat/1"
+    for cat/1.jpg), and the other (ignored) files. A subfolder named in `samples` (a mask is named
+    after it) and holding image files is one sample stored band by band (`seglab.data.rasters`),
+    not a folder to enter."""
+    images, ignored = {}, []
+    for f in sorted(folder.iterdir()):
+        if f.name.startswith("."):
+            continue
+        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+            images[prefix + f.stem] = f
+        elif f.is_dir() and prefix + f.name in samples and is_band_folder(f):
+            images[prefix + f.name] = f
+        elif f.is_dir() and not f.is_symlink():  # a link could loop back
+            inner, skipped = list_tree(f, samples, f"{prefix}{f.name}/")
+            images.update(inner)
+            ignored += skipped
         elif f.is_file():
             ignored.append(f)
     return images, ignored
@@ -94,7 +116,7 @@ def match_pairs(images: dict[str, Path], masks: dict[str, Path], split_of: Calla
             continue
         split = split_of(stem)
         if split is not None:
-            pairs.append(Pair(img, masks[stem], split))
+            pairs.append(Pair(img, masks[stem], split, key=stem if "/" in stem else None))
     for stem, m in masks.items():
         if stem not in images:
             problems.append(Problem(str(m), "mask has no image (expected an image file with the same name); add it or remove the mask."))

@@ -62,3 +62,14 @@ def print_check(report: CheckReport, console: Console) -> None:
 
 def _values(values: list[int]) -> str:
     return ", ".join(map(str, values)) if len(values) <= 16 else f"{len(values)} values, {values[0]}..{values[-1]}"
+
+
+def print_colors(colors, console: Console, why: str) -> None:
+    """The colours found in colour masks without a colour table, and how to name them."""
+    console.print(f"[bold red]error:[/] {escape(why)}", soft_wrap=True)
+    total = sum(n for _, n in colors) or 1
+    rows = [[Text("■ ", style=f"rgb({c[0]},{c[1]},{c[2]})") + Text(f"{c[0]}, {c[1]}, {c[2]}"), f"{n:,}", f"{n / total:.2%}"]
+            for c, n in colors]
+    print_table(console, ["colour (r, g, b)", "pixels", "share"], rows, numeric={"pixels", "share"},
+                title=f"Colours in the masks: {len(colors)}")
+    console.print("Name them: seglab check DATA --write-classes writes classes.json with these colours.", markup=False)
