@@ -27,16 +27,17 @@ def child(args) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from seglab.commands.training import _compiled_model
+    from seglab.commands.compiled import compiled_model
     from seglab.engines.distribute import Cluster
     from seglab.models.batch_norm import FusedBatchNormalization
+    from seglab.models.inputs import ImageInput
     from seglab.runs.config import TrainConfig, resolve
 
     if args.child == "keras":
         FusedBatchNormalization._fusable = lambda self, inputs, mask: False
     config = resolve(TrainConfig.of(model=args.model, size=args.size, batch_size=args.batch, weights=args.weights,
                                  precision=args.precision), args.classes)
-    model = _compiled_model(config, args.classes, 10, Cluster("none"))
+    model = compiled_model(config, args.classes, 10, Cluster("none"), ImageInput(3))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch, args.size, args.size, 3)).astype("float32")
     masks = rng.integers(0, args.classes, (args.batch, args.size, args.size)).astype("int32")

@@ -160,10 +160,13 @@ def check(
     bands: Optional[str] = typer.Option(None, help="Bands to select, in order, by name (B03,B04,B08: band files' "
                                         "names or a TIFF's band descriptions) or number (1,2,3): an image lacking one "
                                         "is a problem. Default: every band, alike in every image."),
+    write_classes: bool = typer.Option(False, "--write-classes", help="Write a classes.json of the classes found "
+                                       "(colour masks: their colours, most common first) for you to name; beside "
+                                       "an existing classes.json it is written as classes.suggested.json."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ):
     """Check a dataset before training: pairs per split, every problem with its file, class balance,
-    and each band's value range.
+    and each band's value range. Colour masks without a colour table: the colours they hold.
 
     Exits 0 when the dataset is clean, 1 when any file has a problem.
 
@@ -171,15 +174,76 @@ def check(
     """
     from seglab.data import check as run_check
     from seglab.data import open_source
-    from seglab.report.check_tables import print_check
+    from seglab.data.classes import suggest_classes
+    from seglab.data.formats.folder import ColorTableMissing
+    from seglab.report.check_tables import print_check, print_colors
 
-    source = open_source(path, format, view=view, val_fraction=val_fraction, seed=seed, classes=_class_names(classes))
+    def opened():
+        return open_source(path, format, view=view, val_fraction=val_fraction, seed=seed, classes=_class_names(classes))
+
+    try:
+        source = opened()
+    except ColorTableMissing as e:
+        from seglab.data.masks import mask_colors
+
+        colors = mask_colors(e.masks)
+        if not write_classes:
+            print_colors(colors, console, str(e))
+            raise typer.Exit(1)
+        written = suggest_classes(Path(path), [c for c, _ in colors])
+        console.print(f"Wrote {written} with the {len(colors)} colours of the masks; rename the classes there.", markup=False)
+        source = opened()
+    else:
+        if write_classes:
+            written = suggest_classes(source.root, list(source.classes.colors), list(source.classes.names))
+            console.print(f"Wrote {written} with the {source.classes.num_classes} classes found; rename them there.",
+                          markup=False)
     report = run_check(source, bands=band_list(bands))
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         print_check(report, console)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def plan(
+    path: str = typer.Argument("synthetic", help="Dataset folder, or 'synthetic' for the built-in dataset."),
+    budget: str = typer.Option("15m", help="Time the training may take, start to end: 15m, 2h, 900s."),
+    format: Optional[str] = _field("format", "-f"),
+    view: Optional[str] = _field("view"),
+    classes: Optional[str] = _field("classes"),
+    bands: Optional[str] = _field("bands"),
+    val_fraction: float = _field("val_fraction"),
+    weights: Optional[str] = typer.Option(None, help="MobileNetV2 encoder weights to plan with: a .weights.h5 file, "
+                                          "imagenet or none. Default: found (see docs/planning.md)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON object."),
+):
+    """Plan a recipe for a dataset on this machine within a time budget, with the reason for each
+    value: from the dataset's fingerprint (sizes, bands, class shares, object sizes, thin strokes)
+    and a measured step time. `seglab train DATA --budget B` runs it.
+
+    Example: seglab plan ../shared/data/camvid --budget 20m
+    """
+    load_tensorflow()
+    from seglab.commands.planning import Planner, parse_budget
+    from seglab.commands.training import checked_source
+    from seglab.report.plan_tables import print_plan
+    from seglab.runs.config import TrainConfig
+
+    started = time.monotonic()
+    seconds = parse_budget(budget)
+    names = _class_names(classes)
+    config = TrainConfig.of(path=path, format=format, view=view, val_fraction=val_fraction,
+                            classes=names.names if names else None, bands=band_list(bands))
+    source = config.open_source()
+    reports = checked_source(source, config)
+    given = {"weights": weights} if weights else {}
+    result = Planner(source, reports, seconds, given, base=config, started=started).plan()
+    if as_json:
+        print(json.dumps(result.to_json()), flush=True)
+        return
+    print_plan(result, path, console)
 
 
 @app.command()
@@ -245,6 +309,7 @@ def _class_weights(value: str):
 
 @app.command()
 def train(
+    context: typer.Context,
     data: str = typer.Argument("synthetic", help="Dataset folder (any format `seglab check` reads), or 'synthetic'."),
     model: str = _field("model", "-m"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder to write. Default: runs/MODEL."),
@@ -286,10 +351,16 @@ def train(
     tensorboard: bool = _field("tensorboard"),
     seed: int = _field("seed"),
     split_seed: Optional[int] = _field("split_seed"),
+    budget: Optional[str] = typer.Option(None, help="Plan the recipe for this dataset and machine so the whole command "
+                                         "ends within this time (15m, 2h, 900s; `seglab plan` shows the plan and "
+                                         "why); the recipe options given win over the plan's. Default: no plan, the "
+                                         "model's recipe."),
 ):
     """Train a model and write its run folder (config, best and last model, history, curves, previews).
 
     Example: seglab train ../shared/data/oxford-pets --model mobilenet_unet --weights ../shared/weights/mobilenet_v2_1.0_notop.weights.h5
+
+    Planned: seglab train ../shared/data/camvid --budget 15m (runs/planned unless --out)
 
     Killed or interrupted, `seglab train --resume runs/NAME` continues from the last finished epoch.
 
@@ -300,6 +371,8 @@ def train(
     load_tensorflow()
     from seglab.commands.training import train as run_train
 
+    if resume is not None and budget is not None:
+        _fail("--budget plans a new run; --resume continues a run with the epochs it planned. Leave out one of them.")
     if resume is not None:
         call = lambda: run_train(resume=resume, distribute=distribute, worker_timeout=worker_timeout)  # noqa: E731  (the rest comes from the run)
     else:
@@ -319,7 +392,13 @@ def train(
         if encoder is not None:
             _check_takes_encoder(model)
             options["model_options"]["encoder"] = encoder
-        call = lambda: run_train(data, out, **options)  # noqa: E731
+        seconds = None
+        if budget is not None:
+            from seglab.commands.planning import parse_budget
+
+            seconds = parse_budget(budget)
+            options = _typed_recipe(context, options)
+        call = lambda: run_train(data, out, budget=seconds, **options)  # noqa: E731
     try:
         run = call()
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the same kind, with what to do next
@@ -329,6 +408,31 @@ def train(
         return
     state = run.state
     console.print(f"Run complete: {run.path}  best val mIoU {state.get('best_val_miou')} at epoch {state.get('best_epoch')}", markup=False)
+
+
+# `seglab train` parameters that set a recipe field, where the names differ
+_RECIPE_PARAMS = {"option": "model_options", "encoder": "model_options", "learning_rate": "learning_rate",
+                  "augment": "augment", "augment_flip": "augment", "augment_vflip": "augment", "augment_zoom": "augment",
+                  "augment_brightness": "augment", "augment_contrast": "augment"}
+
+
+def _typed_recipe(context: typer.Context, options: dict) -> dict:
+    """With --budget: the options without the recipe values the user did not type, which the plan
+    chooses instead of the command line's defaults."""
+    from seglab.runs.config import section_of
+
+    # by the source's name: Typer may bring its own copy of click, whose ParameterSource is another enum
+    typed = {_RECIPE_PARAMS.get(name, name) for name in context.params
+             if getattr(context.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+    kept = {}
+    for key, value in options.items():
+        if section_of(key) != "recipe" or key in typed:
+            kept[key] = value
+    if "augment" in kept and kept["augment"] == {}:
+        kept.pop("augment")
+    if not kept.get("model_options"):
+        kept.pop("model_options", None)
+    return kept
 
 
 def _augmentation(on: bool, **strengths):

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import math
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
 import keras
 
+from seglab.callbacks.budget import BudgetStop
 from seglab.callbacks.checkpoint import RunCheckpoint, StopWhereTheChiefStops
 from seglab.callbacks.trackers import make_trackers
+from seglab.commands.compiled import compiled_model, image_input
+from seglab.commands.planning import Planner
 from seglab.core.errors import (
     BadArgument,
     RunExists,
@@ -26,10 +31,9 @@ from seglab.core.errors import (
     TrainingFailed,
     WorkerLost,
 )
-from seglab.core.precision import precision
+from seglab.core.files import write_text
 from seglab.core.progress import EpochBar
-from seglab.data.bands import Stretch
-from seglab.data.check import CheckReport, band_statistics
+from seglab.data.check import CheckReport
 from seglab.data.check import validate as validate_source
 from seglab.data.pipeline import make_dataset
 from seglab.engines.distribute import (
@@ -42,25 +46,13 @@ from seglab.engines.distribute import (
 from seglab.engines.distribute import start as start_cluster
 from seglab.engines.jit import choose as choose_jit
 from seglab.engines.jit import compile_steps
-from seglab.models import build_model, model_spec
+from seglab.models import model_spec
 from seglab.models.inputs import ImageInput
+from seglab.report.plan_tables import print_plan_summary
 from seglab.runs import Run, check_output_dir
-from seglab.runs.config import Setup, TrainConfig, binary_head, resolve, validate
+from seglab.runs.config import Setup, TrainConfig, resolve, section_of, validate
 from seglab.runs.samples import Samples
-from seglab.scoring.losses import make_loss, resolve_class_weights
-from seglab.scoring.metrics import segmentation_metrics
-
-
-def _optimizer(config: TrainConfig, steps_per_epoch: int):
-    rate = config.recipe.learning_rate
-    if config.recipe.schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.recipe.epochs * steps_per_epoch, alpha=0.01)
-    optimizer = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config.recipe.optimizer](rate)
-    if config.setup.precision == "mixed_float16":
-        # Keras would wrap it in compile too, but then last.keras records the bare optimizer, whose
-        # variables do not match the saved ones: a resumed run restarted its optimizer at step 0.
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
+from seglab.scoring.losses import resolve_class_weights
 
 
 class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
@@ -83,9 +75,13 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
 
 
 def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig | None = None,
-          verbose: int | str | None = None, **options) -> Run:
+          verbose: int | str | None = None, budget: float | None = None, **options) -> Run:
     """Train a model and write its run folder; returns the Run. `options` are TrainConfig fields
     (model, size, epochs, loss, ...). `resume=RUN` continues an interrupted run instead.
+
+    `budget` (seconds): plan the recipe from the dataset's fingerprint and a measured step time so
+    that the whole call ends within it (`seglab.commands.planning`); the recipe `options` given
+    win over the plan's values, and config.yaml's `plan` section says which they were.
     `verbose`: Keras's 0, 1 or 2 (None: 1 on a terminal, else 2), or 'bar' for one progress bar
     over the epochs instead of a log line each.
 
@@ -95,6 +91,7 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
 
     Everything that can be refused (options, dataset, model) is refused before the run folder is
     written, and one process at a time writes a run folder (`Run.lock`)."""
+    started = time.monotonic()  # a budget counts from here: planning and reading the data are part of it
     # First: a multi-worker strategy must start before any other TensorFlow work.
     distribute, timeout = options.pop("distribute", None), options.get("worker_timeout")
     given = config if resume is None else None
@@ -105,11 +102,14 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
         with _writer(run, cluster):
             return _fit(run, *_resumed(run, cluster), cluster=cluster, verbose=verbose)
     config = (config or TrainConfig()).replace(path=_data_path(data), **options)
+    if budget is not None and out is None:
+        out = Path("runs") / "planned"  # the model is the plan's, not known yet
     run = Run(out or Path("runs") / config.recipe.model)
     if cluster.chief:
         _refuse_existing(run)
         check_output_dir(run.path)
-    source, config, model = _new(config, cluster)
+    given = {k: v for k, v in options.items() if section_of(k) == "recipe"} if budget is not None else {}
+    source, config, model, plan = _new(config, cluster, budget, given, started)
     if not cluster.chief:
         return _fit(run, config, source, model, 0, cluster=cluster, verbose=verbose)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -117,8 +117,11 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
         _refuse_existing(run)  # another process may have started here meanwhile
         config.save(run.config_path)
         source.classes.save(run.classes_path)
+        if plan is not None:
+            write_text(run.plan_path, json.dumps(plan.to_json(), indent=2) + "\n")
         run.write_state(status="running", epochs_done=0)
-        return _fit(run, config, source, model, 0, cluster=cluster, verbose=verbose)
+        deadline = started + budget if budget is not None else None
+        return _fit(run, config, source, model, 0, cluster=cluster, verbose=verbose, deadline=deadline)
 
 
 def _writer(run: Run, cluster: Cluster):
@@ -138,18 +141,27 @@ def _refuse_existing(run: Run) -> None:
                               "or give another --out.")
 
 
-def _new(config: TrainConfig, cluster: Cluster):
-    """The source, resolved config and compiled model of a new run: all checked, nothing written."""
+def _new(config: TrainConfig, cluster: Cluster, budget: float | None = None, given: dict | None = None,
+         started: float | None = None):
+    """The source, resolved config, compiled model and plan (None without a budget) of a new run:
+    all checked, nothing written."""
     source = config.open_source()
-    reports = _checked_source(source, config)
+    reports = checked_source(source, config)
+    plan = None
+    if budget is not None:
+        plan = Planner(source, reports, budget, given, base=config, started=started).plan()
+        if cluster.chief:
+            print_plan_summary(plan, sys.stderr)
+        config = config.replace(**plan.values, budget=budget, user_set=plan.user_set, reasons=plan.reasons,
+                                estimate=plan.estimate, inference=plan.inference)
     config = resolve(config, source.classes.num_classes)
     config = config.replace(class_weights=_class_weights(config, source, reports), **_distribution(config, cluster),
                             bands=None if source.bands.rgb else source.bands.names,
                             band_adaptation=_band_adaptation(config, source.bands))
     keras.utils.set_random_seed(config.setup.seed)  # the initial weights, and every draw of the run after them
-    model = _compiled_model(config, source.classes.num_classes, _steps(source, config), cluster,
-                            _image_input(source, reports))
-    return source, config, model
+    model = compiled_model(config, source.classes.num_classes, _steps(source, config), cluster,
+                           image_input(source, reports))
+    return source, config, model, plan
 
 
 def _distribution(config: TrainConfig, cluster: Cluster) -> dict:
@@ -167,7 +179,7 @@ def _resumed(run: Run, cluster: Cluster):
     what it was trained with."""
     config, trained = run.config, run.classes
     source = config.open_source()
-    reports = _checked_source(source, config)
+    reports = checked_source(source, config)
     num_classes = source.classes.num_classes
     try:
         validate(config, num_classes)
@@ -187,7 +199,7 @@ def _resumed(run: Run, cluster: Cluster):
     if run.last_path.is_file():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a frozen encoder without weights warns; only its layout is used
-            fresh = _compiled_model(config.replace(weights="none"), num_classes, steps, cluster, _image_input(source, reports))
+            fresh = compiled_model(config.replace(weights="none"), num_classes, steps, cluster, image_input(source, reports))
         keras.utils.set_random_seed(config.setup.seed)  # after the throwaway model: the run's draws are as they were
         with cluster.scope():
             model = run.load_model("last")
@@ -196,7 +208,7 @@ def _resumed(run: Run, cluster: Cluster):
         initial_epoch = int(model.optimizer.iterations.numpy()) // steps
     else:  # killed before its first epoch ended: nothing trained yet, start afresh
         keras.utils.set_random_seed(config.setup.seed)
-        model = _compiled_model(config, num_classes, steps, cluster, _image_input(source, reports))
+        model = compiled_model(config, num_classes, steps, cluster, image_input(source, reports))
         initial_epoch = 0
     if cluster.chief:
         run.remove_stale_temporaries()
@@ -217,7 +229,7 @@ def _refuse_edits(run: Run, fresh: keras.Model, model: keras.Model) -> None:
                          "Undo the edit to resume, or start a new run with the new settings.")
 
 
-def _checked_source(source, config: TrainConfig):
+def checked_source(source, config: TrainConfig):
     """Refuse a dataset with problems, or without pairs to train or validate on; the reports."""
     reports = validate_source(source, ["train", "val"])
     counts = source.splits
@@ -229,16 +241,6 @@ def _checked_source(source, config: TrainConfig):
                 else " Add the missing split's pairs.")
         raise BadArgument(f"{source.root}: training needs pairs in both train and val; found {found} pair(s).{hint}")
     return reports
-
-
-def _image_input(source, reports) -> ImageInput:
-    """What the model takes: the source's bands, and for images that are not 8-bit the per-band
-    stretch of the training split's 1st to 99th percentiles (`seglab.data.bands.Stretch`)."""
-    bands = source.bands
-    if bands.dtype == "uint8":
-        return ImageInput(bands.channels)
-    stats = band_statistics([r for r in reports if r.pair.split == "train"], bands.names)
-    return ImageInput.of(bands, Stretch.of(stats, bands.names))
 
 
 def _band_adaptation(config: TrainConfig, bands) -> str | None:
@@ -259,9 +261,10 @@ def _steps(source, config: TrainConfig) -> int:
 
 
 def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, cluster: Cluster,
-         verbose: int | None = None) -> Run:
+         verbose: int | None = None, deadline: float | None = None) -> Run:
     """Train from `initial_epoch` to `config.recipe.epochs`, writing each epoch into the run folder (the
-    chief of a multi-worker job; the other workers write nothing)."""
+    chief of a multi-worker job; the other workers write nothing). `deadline` (time.monotonic):
+    stop after the last epoch that ends before it (a planned run's budget)."""
     steps = _steps(source, config)
     history = run.history()[:initial_epoch]
     if initial_epoch >= config.recipe.epochs:
@@ -289,6 +292,9 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
     else:
         checkpoint = StopWhereTheChiefStops()
     callbacks = [checkpoint]
+    budget_stop = BudgetStop(deadline, config.plan.estimate.get("finish", 0.0)) if deadline is not None else None
+    if budget_stop is not None:
+        callbacks.append(budget_stop)
     bar = None
     if verbose == "bar":
         bar, verbose = EpochBar(config.recipe.epochs, initial_epoch), 0
@@ -328,7 +334,11 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
     if checkpoint.failure:
         _set_status(run, cluster, "failed", error=checkpoint.failure)
         raise TrainingFailed(checkpoint.failure)
-    _set_status(run, cluster, "complete")
+    if budget_stop is not None and budget_stop.stopped:
+        print(f"Stopped at the budget: {budget_stop.stopped}", file=sys.stderr)
+        _set_status(run, cluster, "complete", budget_stop=budget_stop.stopped)
+    else:
+        _set_status(run, cluster, "complete")
     return run
 
 
@@ -389,16 +399,3 @@ def _collector_skips_what_exists():
         yield
     finally:
         gc.unfreeze()
-
-
-def _compiled_model(config: TrainConfig, num_classes: int, steps_per_epoch: int, cluster: Cluster, image: ImageInput):
-    num_logits = 1 if binary_head(config) else num_classes
-    weights = None if config.recipe.class_weights is None else list(config.recipe.class_weights)
-    with precision(config.setup.precision), cluster.scope():
-        recipe = config.recipe
-        encoder = model_spec(recipe.model).encoder_options(recipe.weights, recipe.fine_tune)
-        model = build_model(recipe.model, num_logits, recipe.size, image, **encoder, **recipe.model_options)
-        synchronize_batch_norm(model, cluster)
-        model.compile(optimizer=_optimizer(config, steps_per_epoch), loss=make_loss(config.recipe.loss, num_logits, weights),
-                      metrics=segmentation_metrics(num_classes))
-    return model

@@ -42,6 +42,37 @@ def _metrics_table(metrics: dict) -> str:
     return headline + f"<table><tr><th>class</th><th>IoU</th><th>Dice</th></tr>{rows}</table>"
 
 
+def _why(run: Run) -> list[str]:
+    """"Why these settings": a planned run's values with the plan's reason for each (config.yaml)."""
+    try:
+        config = run.config
+    except (OSError, ValueError):
+        return []  # the configuration section below shows the file as it is
+    plan = config.plan
+    if plan.budget is None:
+        return []
+    given = set(plan.user_set or ())
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(_shown(config.get(name)))}</td>"
+                   f"<td>{'given on the command line' if name in given else html.escape(why)}</td></tr>"
+                   for name, why in plan.reasons.items() if name not in ("crop", "scale") or config.recipe.crop)
+    estimate = plan.estimate
+    inference = plan.inference
+    return [f"<h2>Why these settings</h2><p>Planned by <code>seglab train --budget {plan.budget:.0f}s</code> from the "
+            f"dataset's fingerprint and a measured step time (plan.json holds both): estimated {estimate.get('total', 0):.0f} s, "
+            f"{estimate.get('per_epoch', 0):.1f} s an epoch.</p><table><tr><th>setting</th><th>value</th><th>why</th></tr>"
+            f"{rows}</table>" + (f"<p>Evaluate and predict: {html.escape(inference.get('why', ''))}.</p>" if inference else "")]
+
+
+def _shown(value) -> str:
+    if hasattr(value, "__dataclass_fields__"):
+        value = {k: getattr(value, k) for k in value.__dataclass_fields__}
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_shown(v)}" for k, v in value.items())
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
 def write_report(run_path) -> Path:
     """Write RUN/report.html from what the run folder holds; sections for missing files say how to make them."""
     run = Run(run_path)
@@ -70,6 +101,7 @@ def write_report(run_path) -> Path:
     if previews:
         shown = previews if len(previews) <= 4 else [previews[0], previews[len(previews) // 3], previews[2 * len(previews) // 3], previews[-1]]
         parts.append("<h2>Validation previews</h2><div class=previews>" + "".join(_image(p, p.stem) for p in shown) + "</div>")
+    parts += _why(run)
     if run.config_path.is_file():
         parts.append("<h2>Configuration</h2><pre>" + html.escape(run.config_path.read_text()) + "</pre>")
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>seglab: {html.escape(run.path.name)}</title>"

@@ -132,7 +132,24 @@ class Setup:
     seed: int = option(0, "Seed of the split, the initial weights, shuffling and augmentation.", "int")
 
 
-SECTIONS = {"data": DataConfig, "recipe": Recipe, "setup": Setup}
+@dataclass(frozen=True)
+class PlanRecord:
+    """What `seglab train --budget` planned (seglab.commands.planning): empty for a run without one."""
+
+    budget: float | None = option(None, "Seconds the run was planned to take (--budget; null: not planned). The "
+                                  "recipe's values are the plan's, except those in user_set.", "float", nullable=True,
+                                  minimum=1, flag=None, legacy=None)
+    user_set: tuple[str, ...] | None = option(None, "Recipe fields the user gave, which won over the plan's values.",
+                                              "names", nullable=True, flag=None, legacy=None)
+    reasons: dict = option(dict, "Why the plan chose each value.", "mapping", flag=None, legacy=dict)
+    estimate: dict = option(dict, "The plan's estimate of the time, in seconds: setup, reading, per epoch, total.",
+                            "mapping", flag=None, legacy=dict)
+    inference: dict = option(dict, "How the plan scores and predicts (seglab evaluate and predict options) and its "
+                             "cost per image.", "mapping", flag=None, legacy=dict)
+
+
+SECTIONS = {"data": DataConfig, "recipe": Recipe, "setup": Setup, "plan": PlanRecord}
+OPTIONAL_SECTIONS = ("plan",)  # absent from runs written before it
 
 
 @dataclass(frozen=True)
@@ -140,6 +157,7 @@ class TrainConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     recipe: Recipe = dataclasses.field(default_factory=Recipe)
     setup: Setup = dataclasses.field(default_factory=Setup)
+    plan: PlanRecord = dataclasses.field(default_factory=PlanRecord)
 
     @classmethod
     def of(cls, **values) -> "TrainConfig":
@@ -199,8 +217,9 @@ class TrainConfig:
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
             raise BadArgument(f"unknown section(s) {', '.join(unknown)}. Known: {', '.join(SECTIONS)}.")
-        if complete and set(data) != set(SECTIONS):
-            raise BadArgument(f"missing section(s) {', '.join(sorted(set(SECTIONS) - set(data)))} (seglab writes every "
+        missing = set(SECTIONS) - set(data) - set(OPTIONAL_SECTIONS)
+        if complete and missing:
+            raise BadArgument(f"missing section(s) {', '.join(sorted(missing))} (seglab writes every "
                               "section; restore them).")
         return cls(**{name: from_plain(kind, data.get(name) or {}, complete, f"{name}.") for name, kind in SECTIONS.items()})
 

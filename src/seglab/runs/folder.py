@@ -79,6 +79,7 @@ class Run:
         self.state_path = self.path / "state.json"
         self.history_path = self.path / "history.csv"
         self.curves_path = self.path / "curves.png"
+        self.plan_path = self.path / "plan.json"  # seglab train --budget: the fingerprint, machine and timings it planned from
         self.previews_path = self.path / "previews"
 
     @classmethod
