@@ -4,10 +4,12 @@ mailed around."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import json
 from pathlib import Path
 
+from seglab.report.plan_tables import shown_value
 from seglab.report.viewer import viewer_fragment
 from seglab.runs import Run, write_text
 from seglab.runs.samples import SampleLog
@@ -52,7 +54,10 @@ def _why(run: Run) -> list[str]:
     if plan.budget is None:
         return []
     given = set(plan.user_set or ())
-    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(_shown(config.get(name)))}</td>"
+    def shown(value) -> str:  # a section (augment) as its fields
+        return shown_value(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
+
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(shown(config.get(name)))}</td>"
                    f"<td>{'given on the command line' if name in given else html.escape(why)}</td></tr>"
                    for name, why in plan.reasons.items() if name not in ("crop", "scale") or config.recipe.crop)
     estimate = plan.estimate
@@ -61,16 +66,6 @@ def _why(run: Run) -> list[str]:
             f"dataset's fingerprint and a measured step time (plan.json holds both): estimated {estimate.get('total', 0):.0f} s, "
             f"{estimate.get('per_epoch', 0):.1f} s an epoch.</p><table><tr><th>setting</th><th>value</th><th>why</th></tr>"
             f"{rows}</table>" + (f"<p>Evaluate and predict: {html.escape(inference.get('why', ''))}.</p>" if inference else "")]
-
-
-def _shown(value) -> str:
-    if hasattr(value, "__dataclass_fields__"):
-        value = {k: getattr(value, k) for k in value.__dataclass_fields__}
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {_shown(v)}" for k, v in value.items())
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
-    return str(value)
 
 
 def write_report(run_path) -> Path:
