@@ -99,22 +99,41 @@ class Plan:
 
     def train_command(self, data: str) -> str:
         """The `seglab train` command line that runs this plan's recipe without --budget."""
-        v = self.values
-        words = ["seglab train", _quote(data), f"--model {v['model']}"]
-        if "encoder" in v["model_options"]:
-            words.append(f"--encoder {v['model_options']['encoder']}")
-        if v.get("weights") not in (None, "imagenet"):
-            words.append(f"--weights {_quote(v['weights'])}")
-        words.append(f"--crop {v['crop']} --scale {v['scale']:g}" if v.get("crop") else f"--size {v['size']}")
-        words += [f"--batch-size {v['batch_size']}", f"--epochs {v['epochs']}", f"--lr {v['learning_rate']:.3g}",
-                  f"--schedule {v['schedule']}", f"--loss {v['loss']}"]
-        if v.get("class_weights"):
-            words.append("--class-weights " + ",".join(f"{w:g}" for w in v["class_weights"]))
-        aug = v["augment"]
-        words += [f"--augment-flip {aug['flip']:g}", f"--augment-vflip {aug['vflip']:g}",
-                  f"--augment-zoom {aug['zoom'][0]:g},{aug['zoom'][1]:g}",
-                  f"--augment-brightness {aug['brightness']:g}", f"--augment-contrast {aug['contrast']:g}"]
-        return " ".join(words)
+        return train_command(data, self.values)
+
+
+def train_command(data: str, values: dict) -> str:
+    """The `seglab train` command line of a recipe (TrainConfig fields as a plan or a resolved
+    config.yaml holds them); model options are written where they differ from the model's."""
+    from seglab.models import model_options, model_spec
+
+    v = values
+    words = ["seglab train", _quote(data), f"--model {v['model']}"]
+    options = dict(v.get("model_options") or {})
+    if "encoder" in options:
+        words.append(f"--encoder {options.pop('encoder')}")
+    defaults = {**model_options(v["model"]), **model_spec(v["model"]).defaults.model_options}
+    for key, value in options.items():
+        if key in defaults and _plain(defaults[key]) != _plain(value):
+            shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            words.append(f"--option {_quote(f'{key}={shown}')}")
+    if v.get("weights") not in (None, "imagenet"):
+        words.append(f"--weights {_quote(v['weights'])}")
+    if v.get("fine_tune") not in (None, model_spec(v["model"]).defaults.fine_tune):
+        words.append(f"--fine-tune {v['fine_tune']}")
+    words.append(f"--crop {v['crop']} --scale {v['scale']:g}" if v.get("crop") else f"--size {v['size']}")
+    words += [f"--batch-size {v['batch_size']}", f"--epochs {v['epochs']}", f"--lr {v['learning_rate']:.3g}",
+              f"--schedule {v['schedule']}", f"--loss {v['loss']}"]
+    if v.get("optimizer", "adam") != "adam":
+        words.append(f"--optimizer {v['optimizer']}")
+    weights = v.get("class_weights")
+    if weights:
+        words.append("--class-weights " + (weights if isinstance(weights, str) else ",".join(f"{w:g}" for w in weights)))
+    aug = v["augment"]
+    words += [f"--augment-flip {aug['flip']:g}", f"--augment-vflip {aug['vflip']:g}",
+              f"--augment-zoom {aug['zoom'][0]:g},{aug['zoom'][1]:g}",
+              f"--augment-brightness {aug['brightness']:g}", f"--augment-contrast {aug['contrast']:g}"]
+    return " ".join(words)
 
 
 def _quote(text) -> str:
@@ -392,6 +411,9 @@ class Planner:
             given["augment"] = {**values["augment"], **given["augment"]}
         if "model_options" in given:
             given["model_options"] = {**values["model_options"], **given["model_options"]}
+        chosen = given.get("model", model), given.get("model_options", options)
+        if str(given.get("weights", "")).lower() == "none" and not _takes_weights(*chosen):
+            del given["weights"]  # --weights none chose a model from scratch, which takes no weights at all
         values = {k: v for k, v in values.items() if k not in given} | given
         estimate = {"spent_before_plan": round(time.monotonic() - self.started, 1), "setup": round(setup, 1),
                     "first_epoch_reading": round(first_read, 1), "per_epoch": round(per_epoch, 2),
@@ -499,15 +521,9 @@ class Planner:
         if rarest >= RARE:
             self.reasons["class_weights"] = f"none: the rarest class has {rarest:.1%} of the labelled pixels"
             return None
-        # sqrt of inverse frequency, normalised to a mean of 1: inverse frequency itself gives a class
-        # at 0.1% a weight hundreds of times the background's, which makes the loss noisy
-        weights = np.zeros_like(fractions)
-        weights[seen] = 1 / np.sqrt(fractions[seen])
-        weights[seen] /= weights[seen].mean()
-        weights = tuple(round(float(w), 3) for w in weights)
         name = self.fp.classes[int(np.argmin(np.where(seen, fractions, np.inf)))].name
         self.reasons["class_weights"] = (f"1/sqrt(pixel share), mean 1: '{name}' has {rarest:.2%} of the labelled pixels")
-        return weights
+        return inverse_sqrt_weights(fractions)
 
     def _augment(self, default):
         fp = self.fp
@@ -548,6 +564,28 @@ class Planner:
             options = {"full_res": True, "tta": "flip"}
             why = "the whole image at the training size, scored at full resolution, with flip TTA"
         return {"options": options, "why": why, "seconds_per_image": round(per_image, 3)}
+
+
+def _takes_weights(model: str, options: dict) -> bool:
+    """Whether `model` with builder `options` has a pretrained encoder (weights and fine_tune apply)."""
+    from seglab.models import model_options, model_spec
+    from seglab.models.encoders import SCRATCH
+
+    spec = model_spec(model)
+    encoder = {**model_options(model), **spec.defaults.model_options, **(options or {})}.get("encoder")
+    return spec.pretrained and encoder != SCRATCH  # config.validate's rule
+
+
+def inverse_sqrt_weights(fractions) -> tuple[float, ...]:
+    """Class weights 1/sqrt(pixel share), normalised to a mean of 1 over the classes present
+    (absent classes 0): inverse frequency itself gives a class at 0.1% a weight hundreds of times
+    the background's, which makes the loss noisy."""
+    fractions = np.asarray(fractions, float)
+    seen = fractions > 0
+    weights = np.zeros_like(fractions)
+    weights[seen] = 1 / np.sqrt(fractions[seen])
+    weights[seen] /= weights[seen].mean()
+    return tuple(round(float(w), 3) for w in weights)
 
 
 def _round32(value: float) -> int:

@@ -7,6 +7,7 @@ state (its step count says how many epochs are done) and the random-generator st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 import math
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -50,7 +52,14 @@ from seglab.models import model_spec
 from seglab.models.inputs import ImageInput
 from seglab.report.plan_tables import print_plan_summary
 from seglab.runs import Run, check_output_dir
-from seglab.runs.config import Setup, TrainConfig, resolve, section_of, validate
+from seglab.runs.config import (
+    PlanRecord,
+    Setup,
+    TrainConfig,
+    resolve,
+    section_of,
+    validate,
+)
 from seglab.runs.samples import Samples
 from seglab.scoring.losses import resolve_class_weights
 
@@ -75,13 +84,18 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
 
 
 def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig | None = None,
-          verbose: int | str | None = None, budget: float | None = None, **options) -> Run:
+          verbose: int | str | None = None, budget: float | None = None, deadline: float | None = None,
+          callbacks: Sequence[keras.callbacks.Callback] = (), **options) -> Run:
     """Train a model and write its run folder; returns the Run. `options` are TrainConfig fields
     (model, size, epochs, loss, ...). `resume=RUN` continues an interrupted run instead.
 
     `budget` (seconds): plan the recipe from the dataset's fingerprint and a measured step time so
     that the whole call ends within it (`seglab.commands.planning`); the recipe `options` given
     win over the plan's values, and config.yaml's `plan` section says which they were.
+    `deadline` (time.monotonic): stop after the last epoch that ends before it, whatever the
+    epochs planned (a search's shared budget). `callbacks`: more Keras callbacks, after the run's
+    own; one that stops training early says why in its `stopped` attribute, which state.json
+    records (a pruned trial of `seglab tune`).
     `verbose`: Keras's 0, 1 or 2 (None: 1 on a terminal, else 2), or 'bar' for one progress bar
     over the epochs instead of a log line each.
 
@@ -101,7 +115,8 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
         run = Run.open(resume)
         with _writer(run, cluster):
             return _fit(run, *_resumed(run, cluster), cluster=cluster, verbose=verbose)
-    config = (config or TrainConfig()).replace(path=_data_path(data), **options)
+    # a new run's plan section is its own --budget's: a config.yaml started from keeps its recipe, not its plan
+    config = dataclasses.replace(config or TrainConfig(), plan=PlanRecord()).replace(path=dataset_path(data), **options)
     if budget is not None and out is None:
         out = Path("runs") / "planned"  # the model is the plan's, not known yet
     run = Run(out or Path("runs") / config.recipe.model)
@@ -109,7 +124,7 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
         _refuse_existing(run)
         check_output_dir(run.path)
     given = {k: v for k, v in options.items() if section_of(k) == "recipe"} if budget is not None else {}
-    source, config, model, plan = _new(config, cluster, budget, given, started)
+    source, config, model, plan = _new(config, cluster, budget, given, started, quiet=verbose == 0)
     if not cluster.chief:
         return _fit(run, config, source, model, 0, cluster=cluster, verbose=verbose)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -120,8 +135,10 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
         if plan is not None:
             write_text(run.plan_path, json.dumps(plan.to_json(), indent=2) + "\n")
         run.write_state(status="running", epochs_done=0)
-        deadline = started + budget if budget is not None else None
-        return _fit(run, config, source, model, 0, cluster=cluster, verbose=verbose, deadline=deadline)
+        if budget is not None:
+            deadline = min(started + budget, deadline or math.inf)
+        return _fit(run, config, source, model, 0, cluster=cluster, verbose=verbose, deadline=deadline,
+                    extra=callbacks)
 
 
 def _writer(run: Run, cluster: Cluster):
@@ -129,7 +146,7 @@ def _writer(run: Run, cluster: Cluster):
     return run.lock() if cluster.chief else contextlib.nullcontext()
 
 
-def _data_path(data) -> str:
+def dataset_path(data) -> str:
     """The dataset as config.yaml keeps it: an absolute path, so the run works from any folder."""
     path = Path(str(data)).expanduser()
     return str(data) if str(data) == "synthetic" and not path.exists() else str(path.resolve())
@@ -142,7 +159,7 @@ def _refuse_existing(run: Run) -> None:
 
 
 def _new(config: TrainConfig, cluster: Cluster, budget: float | None = None, given: dict | None = None,
-         started: float | None = None):
+         started: float | None = None, quiet: bool = False):
     """The source, resolved config, compiled model and plan (None without a budget) of a new run:
     all checked, nothing written."""
     source = config.open_source()
@@ -150,7 +167,7 @@ def _new(config: TrainConfig, cluster: Cluster, budget: float | None = None, giv
     plan = None
     if budget is not None:
         plan = Planner(source, reports, budget, given, base=config, started=started).plan()
-        if cluster.chief:
+        if cluster.chief and not quiet:
             print_plan_summary(plan, sys.stderr)
         config = config.replace(**plan.values, budget=budget, user_set=plan.user_set, reasons=plan.reasons,
                                 estimate=plan.estimate, inference=plan.inference)
@@ -261,7 +278,7 @@ def _steps(source, config: TrainConfig) -> int:
 
 
 def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, cluster: Cluster,
-         verbose: int | None = None, deadline: float | None = None) -> Run:
+         verbose: int | None = None, deadline: float | None = None, extra: Sequence = ()) -> Run:
     """Train from `initial_epoch` to `config.recipe.epochs`, writing each epoch into the run folder (the
     chief of a multi-worker job; the other workers write nothing). `deadline` (time.monotonic):
     stop after the last epoch that ends before it (a planned run's budget)."""
@@ -301,6 +318,7 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: bar.advance(logs or {})))
     if config.recipe.schedule == "plateau":  # on every worker: the rate is the same everywhere
         callbacks.append(ResumablePlateau(history, monitor="val_miou", factor=0.5, patience=3))
+    callbacks += extra
     try:
         with _collector_skips_what_exists(), _sigterm_interrupts():
             model.fit(train_ds, epochs=config.recipe.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
@@ -334,11 +352,15 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
     if checkpoint.failure:
         _set_status(run, cluster, "failed", error=checkpoint.failure)
         raise TrainingFailed(checkpoint.failure)
+    stopped = {}
     if budget_stop is not None and budget_stop.stopped:
-        print(f"Stopped at the budget: {budget_stop.stopped}", file=sys.stderr)
-        _set_status(run, cluster, "complete", budget_stop=budget_stop.stopped)
-    else:
-        _set_status(run, cluster, "complete")
+        if verbose != 0:
+            print(f"Stopped at the budget: {budget_stop.stopped}", file=sys.stderr)
+        stopped["budget_stop"] = budget_stop.stopped
+    early = [c.stopped for c in extra if getattr(c, "stopped", None)]
+    if early:
+        stopped["stopped"] = early[0]
+    _set_status(run, cluster, "complete", **stopped)
     return run
 
 

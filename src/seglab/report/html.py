@@ -24,7 +24,8 @@ pre { background: #f6f6f6; padding: 8px; overflow-x: auto; }
 """
 
 
-def _image(path: Path, alt: str) -> str:
+def image_tag(path: Path, alt: str) -> str:
+    """A PNG file as an <img> that carries its bytes (data URI): the page opens offline."""
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
@@ -81,21 +82,21 @@ def write_report(run_path) -> Path:
     if metrics_file.is_file():
         parts.append(_metrics_table(json.loads(metrics_file.read_text())))
         if (run.path / "confusion_matrix.png").is_file():
-            parts.append(_image(run.path / "confusion_matrix.png", "confusion matrix"))
+            parts.append(image_tag(run.path / "confusion_matrix.png", "confusion matrix"))
         for name in ("worst", "best"):
             if (run.path / f"{name}.png").is_file():
-                parts.append(f"<h3>{name.capitalize()} images</h3>" + _image(run.path / f"{name}.png", f"{name} images"))
+                parts.append(f"<h3>{name.capitalize()} images</h3>" + image_tag(run.path / f"{name}.png", f"{name} images"))
     else:
         parts.append(f"<p class=muted>Not evaluated yet: run <code>seglab evaluate {html.escape(str(run.path))}</code>.</p>")
     if SampleLog(run.path).exists():
         parts.append("<h2>Validation samples, epoch by epoch</h2><p class=muted>Switch the prediction and ground-truth "
                      "layers and each class; step through the epochs; worst images first.</p>" + viewer_fragment(run.path))
     parts.append("<h2>Training curves</h2>")
-    parts.append(_image(run.curves_path, "training curves") if run.curves_path.is_file() else "<p class=muted>No finished epoch yet.</p>")
+    parts.append(image_tag(run.curves_path, "training curves") if run.curves_path.is_file() else "<p class=muted>No finished epoch yet.</p>")
     previews = sorted(run.previews_path.glob("epoch_*.png")) if run.previews_path.is_dir() else []
     if previews:
         shown = previews if len(previews) <= 4 else [previews[0], previews[len(previews) // 3], previews[2 * len(previews) // 3], previews[-1]]
-        parts.append("<h2>Validation previews</h2><div class=previews>" + "".join(_image(p, p.stem) for p in shown) + "</div>")
+        parts.append("<h2>Validation previews</h2><div class=previews>" + "".join(image_tag(p, p.stem) for p in shown) + "</div>")
     parts += _why(run)
     if run.config_path.is_file():
         parts.append("<h2>Configuration</h2><pre>" + html.escape(run.config_path.read_text()) + "</pre>")

@@ -232,8 +232,21 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise NotFound(f"{path} not found: not a seglab run folder. Give the --out folder of a `seglab train` run.")
+        return cls._read(path, complete=True)
+
+    @classmethod
+    def from_file(cls, path: Path) -> "TrainConfig":
+        """A configuration file to start a run from (`seglab train --config`): a run's config.yaml,
+        `seglab tune`'s best.yaml, or one written by hand with only some keys (the rest default)."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotFound(f"--config {path}: no such file. Give a run's config.yaml or the best.yaml of `seglab tune`.")
+        return cls._read(path, complete=False)
+
+    @classmethod
+    def _read(cls, path: Path, complete: bool) -> "TrainConfig":
         try:
-            return cls.from_dict(yaml.safe_load(path.read_text()), complete=True)
+            return cls.from_dict(yaml.safe_load(path.read_text()), complete=complete)
         except yaml.YAMLError as e:
             where = getattr(e, "problem_mark", None)
             line = f" at line {where.line + 1}" if where is not None else ""
