@@ -105,3 +105,24 @@ def test_tables_in_a_pipe_keep_every_number_whole():
     out = seglab("models")
     assert out.returncode == 0 and "…" not in out.stdout
     assert "14,793,021" in out.stdout and "parameters" in out.stdout.splitlines()[0]
+
+
+def test_train_config_starts_from_a_file_and_the_options_typed_change_it(tmp_path):
+    seglab("synthetic", tmp_path / "shapes", "--count", 12, "--size", 32)
+    partial = tmp_path / "recipe.yaml"  # a partial configuration: the data and some recipe values
+    partial.write_text(f"data: {{path: {tmp_path / 'shapes'}}}\n"
+                       "recipe: {model: unet, model_options: {filters: [4, 8]}, size: 32, batch_size: 4, epochs: 3,\n"
+                       "         learning_rate: 0.002, augment: {zoom: [0.9, 1.1]}}\n")
+    out = seglab("train", "--config", partial, "--epochs", 1, "--option", "dropout=0.1", "--out", tmp_path / "run")
+    assert out.returncode == 0, out.stderr
+    ran = json.loads(json.dumps(__import__("yaml").safe_load((tmp_path / "run" / "config.yaml").read_text())))
+    assert ran["data"]["path"] == str(tmp_path / "shapes")
+    recipe = ran["recipe"]
+    assert (recipe["model"], recipe["size"], recipe["batch_size"], recipe["learning_rate"]) == ("unet", 32, 4, 0.002)
+    assert recipe["epochs"] == 1  # typed: it wins over the file's 3
+    assert recipe["model_options"]["filters"] == [4, 8] and recipe["model_options"]["dropout"] == 0.1  # merged
+    assert recipe["augment"]["zoom"] == [0.9, 1.1]
+    refused = seglab("train", "--config", partial, "--resume", tmp_path / "run")
+    assert refused.returncode == 2 and "--config starts a new run" in refused.stderr
+    missing = seglab("train", "--config", tmp_path / "nope.yaml")
+    assert missing.returncode == 2 and "nope.yaml" in missing.stderr

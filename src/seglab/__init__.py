@@ -9,7 +9,7 @@ from seglab.core.errors import DataError, DatasetError, Problem, WeightsUnavaila
 from seglab.data import ClassSpec, check, open_source
 
 __version__ = "0.1.0"
-__all__ = ["ClassSpec", "build_model", "check", "evaluate", "make_dataset", "open_source", "predict", "train",
+__all__ = ["ClassSpec", "build_model", "check", "evaluate", "make_dataset", "open_source", "predict", "train", "tune",
            "write_report", "DataError", "DatasetError", "Problem", "WeightsUnavailable", "__version__"]
 
 # These import TensorFlow / Keras, which takes seconds: only when asked for. The modules holding
@@ -18,6 +18,7 @@ _LAZY = {
     "make_dataset": "seglab.data.pipeline",
     "build_model": "seglab.models",
     "train": "seglab.commands.training",
+    "tune": "seglab.commands.tuning",
     "evaluate": "seglab.commands.evaluation",
     "predict": "seglab.commands.prediction",
     "write_report": "seglab.report.html",

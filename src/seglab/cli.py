@@ -314,6 +314,9 @@ def train(
     model: str = _field("model", "-m"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder to write. Default: runs/MODEL."),
     resume: Optional[Path] = typer.Option(None, help="Continue the interrupted run in this folder (other options are read from it)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Start from this configuration file: a run's "
+                                          "config.yaml, or the best.yaml `seglab tune` writes; the options typed here "
+                                          "change it, the data argument included."),
     format: Optional[str] = _field("format", "-f"),
     view: Optional[str] = _field("view"),
     classes: Optional[str] = _field("classes"),
@@ -373,6 +376,8 @@ def train(
 
     if resume is not None and budget is not None:
         _fail("--budget plans a new run; --resume continues a run with the epochs it planned. Leave out one of them.")
+    if resume is not None and config is not None:
+        _fail("--config starts a new run; --resume continues a run with its own config.yaml. Leave out one of them.")
     if resume is not None:
         call = lambda: run_train(resume=resume, distribute=distribute, worker_timeout=worker_timeout)  # noqa: E731  (the rest comes from the run)
     else:
@@ -392,13 +397,22 @@ def train(
         if encoder is not None:
             _check_takes_encoder(model)
             options["model_options"]["encoder"] = encoder
-        seconds = None
+        seconds, start = None, None
         if budget is not None:
             from seglab.commands.planning import parse_budget
 
             seconds = parse_budget(budget)
             options = _typed_recipe(context, options)
-        call = lambda: run_train(data, out, budget=seconds, **options)  # noqa: E731
+        if config is not None:
+            from seglab.runs.config import TrainConfig
+
+            start = TrainConfig.from_file(config)
+            options = _typed(context, options)
+            if "model_options" in options:  # --option and --encoder change the file's model options, one by one
+                options["model_options"] = {**start.recipe.model_options, **options["model_options"]}
+            if _typed_names(context).isdisjoint({"data"}):
+                data = start.data.path
+        call = lambda: run_train(data, out, config=start, budget=seconds, **options)  # noqa: E731
     try:
         run = call()
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the same kind, with what to do next
@@ -416,14 +430,28 @@ _RECIPE_PARAMS = {"option": "model_options", "encoder": "model_options", "learni
                   "augment_brightness": "augment", "augment_contrast": "augment"}
 
 
+def _typed_names(context: typer.Context) -> set[str]:
+    """The parameters the user typed (configuration field names), not left at their defaults."""
+    # by the source's name: Typer may bring its own copy of click, whose ParameterSource is another enum
+    return {_RECIPE_PARAMS.get(name, name) for name in context.params
+            if getattr(context.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+
+
+def _typed(context: typer.Context, options: dict) -> dict:
+    """With --config: only the options typed, which change the file's values."""
+    typed = _typed_names(context)
+    kept = {k: v for k, v in options.items() if k in typed}
+    if kept.get("augment") == {}:
+        kept.pop("augment")
+    return kept
+
+
 def _typed_recipe(context: typer.Context, options: dict) -> dict:
     """With --budget: the options without the recipe values the user did not type, which the plan
     chooses instead of the command line's defaults."""
     from seglab.runs.config import section_of
 
-    # by the source's name: Typer may bring its own copy of click, whose ParameterSource is another enum
-    typed = {_RECIPE_PARAMS.get(name, name) for name in context.params
-             if getattr(context.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+    typed = _typed_names(context)
     kept = {}
     for key, value in options.items():
         if section_of(key) != "recipe" or key in typed:
@@ -448,6 +476,86 @@ def _augmentation(on: bool, **strengths):
         except ValueError:
             _fail(f"--augment-zoom takes two numbers, lo,hi (0.75,1.5); got {strengths['zoom']!r}.")
     return {k: v for k, v in strengths.items() if v is not None}
+
+
+SPACE_EXAMPLE = """model: [deeplabv3plus/mobilenet_v2, unet/mobilenet_v2]
+size: [224, 256, 288]
+learning_rate: {low: 0.0002, high: 0.003, log: true}
+epochs: auto
+augment: {zoom: [[0.85, 1.25], [0.75, 1.5]], brightness: {low: 0, high: 0.3}}"""
+
+
+@app.command()
+def tune(
+    data: str = typer.Argument("synthetic", help="Dataset folder (any format `seglab check` reads), or 'synthetic'."),
+    budget: Optional[str] = typer.Option(None, help="Wall-clock time this worker searches for: 2h, 90m, 1h30m. A trial "
+                                         "is not started when it cannot end within it."),
+    trials: Optional[int] = typer.Option(None, min=1, help="Finished trials (complete or pruned) the study stops at, "
+                                         "counted over every worker. Default: as many as the budget allows."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder: trials/NNNN run folders, study.db, "
+                                       "tune.html, best.yaml. Default: runs/tune-DATASET."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage several workers share: sqlite:///PATH, "
+                                          "postgresql://USER:PASSWORD@HOST/DB, mysql+pymysql://..., or journal:PATH "
+                                          "(a file on a shared file system). Default: sqlite:///OUT/study.db."),
+    study: Optional[str] = typer.Option(None, help="Study name in the storage. Default: seglab-DATASET."),
+    space: Optional[Path] = typer.Option(None, help="YAML file narrowing or widening the default search space, key "
+                                         "by key (docs/tuning.md). Example:\n\n" + SPACE_EXAMPLE.replace("\n", "\n\n")),
+    trial_time: Optional[str] = typer.Option(None, help="Each trial's share of the time with `epochs: auto`. Default: "
+                                             "the budget / 6. Set by the study's first worker."),
+    sampler: str = typer.Option("tpe", help="tpe (Optuna's default, after 4 random trials) or random."),
+    weights: Optional[str] = typer.Option(None, help="MobileNetV2 encoder weights to plan with: a .weights.h5 file, "
+                                          "imagenet or none. Default: found (docs/planning.md)."),
+    format: Optional[str] = _field("format", "-f"),
+    view: Optional[str] = _field("view"),
+    classes: Optional[str] = _field("classes"),
+    bands: Optional[str] = _field("bands"),
+    val_fraction: float = _field("val_fraction"),
+    precision: str = _field("precision"),
+    seed: int = _field("seed"),
+    report_only: Optional[Path] = typer.Option(None, "--report", help="Write tune.html and best.yaml of the study in "
+                                               "this folder as it stands (another worker may still run), and exit."),
+):
+    """Search for the best recipe with Optuna: trial 0 is `seglab plan`'s recipe, the others are
+    drawn around it; trials falling behind are pruned on val mIoU. Each trial is a run folder.
+
+    Example: seglab tune ../shared/data/oxford-pets --budget 2h
+
+    Several workers, one study: run the same command with the same --storage on each machine
+    (docs/tuning.md). Killed, rerun the command: the study continues.
+    """
+    if report_only is not None:
+        from seglab.commands.tuning import report
+
+        result = report(report_only, storage=storage, study=study)
+        _tune_summary(result)
+        return
+    if budget is None:
+        _fail("--budget is needed: the wall-clock time to search for (2h, 90m). With --report DIR, the report of a study.")
+    load_tensorflow()
+    from seglab.commands.planning import parse_budget
+    from seglab.commands.tuning import tune as run_tune
+
+    seconds = parse_budget(budget)
+    share = parse_budget(trial_time) if trial_time is not None else None
+    names = _class_names(classes)
+    result = run_tune(data, seconds, out, trials=trials, storage=storage, study=study, space=space, trial_time=share,
+                      sampler=sampler, weights=weights, format=format, view=view,
+                      classes=names.names if names else None, bands=band_list(bands), val_fraction=val_fraction,
+                      precision=precision, seed=seed)
+    _tune_summary(result)
+
+
+def _tune_summary(result) -> None:
+    console.print(f"Study {result.study} ({result.storage}): {result.finished} finished trials; {result.ended}.", markup=False)
+    if result.best is None:
+        console.print("No trial has finished yet.", markup=False)
+    else:
+        console.print(f"Best: trial {result.best['number']}, val mIoU {result.best['value']:.4f}, run {result.best['run']}",
+                      markup=False)
+        console.print(f"Train it again: {result.command}", markup=False)
+        console.print(f"            or: seglab train --config {result.config}", markup=False)
+    if result.report is not None:
+        console.print(f"Report: {result.report}", markup=False)
 
 
 TILE_NOTE = "a multiple of the model's stride; after the run's --scale"
