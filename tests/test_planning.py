@@ -117,3 +117,28 @@ def test_a_planned_run_ends_within_its_budget_and_records_the_plan(tmp_path):
 
     report = write_report(out).read_text()
     assert "Why these settings" in report and "given on the command line" in report
+
+
+@pytest.mark.slow
+def test_a_given_model_is_measured_and_planned_with_its_given_encoder(tmp_path):
+    """`--model unet --encoder mobilenet_v2` (a tune trial's drawn decoder) is U-Net over the
+    pretrained encoder, which takes the MobileNetV2 weights; plain `--model unet` is the classic
+    U-Net from scratch, which takes none: the weights found are not put on it."""
+    from seglab.commands.planning import Planner
+    from seglab.commands.training import checked_source
+    from seglab.runs.config import TrainConfig
+
+    data = write_strokes_and_blobs(tmp_path / "data", count=12, side=64)
+    config = TrainConfig.of(path=str(data))
+    source = config.open_source()
+    reports = checked_source(source, config)
+    weights = str(tmp_path / "mobilenet_v2_1.0_notop.weights.h5")  # only recorded: the step is measured without it
+    over = Planner(source, reports, 60, {"model": "unet", "model_options": {"encoder": "mobilenet_v2"},
+                                         "weights": weights}, base=config).plan().values
+    assert over["model"] == "unet" and over["model_options"]["encoder"] == "mobilenet_v2"
+    assert over["weights"] == weights
+    found = tmp_path / "weights"  # a weights/ folder above the dataset, as ../shared/weights
+    found.mkdir()
+    (found / "mobilenet_v2_1.0_notop.weights.h5").touch()
+    plain = Planner(source, reports, 60, {"model": "unet"}, base=config).plan().values
+    assert plain["model"] == "unet" and plain.get("weights") is None

@@ -342,7 +342,6 @@ class Planner:
 
     def plan(self) -> Plan:
         from seglab.data.augment import Augment
-        from seglab.models import model_spec
         from seglab.runs.config import resolve
 
         fp, values = self.fp, {}
@@ -350,10 +349,10 @@ class Planner:
         weights, where = pretrained_weights(self.source.root if self.source.root else None, self.given.get("weights"))
         model, options = self._model(weights, where)
         values.update(model=model, model_options=options)
-        if weights is not None and model_spec(model).pretrained and options.get("encoder") != "scratch":
+        if weights is not None and _on_mobilenet(model, options):
             values["weights"] = weights
         scale_needed, detail = needed_scale(fp)
-        pretrained = "encoder" in options and options["encoder"] != "scratch"
+        pretrained = _takes_weights(model, options)
         target = EPOCHS_PRETRAINED if pretrained else EPOCHS_SCRATCH
         train_pairs = fp.train_pairs
         val_pairs = sum(n for split, n in fp.pairs.items() if split == "val")
@@ -429,8 +428,8 @@ class Planner:
         thin = [c for c in self.fp.classes if c.pixel_fraction >= MATTERS and c.width is not None and c.width < 8
                 and c.object_size is not None and c.object_size > 0.2]
         given = self.given.get("model")
-        if given:
-            return given, {}  # its options, where given, are merged in at the end
+        if given:  # with its options, which the step is measured with too (unet/mobilenet_v2, not unet from scratch)
+            return given, dict(self.given.get("model_options") or {})
         if weights is None:
             self.reasons["model"] = f"unet from scratch (the classic U-Net with batch norm): {where}"
             return "unet", {"encoder": "scratch"}
@@ -566,14 +565,24 @@ class Planner:
         return {"options": options, "why": why, "seconds_per_image": round(per_image, 3)}
 
 
+def _encoder(model: str, options: dict) -> str | None:
+    """The encoder `model` is built over with builder `options` (its defaults filled in)."""
+    from seglab.models import model_options, model_spec
+
+    return {**model_options(model), **model_spec(model).defaults.model_options, **(options or {})}.get("encoder")
+
+
 def _takes_weights(model: str, options: dict) -> bool:
     """Whether `model` with builder `options` has a pretrained encoder (weights and fine_tune apply)."""
-    from seglab.models import model_options, model_spec
+    from seglab.models import model_spec
     from seglab.models.encoders import SCRATCH
 
-    spec = model_spec(model)
-    encoder = {**model_options(model), **spec.defaults.model_options, **(options or {})}.get("encoder")
-    return spec.pretrained and encoder != SCRATCH  # config.validate's rule
+    return model_spec(model).pretrained and _encoder(model, options) != SCRATCH  # config.validate's rule
+
+
+def _on_mobilenet(model: str, options: dict) -> bool:
+    """Whether the MobileNetV2 weights the planner finds are the ones `model` with `options` loads."""
+    return model == "mobilenet_unet" or _encoder(model, options) == ENCODER
 
 
 def inverse_sqrt_weights(fractions) -> tuple[float, ...]:
