@@ -70,6 +70,8 @@ def test_a_space_file_narrows_widens_and_is_checked_key_by_key(tmp_path):
     assert space.dimensions["augment.contrast"].kind == "fixed" and space.dimensions["augment.contrast"].value == 0.2
     assert space.dimensions["augment.zoom"].choices == ((0.9, 1.1), (0.5, 2.0))
     assert space.dimensions["loss"].choices == ("ce+dice", "ce", "focal")  # not in the file: the default's
+    # before any plan exists, what the first trial's plan must keep: the fixed values, not the nulls
+    assert load_space(path, SearchSpace()).fixed_recipe() == {"batch_size": 8}
     bad = {"lr: [0.1]": "unknown key", "size: {low: 300, high: 100}": "low <= high",
            "model: [deeplabv3plus, segnet]": "unknown model 'segnet'", "loss: [ce, hinge]": "hinge",
            "learning_rate: {low: 0, high: 1, log: true}": "log range needs low > 0", "size: []": "empty list",

@@ -111,6 +111,12 @@ class SearchSpace:
             values["augment"] = augment
         return values
 
+    def fixed_recipe(self) -> dict:
+        """The TrainConfig fields this space fixes to a value (not `null`, the plan's): what the
+        plan of a study's first trial must keep."""
+        return SearchSpace({k: d for k, d in self.dimensions.items()
+                            if d.kind == "fixed" and d.value is not None}).recipe({})
+
     def auto_epochs(self) -> bool:
         return self.dimensions.get("epochs", Dimension("epochs", AUTO)).value == AUTO
 

@@ -140,9 +140,7 @@ def _prepare(st, base: TrainConfig, budget: float, space_path, trial_time, weigh
              "its first worker set them.")
         return stored, float(attrs["trial_time"]), False
     trial_time = trial_time or budget / TRIALS_IN_BUDGET
-    given_space = load_space(space_path, SearchSpace()) if space_path is not None else SearchSpace()
-    fixed = {d.name: d.value for d in given_space.dimensions.values() if d.kind == "fixed"}
-    given = SearchSpace({k: given_space.dimensions[k] for k in fixed}).recipe({})
+    given = (load_space(space_path, SearchSpace()) if space_path is not None else SearchSpace()).fixed_recipe()
     if weights:
         given["weights"] = weights
     _say(f"Planning the first trial for {duration(trial_time)} on this machine (seglab plan) ...")
