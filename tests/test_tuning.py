@@ -17,7 +17,12 @@ import yaml
 
 from seglab.callbacks.pruning import steps_passed
 from seglab.commands import study as studies
-from seglab.commands.search_space import SearchSpace, default_space, load_space, parse_space
+from seglab.commands.search_space import (
+    SearchSpace,
+    default_space,
+    load_space,
+    parse_space,
+)
 from seglab.core.errors import BadArgument
 
 PLAN = {"model": "deeplabv3plus", "model_options": {"encoder": "mobilenet_v2"}, "weights": "imagenet", "size": 224,
