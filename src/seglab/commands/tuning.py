@@ -331,7 +331,8 @@ def _finish(st, base: TrainConfig, out: Path, url: str, ended: str) -> TuneResul
         command = train_command(config.data.path, config.to_dict()["recipe"])
     best_info = None if best is None else {"number": best.number, "value": best.value, "params": best.params,
                                            "run": best.user_attrs.get("run"), "recipe": best.user_attrs.get("recipe")}
-    page = write_tune_report(out, st, url=studies.shown_url(url), command=command, config_path=config_path, ended=ended)
+    page = write_tune_report(out, st, url=studies.shown_url(url), best=best, command=command, config_path=config_path,
+                             ended=ended)
     return TuneResult(out, st.study_name, studies.shown_url(url), len(done), best_info, page, config_path, command, ended)
 
 

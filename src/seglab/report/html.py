@@ -26,8 +26,12 @@ pre { background: #f6f6f6; padding: 8px; overflow-x: auto; }
 
 def image_tag(path: Path, alt: str) -> str:
     """A PNG file as an <img> that carries its bytes (data URI): the page opens offline."""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return png_tag(path.read_bytes(), alt)
+
+
+def png_tag(data: bytes, alt: str) -> str:
+    """PNG bytes as an <img> that carries them (data URI)."""
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
 def _number(value) -> str:

@@ -3,7 +3,6 @@ trials, the optimisation history, how each trial fared against its schedule (wha
 saw), the parameters' importances, the best trial's curves and recipe, and the search space."""
 from __future__ import annotations
 
-import base64
 import html
 import io
 import os
@@ -11,21 +10,21 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from seglab.report.html import STYLE, image_tag
+from seglab.report.html import STYLE, image_tag, png_tag
 from seglab.report.plan_tables import duration
 from seglab.runs import Run, write_text
 
 MIN_FOR_IMPORTANCE = 4  # finished trials below which importances say nothing yet
 
 
-def write_tune_report(out: Path, study, url: str, command: str | None, config_path: Path | None, ended: str) -> Path:
-    """Write OUT/tune.html for an Optuna `study`; returns its path."""
+def write_tune_report(out: Path, study, url: str, best, command: str | None, config_path: Path | None,
+                      ended: str) -> Path:
+    """Write OUT/tune.html for an Optuna `study` whose best complete trial is `best` (None before
+    one); returns its path."""
     from optuna.trial import TrialState
 
     out = Path(out)
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    best = max(complete, key=lambda t: t.value) if complete else None
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
     dataset = study.user_attrs.get("dataset") or {}
     parts = [f"<h1>seglab tune: {html.escape(study.study_name)}</h1>",
@@ -49,13 +48,13 @@ def write_tune_report(out: Path, study, url: str, command: str | None, config_pa
             parts.append("<h3>Its training curves</h3>" + image_tag(Run(curves).curves_path, "training curves of the best trial"))
     if trials:
         parts.append("<h2>Optimisation history</h2><p class=muted>Each trial's validation mIoU (pruned trials at the "
-                     "score they were stopped with) and the best so far.</p>" + _png(_history(trials)))
+                     "score they were stopped with) and the best so far.</p>" + _png(_history(trials), "optimisation history"))
     pruned_views = [t for t in trials if t.intermediate_values]
     if pruned_views:
         parts.append("<h2>Trials against their schedules</h2><p class=muted>Best validation mIoU so far at each tenth "
                      "of a trial's epochs: what the median pruner compares (from 30% of the schedule on, once two "
-                     "trials have finished).</p>" + _png(_intermediate(pruned_views)))
-    parts.append("<h2>Parameter importances</h2>" + _importances(study, len(complete)))
+                     "trials have finished).</p>" + _png(_intermediate(pruned_views), "val mIoU against the share of each trial's schedule"))
+    parts.append("<h2>Parameter importances</h2>" + _importances(study, counts["complete"]))
     parts.append("<h2>Trials</h2>" + _trials_table(trials, out))
     if "space" in study.user_attrs:
         trial_time = study.user_attrs.get("trial_time")
@@ -97,11 +96,10 @@ def _run_link(trial, out: Path) -> str:
     return f'<a href="{html.escape(_relative(target, out))}">{html.escape(path.name)}</a>'
 
 
-def _png(fig: Figure) -> str:
+def _png(fig: Figure, alt: str) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img alt="chart" src="data:image/png;base64,{data}">'
+    return png_tag(buffer.getvalue(), alt)
 
 
 def _score(trial) -> float | None:
