@@ -211,7 +211,7 @@ def _checked(dim: Dimension, where: str) -> Dimension:
     """Every value a dimension can take is checked as config.yaml checks it, so a bad space fails
     at the start, not in the middle of a study."""
     from seglab.core.schema import options_of
-    from seglab.models import SPECS
+    from seglab.models import SPECS, check_encoder
     from seglab.runs.config import Recipe, TrainConfig
 
     values = list(dim.choices) if dim.kind == "choice" else [dim.low, dim.high] if dim.kind == "range" else [dim.value]
@@ -220,9 +220,11 @@ def _checked(dim: Dimension, where: str) -> Dimension:
             continue
         try:
             if dim.name == "model":
-                model = str(value).partition("/")[0]
+                model, _, encoder = str(value).partition("/")
                 if model not in SPECS:
                     raise BadArgument(f"unknown model {model!r}; `seglab models` lists them: {', '.join(SPECS)}.")
+                if encoder:
+                    check_encoder(model, encoder)
             elif dim.name.startswith("augment."):
                 key = dim.name.removeprefix("augment.")
                 TrainConfig().replace(augment={key: list(value) if isinstance(value, tuple) else value})

@@ -20,6 +20,13 @@ def all_layers(model):
 
 # After all_layers: the registry imports every module here, and some use it.
 from seglab.models.backbones import CaffePreprocess  # noqa: E402
-from seglab.models.registry import MODELS, SPECS, build_model, model_options, model_spec  # noqa: E402
+from seglab.models.registry import (  # noqa: E402
+    MODELS,
+    SPECS,
+    build_model,
+    check_encoder,
+    model_options,
+    model_spec,
+)
 
-__all__ = ["CaffePreprocess", "MODELS", "SPECS", "all_layers", "build_model", "model_options", "model_spec"]
+__all__ = ["CaffePreprocess", "MODELS", "SPECS", "all_layers", "build_model", "check_encoder", "model_options", "model_spec"]

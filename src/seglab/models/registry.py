@@ -41,6 +41,20 @@ def model_options(name: str) -> dict[str, object]:
     return {k: p.default for k, p in params.items() if k not in ("num_logits", "input_size", "image")}
 
 
+def check_encoder(name: str, encoder: str) -> None:
+    """A BadArgument unless model `name` can be built over `encoder`: a keras.applications encoder
+    its builder takes, or its own default (unet's `scratch`). Checked without building anything,
+    so a recipe search can refuse a bad space before its first trial."""
+    options = model_options(name)
+    if "encoder" not in options:
+        raise BadArgument(f"{name} takes no encoder: its layers are its own. Models that take one: "
+                          f"{', '.join(m for m in SPECS if 'encoder' in model_options(m))}.")
+    if encoder != options["encoder"]:
+        from seglab.models.encoders import encoder_spec
+
+        encoder_spec(encoder)
+
+
 def _builder(name: str):
     return model_spec(name).builder
 
