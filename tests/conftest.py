@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -40,6 +41,20 @@ def pytest_collection_modifyitems(config, items):
     # The long tests first (a stable sort keeps each file's order): with two workers, a long test
     # drawn last would run alone at the end while the other worker idles.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def seglab_cli(*args, env=None):
+    """`seglab ARGS` run in-process (CliRunner), as a user runs it, without a new interpreter's
+    start (importing TensorFlow alone takes seconds): -> returncode, stdout, stderr, like
+    subprocess.run. Where the process itself is tested (a signal, a kill, a worker), tests run
+    `python -m seglab` instead."""
+    from typer.testing import CliRunner
+
+    from seglab.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "160", **(env or {})})
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def shared_dir() -> Path:

@@ -2,19 +2,12 @@
 import json
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
+from conftest import seglab_cli as seglab
 from typer.testing import CliRunner
 
 from seglab.cli import app
-
-
-def seglab(*args, env=None):
-    """-> returncode, stdout, stderr, like subprocess.run, from an in-process run."""
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "160", **(env or {})})
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def test_python_m_seglab_lists_its_verbs():

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 import yaml
-from conftest import noise_image
+from conftest import noise_image, seglab_cli
 from PIL import Image
 
 from seglab.commands.planning import batch_for, needed_scale, parse_budget
@@ -81,8 +81,7 @@ def test_a_planned_run_ends_within_its_budget_and_records_the_plan(tmp_path):
     data = write_strokes_and_blobs(tmp_path / "data", count=24, side=64)
     out = tmp_path / "run"
     budget = 60
-    planned = subprocess.run([sys.executable, "-m", "seglab", "plan", str(data), "--budget", "1m", "--json"],
-                             capture_output=True, text=True, timeout=300)
+    planned = seglab_cli("plan", data, "--budget", "1m", "--json")
     assert planned.returncode == 0, planned.stderr[-3000:]
     shown = json.loads(planned.stdout.strip().splitlines()[-1])
     assert shown["values"]["model"] == "unet" and shown["values"]["size"] == 128  # the smallest size: images are 64 px
@@ -90,8 +89,7 @@ def test_a_planned_run_ends_within_its_budget_and_records_the_plan(tmp_path):
     assert shown["timings"][0]["train_step"] > 0
     assert shown["fingerprint"]["masks_measured"] == shown["fingerprint"]["train_pairs"] < 24  # every training mask
     assert shown["estimate_s"]["total"] <= 60
-    refused = subprocess.run([sys.executable, "-m", "seglab", "train", "--resume", str(out), "--budget", "1m"],
-                             capture_output=True, text=True, timeout=120)
+    refused = seglab_cli("train", "--resume", out, "--budget", "1m")
     assert refused.returncode == 2 and "--budget plans a new run" in refused.stderr
     began = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "seglab", "train", str(data), "--budget", f"{budget}s", "--out", str(out),

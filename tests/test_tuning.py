@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import seglab_cli
 
 from seglab.callbacks.pruning import steps_passed
 from seglab.commands import study as studies
@@ -78,7 +79,10 @@ def test_a_space_file_narrows_widens_and_is_checked_key_by_key(tmp_path):
     # before any plan exists, what the first trial's plan must keep: the fixed values, not the nulls
     assert load_space(path, SearchSpace()).fixed_recipe() == {"batch_size": 8}
     bad = {"lr: [0.1]": "unknown key", "size: {low: 300, high: 100}": "low <= high",
-           "model: [deeplabv3plus, segnet]": "unknown model 'segnet'", "loss: [ce, hinge]": "hinge",
+           "model: [deeplabv3plus, segnet]": "unknown model 'segnet'",
+           "model: [unet/mobilenet_v2, deeplabv3plus/mobilenet_v9]": "Unknown encoder 'mobilenet_v9'",
+           "model: [deeplabv3plus/scratch]": "unet's own encoder, for unet only",
+           "model: [fcn8s/resnet50]": "fcn8s takes no encoder", "loss: [ce, hinge]": "hinge",
            "learning_rate: {low: 0, high: 1, log: true}": "log range needs low > 0", "size: []": "empty list",
            "augment: [flip]": "augment holds a mapping", "- 1": "a mapping of recipe fields"}
     for text, message in bad.items():
@@ -160,15 +164,14 @@ augment: {zoom: [1.0, 1.0]}
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     root = tmp_path_factory.mktemp("tune") / "shapes"
-    subprocess.run([sys.executable, "-m", "seglab", "synthetic", str(root), "--count", "40", "--size", "64"], check=True,
-                   capture_output=True)
+    assert seglab_cli("synthetic", root, "--count", "40", "--size", "64").returncode == 0
     return root
 
 
-def tune_command(data, out, space, *extra):
+def tune_args(data, out, space, *extra):
     # random draws from seed 0 (the first worker's): the plan, then both learning rates, several of
     # them 1e-7, which learns nothing and falls far below the median: pruning is certain
-    return [sys.executable, "-m", "seglab", "tune", str(data), "--budget", "10m", "--space", str(space),
+    return ["tune", str(data), "--budget", "10m", "--space", str(space),
             "--out", str(out), "--sampler", "random", "--weights", "none", *extra]
 
 
@@ -185,8 +188,8 @@ def test_a_study_prunes_reports_and_its_best_recipe_trains_again(shapes, tmp_pat
     space = tmp_path / "space.yaml"
     space.write_text(SPACE % 2)
     out = tmp_path / "study"
-    done = subprocess.run(tune_command(shapes, out, space, "--trials", "6"), capture_output=True, text=True,
-                          env=environment(), timeout=600)
+    # in-process, as the two-worker test cannot be: the trials are the same in-process code either way
+    done = seglab_cli(*tune_args(shapes, out, space, "--trials", "6"))
     assert done.returncode == 0, done.stderr[-3000:]
     study = load(out)
     trials = study.get_trials()
@@ -212,23 +215,20 @@ def test_a_study_prunes_reports_and_its_best_recipe_trains_again(shapes, tmp_pat
     assert "seglab train " in done.stdout and "--option filters=8,16,32" in done.stdout
 
     # rerunning the command continues the study: it has its trials, so none starts
-    again = subprocess.run(tune_command(shapes, out, space, "--trials", "6"), capture_output=True, text=True,
-                           env=environment(), timeout=300)
+    again = seglab_cli(*tune_args(shapes, out, space, "--trials", "6"))
     assert again.returncode == 0 and "the study has its 6 trials" in again.stdout
     assert "Trial 6" not in again.stderr and len(load(out).get_trials()) == 6
 
     # best.yaml trains the same recipe again, to the same score
     rerun = tmp_path / "again"
-    trained = subprocess.run([sys.executable, "-m", "seglab", "train", "--config", str(out / "best.yaml"), "--out",
-                              str(rerun)], capture_output=True, text=True, timeout=300)
+    trained = seglab_cli("train", "--config", out / "best.yaml", "--out", rerun)
     assert trained.returncode == 0, trained.stderr[-3000:]
     ran = yaml.safe_load((rerun / "config.yaml").read_text())
     original = yaml.safe_load((out / "trials" / f"{best.number:04d}" / "config.yaml").read_text())
     assert ran["recipe"] == original["recipe"] and ran["data"] == original["data"]
     assert json.loads((rerun / "state.json").read_text())["best_val_miou"] == pytest.approx(best.value, abs=1e-6)
 
-    report = subprocess.run([sys.executable, "-m", "seglab", "tune", "--report", str(out)], capture_output=True,
-                            text=True, timeout=120)
+    report = seglab_cli("tune", "--report", out)
     assert report.returncode == 0 and f"Best: trial {best.number}" in report.stdout
 
 
@@ -237,7 +237,7 @@ def test_two_workers_share_a_study_and_a_worker_killed_mid_trial_is_taken_over(s
     space = tmp_path / "space.yaml"
     space.write_text(SPACE % 4)
     out = tmp_path / "study"
-    command = tune_command(shapes, out, space, "--trials", "6")
+    command = [sys.executable, "-m", "seglab", *tune_args(shapes, out, space, "--trials", "6")]
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=logs[0].open("w"), env=environment())
     second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=logs[1].open("w"), env=environment(), text=True)
@@ -337,8 +337,7 @@ def test_a_study_on_postgresql(shapes, tmp_path, postgres):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE % 1)
     out = tmp_path / "study"
-    done = subprocess.run(tune_command(shapes, out, space, "--trials", "2", "--storage", postgres), capture_output=True,
-                          text=True, env=environment(), timeout=600)
+    done = seglab_cli(*tune_args(shapes, out, space, "--trials", "2", "--storage", postgres))
     assert done.returncode == 0, done.stderr[-3000:]
     trials = load(out, postgres).get_trials()
     assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
