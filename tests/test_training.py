@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import keras
@@ -22,10 +23,15 @@ TINY_CLI = ["--model", "unet", "--size", "32", "--batch-size", "16", "--option",
 
 
 @pytest.mark.slow
-def test_train_writes_a_complete_run_folder(tmp_path):
+def test_train_writes_a_complete_run_folder(tmp_path, monkeypatch):
     import seglab.commands.training  # noqa: F401  (the function stays reachable once its module is imported)
 
+    # Keras and TensorFlow do not build models safely beside a step traced on another thread (a
+    # shadow model cloned on the writing thread once crashed a run): every clone is on this one.
+    cloned_on, clone = [], keras.models.clone_model
+    monkeypatch.setattr(keras.models, "clone_model", lambda *a, **k: cloned_on.append(threading.get_ident()) or clone(*a, **k))
     run = seglab.train("synthetic", tmp_path / "run", epochs=2, verbose=0, **TINY)
+    assert cloned_on == [threading.get_ident()]
     state = run.state
     assert state["status"] == "complete" and state["epochs_done"] == 2
     for name in ("config.yaml", "classes.json", "model.keras", "last.keras", "history.csv", "curves.png"):

@@ -35,8 +35,8 @@ class ShadowModel:
         shadow = keras.models.clone_model(model)
         shadow.compile_from_config(model.get_compile_config())
         shadow.optimizer.build(shadow.trainable_variables)
-        # Trace the sample prediction now, while the first epoch traces its training step (mostly
-        # one core's work), rather than in the second epoch, when training keeps both cores busy.
+        # Trace the sample prediction now, so the writing thread only runs it: Keras and TensorFlow
+        # do not build or trace models safely beside a step traced on another thread.
         shadow.predict_on_batch(images)
         self.model = shadow
 
@@ -78,11 +78,17 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.failure: str | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-checkpoint")
         self._pending: Future | None = None
-        self._shadow: Future | ShadowModel | None = None  # None: write from the live model, in this thread
+        self._shadow: ShadowModel | None = None  # None: write from the live model, in this thread
+        self._shadow_checked = False
 
     def on_train_begin(self, logs=None):
-        # Built (and its prediction traced) while the first epoch traces and trains.
-        self._shadow = self._pool.submit(ShadowModel, self.model, self.samples.images)
+        # Built here, on the training thread, before the first step is traced. It was once built on
+        # the writing thread while the first epoch traced its step, to use the core tracing leaves
+        # idle; the test suite once died that way, of a segmentation fault inside TensorFlow.
+        try:
+            self._shadow = ShadowModel(self.model, self.samples.images)
+        except Exception:  # noqa: BLE001  (a model that cannot be cloned is written from the live copy)
+            self._shadow = None
         self.sample_log.start(self.samples.names, self.samples.pictures, self.samples.truths, self.classes)
         self.sample_log.keep_epochs(len(self.history))
 
@@ -98,12 +104,9 @@ class RunCheckpoint(keras.callbacks.Callback):
                "seconds": round(time.perf_counter() - self.started, 2)}
         self.started = time.perf_counter()  # so waits for writing count in the next epoch's seconds
         self.history.append(row)
-        if isinstance(self._shadow, Future):  # the first epoch: use the shadow if it was built and fits
-            try:
-                shadow = self._shadow.result()
-                self._shadow = shadow if shadow.matches(self.model) else None
-            except Exception:  # noqa: BLE001  (a model that cannot be cloned is written from the live copy)
-                self._shadow = None
+        if self._shadow is not None and not self._shadow_checked:  # the first epoch: the live model is built
+            self._shadow = self._shadow if self._shadow.matches(self.model) else None
+            self._shadow_checked = True
         if self._shadow is None:
             self._write_epoch(row, list(self.history), self.model)
         else:
