@@ -131,6 +131,8 @@ def tiny_run(tmp_path_factory, worker_id):
     with open(shared.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not (shared / "run").is_dir():
+            # what a worker that died training it left (xdist starts another worker and goes on)
+            shutil.rmtree(shared / "training", ignore_errors=True)
             train("synthetic", shared / "training", epochs=2, verbose=0, **TINY_TRAINING)
             (shared / "training").rename(shared / "run")  # complete before any worker copies it
     shutil.copytree(shared / "run", mine)
