@@ -225,13 +225,13 @@ def plan(
 
     Example: seglab plan ../shared/data/camvid --budget 20m
     """
+    started = time.monotonic()  # the budget is the command's: TensorFlow's import is part of it
     load_tensorflow()
     from seglab.commands.planning import Planner, parse_budget
     from seglab.commands.training import checked_source
     from seglab.report.plan_tables import print_plan
     from seglab.runs.config import TrainConfig
 
-    started = time.monotonic()
     seconds = parse_budget(budget)
     names = _class_names(classes)
     config = TrainConfig.of(path=path, format=format, view=view, val_fraction=val_fraction,
@@ -371,13 +371,14 @@ def train(
     run the same command on every worker, with TF_CONFIG set on each and --out on storage they
     all see (docs/scale.md); the chief writes the run.
     """
-    load_tensorflow()
-    from seglab.commands.training import train as run_train
-
+    started = time.monotonic()  # a --budget is the command's: TensorFlow's import is part of it
     if resume is not None and budget is not None:
         _fail("--budget plans a new run; --resume continues a run with the epochs it planned. Leave out one of them.")
     if resume is not None and config is not None:
         _fail("--config starts a new run; --resume continues a run with its own config.yaml. Leave out one of them.")
+    load_tensorflow()
+    from seglab.commands.training import train as run_train
+
     if resume is not None:
         call = lambda: run_train(resume=resume, distribute=distribute, worker_timeout=worker_timeout)  # noqa: E731  (the rest comes from the run)
     else:
@@ -412,7 +413,7 @@ def train(
                 options["model_options"] = {**start.recipe.model_options, **options["model_options"]}
             if _typed_names(context).isdisjoint({"data"}):
                 data = start.data.path
-        call = lambda: run_train(data, out, config=start, budget=seconds, **options)  # noqa: E731
+        call = lambda: run_train(data, out, config=start, budget=seconds, started=started, **options)  # noqa: E731
     try:
         run = call()
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the same kind, with what to do next

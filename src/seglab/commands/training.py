@@ -85,7 +85,7 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
 
 def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig | None = None,
           verbose: int | str | None = None, budget: float | None = None, deadline: float | None = None,
-          callbacks: Sequence[keras.callbacks.Callback] = (), **options) -> Run:
+          started: float | None = None, callbacks: Sequence[keras.callbacks.Callback] = (), **options) -> Run:
     """Train a model and write its run folder; returns the Run. `options` are TrainConfig fields
     (model, size, epochs, loss, ...). `resume=RUN` continues an interrupted run instead.
 
@@ -105,7 +105,9 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
 
     Everything that can be refused (options, dataset, model) is refused before the run folder is
     written, and one process at a time writes a run folder (`Run.lock`)."""
-    started = time.monotonic()  # a budget counts from here: planning and reading the data are part of it
+    # a budget counts from here (planning and reading the data are part of it), or from `started`
+    # (time.monotonic) where the caller spent part of it first: the command line, importing TensorFlow
+    started = time.monotonic() if started is None else started
     # First: a multi-worker strategy must start before any other TensorFlow work.
     distribute, timeout = options.pop("distribute", None), options.get("worker_timeout")
     given = config if resume is None else None
