@@ -79,14 +79,16 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-checkpoint")
         self._pending: Future | None = None
         self._shadow: ShadowModel | None = None  # None: write from the live model, in this thread
-        self._shadow_checked = False
 
     def on_train_begin(self, logs=None):
         # Built here, on the training thread, before the first step is traced. It was once built on
         # the writing thread while the first epoch traced its step, to use the core tracing leaves
         # idle; the test suite once died that way, of a segmentation fault inside TensorFlow.
+        # The live model's optimizer is built by now (engines.distribute.build_for_fit), so the
+        # shadow is used only where its variables line up with it one to one.
         try:
-            self._shadow = ShadowModel(self.model, self.samples.images)
+            shadow = ShadowModel(self.model, self.samples.images)
+            self._shadow = shadow if shadow.matches(self.model) else None
         except Exception:  # noqa: BLE001  (a model that cannot be cloned is written from the live copy)
             self._shadow = None
         self.sample_log.start(self.samples.names, self.samples.pictures, self.samples.truths, self.classes)
@@ -104,9 +106,6 @@ class RunCheckpoint(keras.callbacks.Callback):
                "seconds": round(time.perf_counter() - self.started, 2)}
         self.started = time.perf_counter()  # so waits for writing count in the next epoch's seconds
         self.history.append(row)
-        if self._shadow is not None and not self._shadow_checked:  # the first epoch: the live model is built
-            self._shadow = self._shadow if self._shadow.matches(self.model) else None
-            self._shadow_checked = True
         if self._shadow is None:
             self._write_epoch(row, list(self.history), self.model)
         else:
