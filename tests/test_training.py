@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import TINY_TRAINING as TINY
-from conftest import write_folder
+from conftest import seglab_cli, write_folder
 
 import seglab
 from seglab.runs import Run
@@ -90,20 +90,21 @@ def _seglab(*args, **kwargs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("crops,jit,stop", [(False, False, signal.SIGKILL), (True, False, signal.SIGKILL),
-                                            (False, True, signal.SIGTERM)], ids=["resized", "crops", "xla-sigterm"])
+@pytest.mark.parametrize("crops,jit,stop", [(True, False, signal.SIGKILL), (False, True, signal.SIGTERM)],
+                         ids=["crops-sigkill", "xla-sigterm"])
 def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops, jit, stop):
     """SIGKILL gives the run no chance to clean up: its state says `running`, and resume goes on
     from the last finished epoch. SIGTERM (what `timeout`, Slurm, Kubernetes and systemd send
     first) stops it as Ctrl-C does: state `interrupted`, exit 143 with what to do next. Either
-    way the resumed run ends exactly where an uninterrupted one does, with XLA too."""
+    way the resumed run ends exactly where an uninterrupted one does, with XLA too. Only the
+    killed run needs a process of its own; the resume and the uninterrupted run are the same
+    command run here."""
     data, epochs = "synthetic", ["--epochs", "5", "--jit" if jit else "--no-jit"]
     if crops:  # random crops of a tiny folder's images at their own size (x 0.75), new ones every epoch
         rng = np.random.default_rng(0)
         masks = {f"s{i}": rng.integers(0, 3, (44 + 4 * i, 64), dtype=np.uint8) for i in range(10)}
         data = str(write_folder(tmp_path / "data", masks, classes=["bg", "a", "b"]))
         epochs += ["--crop", "32", "--scale", "0.75"]
-    whole = _seglab("train", data, "--out", str(tmp_path / "whole"), *TINY_CLI, *epochs)
     killed = _seglab("train", data, "--out", str(tmp_path / "killed"), *TINY_CLI, *epochs)
     run = Run(tmp_path / "killed")
     deadline = time.time() + 240
@@ -111,7 +112,6 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops, j
         time.sleep(0.05)
     killed.send_signal(stop)
     output = killed.communicate(timeout=120)[0]
-    assert whole.wait(timeout=300) == 0, whole.stdout.read()
     if stop == signal.SIGTERM:
         assert killed.returncode == 143, output
         assert "stopped by SIGTERM" in output and f"seglab train --resume {run.path}" in output
@@ -120,9 +120,10 @@ def test_a_run_killed_mid_training_resumes_to_the_same_result(tmp_path, crops, j
         assert run.state["status"] == "running"
     assert 2 <= run.state["epochs_done"] < 5
 
-    resumed = _seglab("train", "--resume", str(run.path))
-    output = resumed.communicate(timeout=300)[0]
-    assert resumed.returncode == 0, output
+    resumed = seglab_cli("train", "--resume", run.path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole = seglab_cli("train", data, "--out", tmp_path / "whole", *TINY_CLI, *epochs)
+    assert whole.returncode == 0, whole.stderr[-3000:]
     assert run.state["status"] == "complete" and run.state["epochs_done"] == 5
     if crops:
         config = yaml.safe_load(run.config_path.read_text())
@@ -166,8 +167,7 @@ def test_a_second_writer_is_refused_with_the_first_ones_pid_and_the_lock_dies_wi
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        second = subprocess.run([sys.executable, "-m", "seglab", "train", "--resume", str(run.path)],
-                                capture_output=True, text=True, timeout=120)
+        second = seglab_cli("train", "--resume", run.path)
         assert second.returncode == 1 and f"PID {holder.pid}" in second.stderr, second.stderr
         assert "Traceback" not in second.stderr
     finally:
@@ -264,6 +264,6 @@ def test_a_run_that_cannot_write_its_epoch_fails_in_one_line_and_resumes(tmp_pat
     state = Run(out).state
     assert state["status"] == "failed" and "writing epoch 1 failed" in state["error"]
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
-    resumed = _seglab("train", "--resume", str(out))
-    assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
+    resumed = seglab_cli("train", "--resume", out)  # writing works again (here, without the limit)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert Run(out).state["status"] == "complete" and [r["epoch"] for r in Run(out).history()] == [1, 2]
