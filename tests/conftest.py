@@ -38,9 +38,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.shared)
         if "browser" in item.fixturenames:
             item.add_marker(pytest.mark.slow)
-    # The long tests first (a stable sort keeps each file's order): with two workers, a long test
-    # drawn last would run alone at the end while the other worker idles.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # The longest tests first, then the other slow ones (a stable sort keeps each file's order):
+    # with two workers, a long test drawn last would run alone at the end while the other idles.
+    items.sort(key=lambda item: (item.get_closest_marker("long") is None, item.get_closest_marker("slow") is None))
 
 
 def seglab_cli(*args, env=None):

@@ -224,6 +224,7 @@ def _agrees_with_one_process(run: Path, single: Path) -> None:
     assert abs(float(multi[0]["loss"]) / float(single[0]["loss"]) - 1) < 0.05, (multi[0], single[0])
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_a_killed_worker_stops_the_other_and_resume_finishes(tmp_path, killed=1):
     """One worker is killed during epoch 2 of 3: the other stops within a minute with an error

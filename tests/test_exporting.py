@@ -77,6 +77,7 @@ def test_a_nested_normalization_with_constants_exports_as_constants(tmp_path):
     assert check["max_abs_diff"] < 1e-4, check
 
 
+@pytest.mark.long
 @pytest.mark.slow  # imports KerasHub
 def test_segformer_exports_at_its_fixed_size_with_the_same_labels(tmp_path):
     """KerasHub's MiT takes one square size, so the file states it. Its layers do not rebuild from

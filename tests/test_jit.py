@@ -64,6 +64,7 @@ def test_losses_and_metrics_inside_an_xla_step_match_their_eager_values(loss):
     assert inside.confusion.numpy().sum() == (truth != 255).sum()
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_a_model_xla_refuses_trains_without_it_and_says_why(tmp_path, capfd):
     """KerasHub's SegFormer adds float32 to bfloat16 in its gradient under mixed_bfloat16, which

@@ -73,6 +73,7 @@ def test_batches_fit_memory_and_give_small_datasets_several_updates():
     assert batch_for(128, 8) == 2
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_a_planned_run_ends_within_its_budget_and_records_the_plan(tmp_path):
     """The whole command within its budget (+10%), the user's option kept over the plan's, the

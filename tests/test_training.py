@@ -89,6 +89,7 @@ def _seglab(*args, **kwargs):
                             stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.parametrize("crops,jit,stop", [(True, False, signal.SIGKILL), (False, True, signal.SIGTERM)],
                          ids=["crops-sigkill", "xla-sigterm"])

@@ -183,6 +183,7 @@ def load(out, storage=None):
     return optuna.load_study(study_name="seglab-shapes", storage=storage or f"sqlite:///{out / 'study.db'}")
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_a_study_prunes_reports_and_its_best_recipe_trains_again(shapes, tmp_path):
     space = tmp_path / "space.yaml"
@@ -232,6 +233,7 @@ def test_a_study_prunes_reports_and_its_best_recipe_trains_again(shapes, tmp_pat
     assert report.returncode == 0 and f"Best: trial {best.number}" in report.stdout
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_two_workers_share_a_study_and_a_worker_killed_mid_trial_is_taken_over(shapes, tmp_path):
     space = tmp_path / "space.yaml"
