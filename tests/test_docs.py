@@ -47,3 +47,10 @@ for number, block in enumerate(sys.argv[1:], 1):
     except BaseException:
         sys.exit(f"snippet {number}:\\n{block}\\n{traceback.format_exc()}")
 """
+
+
+def test_a_block_sees_only_what_it_imports_and_a_failure_names_its_block(tmp_path):
+    out = subprocess.run([sys.executable, "-c", RUN_BLOCKS, "import json\nx = 1", "import json\nprint(json.dumps(2))",
+                          "print(x)"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stdout == "2\n"
+    assert "snippet 3:\nprint(x)" in out.stderr and "NameError: name 'x' is not defined" in out.stderr
