@@ -186,12 +186,16 @@ def _setup_lock(out: Path):
 
 
 def _sampler(opt, kind: str, seed: int | None):
-    """TPE (few random trials first: searches here are short) or random search. Workers after the
-    first draw from their own seed: two workers drawing the same random recipes would waste one."""
+    """TPE, or random search. TPE models the study from its first trial, the plan, on: it draws
+    near the best recipes so far, and the prior keeps a share of its draws wide. Its usual random
+    start-up trials would spend most of a short search far from a plan that already sits near the
+    hand-tuned recipes (docs/benchmarks.md#tuning: four random trials of six lost on both
+    datasets). Workers after the first draw from their own seed: two workers drawing the same
+    recipes would waste one."""
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
     if kind == "tpe":
-        return opt.samplers.TPESampler(seed=seed, n_startup_trials=4, multivariate=True, constant_liar=True)
+        return opt.samplers.TPESampler(seed=seed, n_startup_trials=1, multivariate=True, constant_liar=True)
     if kind == "random":
         return opt.samplers.RandomSampler(seed=seed)
     raise BadArgument(f"--sampler takes tpe or random; got {kind!r}.")
