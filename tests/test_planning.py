@@ -66,6 +66,42 @@ def test_the_fingerprint_measures_object_sizes_stroke_widths_and_where_classes_s
     assert scale == pytest.approx(min(1, max(limits))) and "'class_1'" in why
 
 
+def _sided(root, pair: bool, count=24, side=32):
+    """Class 1 in the left quarter of every mask; class 2 in the right quarter (`pair`: a left and
+    a right class, as lungs are) or across the middle half (one class off-centre, as a street's
+    pavement is)."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir(parents=True)
+    for i in range(count):
+        mask = np.zeros((side, side), np.uint8)
+        mask[4:28, 1:1 + side // 4] = 1
+        if pair:
+            mask[4:28, side - 1 - side // 4:side - 1] = 2
+        else:
+            mask[4:28, side // 4:3 * side // 4] = 2
+        Image.fromarray(noise_image(np.random.default_rng(i), side, side)).save(root / "images" / f"{i:02d}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{i:02d}.png")
+    return root
+
+
+@pytest.mark.parametrize("pair", [True, False], ids=["a-mirrored-pair", "one-class-off-centre"])
+def test_horizontal_flips_are_off_only_where_a_flip_would_swap_two_classes(tmp_path, pair):
+    from seglab.commands.planning import Planner, Resolution
+    from seglab.data.augment import Augment
+
+    tiled, timing = Resolution(16, 16), {"val_step": 0.1, "batch_size": 4}
+    source = open_source(_sided(tmp_path / "data", pair))
+    planner = Planner(source, inspect_pairs(source.pairs, source), 600)
+    flip = planner._augment(Augment())["flip"]
+    why = planner.reasons["augment"]
+    if pair:
+        assert flip == 0.0 and "'class_1' lies on the left (100% of its pixels) and 'class_2' on the right (100%)" in why
+        assert "tta" not in planner._inference(tiled, timing, 0.01, flip=False)["options"]
+    else:
+        assert flip == 0.5 and why.startswith("horizontal flips on")
+        assert planner._inference(tiled, timing, 0.01, flip=True)["options"]["tta"] == "flip"
+
+
 def test_batches_fit_memory_and_give_small_datasets_several_updates():
     assert batch_for(128, 1000) == 16
     assert batch_for(512, 1000) == 4  # 16 x 320^2 pixels at most

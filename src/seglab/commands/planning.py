@@ -46,6 +46,12 @@ MIN_STROKE = 2.0
 # steer class weights.
 MATTERS = 0.001
 RARE = 0.01  # a class under this share of labelled pixels gets a class weight
+# Horizontal flips are wrong only where they turn one class into another: classes that come in
+# mirrored pairs (a left and a right lung, hand or kidney) lie in opposite halves of the frame.
+# One class off-centre (the pavement and trees on the kerb side of a street: where the camera
+# was) mirrors into a photo as plausible, so flips stay on. A class lies on one side when this
+# share of its pixels is in that half.
+ONE_SIDE = 0.8
 # Epochs a recipe needs to converge: DeepLabV3+ over a pretrained encoder on a few hundred images
 # is near its best at 20 (docs/benchmarks.md); networks from scratch need about twice as many.
 EPOCHS_PRETRAINED, EPOCHS_SCRATCH = 20, 40
@@ -418,7 +424,7 @@ class Planner:
                     "first_epoch_reading": round(first_read, 1), "per_epoch": round(per_epoch, 2),
                     "epochs": round(epochs * per_epoch, 1), "finish": round(finish, 1)}
         estimate["total"] = round(sum(v for k, v in estimate.items() if k != "per_epoch"), 1)
-        inference = self._inference(resolution, timing, read)
+        inference = self._inference(resolution, timing, read, flip=values["augment"]["flip"] > 0)
         return Plan(self.budget, values, self.reasons, fp, machine(), self.timings, estimate, inference,
                     self.warnings, tuple(sorted(self.given)))
 
@@ -529,7 +535,9 @@ class Planner:
         matters = [c for c in fp.classes if c.pixel_fraction >= MATTERS and c.top_share is not None]
         enough = fp.masks_measured >= 8
         near_half = lambda key: enough and all(abs(getattr(c, key) - 0.5) <= 0.1 for c in matters)  # noqa: E731
-        flip = 0.5 if not matters or near_half("left_share") else 0.0
+        left = [c for c in matters if c.left_share >= ONE_SIDE]
+        right = [c for c in matters if c.left_share <= 1 - ONE_SIDE]
+        flip = 0.0 if enough and left and right else 0.5
         # Upside down only where nothing has an "up": every class as likely in the top half as the bottom,
         # and spread over the rows (not photographed in the middle of the frame, as pets are)
         vflip = 0.5 if matters and near_half("top_share") and near_half("middle_share") else 0.0
@@ -542,26 +550,33 @@ class Planner:
             zoom, brightness, contrast, size_words = default.zoom, default.brightness, default.contrast, \
                 f"the defaults: {n} training images"
         where = ", ".join(f"{c.name} {c.top_share:.0%} / {c.middle_share:.0%}" for c in matters[:4])
-        self.reasons["augment"] = (f"horizontal flips {'on' if flip else 'off'}; vertical flips "
+        flips = (f"horizontal flips off: '{left[0].name}' lies on the left ({left[0].left_share:.0%} of its pixels) "
+                 f"and '{right[0].name}' on the right ({1 - right[0].left_share:.0%}), a pair a flip would swap"
+                 if not flip else "horizontal flips on: no two classes lie on opposite sides, which a flip would swap")
+        self.reasons["augment"] = (f"{flips}; vertical flips "
                                    + ("on: every class is as likely in the top half as the bottom, and spread over the rows"
                                       if vflip else "off: classes sit higher, lower or in the middle of the frame")
                                    + f" (top half / middle rows: {where}); zoom and colour {size_words}")
         return {"flip": flip, "vflip": vflip, "zoom": zoom, "brightness": brightness, "contrast": contrast}
 
-    def _inference(self, resolution: Resolution, timing: dict, read: float) -> dict:
+    def _inference(self, resolution: Resolution, timing: dict, read: float, flip: bool) -> dict:
         """How to evaluate and predict: tiles where training saw crops, else the whole image at
-        full resolution; flip TTA doubles the cost for the usual half-point of mIoU."""
+        full resolution; flip TTA, where training flipped, doubles the cost for the usual
+        half-point of mIoU (a model that never saw mirrored images gains nothing from them)."""
         per_batch = timing["val_step"] / timing["batch_size"]
         w, h = self.fp.median_size
+        views = 2 if flip else 1
+        tta = {"tta": "flip"} if flip else {}
+        with_tta = ", with flip TTA" if flip else ", without flip TTA (training does not flip)"
         if resolution.crop:
             tiles = math.ceil(w * resolution.scale / (resolution.crop * 0.75)) * math.ceil(h * resolution.scale / (resolution.crop * 0.75))
-            per_image = 2 * tiles * per_batch + read
-            options = {"tile": resolution.crop, "overlap": 0.25, "tta": "flip"}
-            why = f"{tiles} tiles of {resolution.crop} px per median image, overlapping 25%, with flip TTA"
+            per_image = views * tiles * per_batch + read
+            options = {"tile": resolution.crop, "overlap": 0.25, **tta}
+            why = f"{tiles} tiles of {resolution.crop} px per median image, overlapping 25%{with_tta}"
         else:
-            per_image = 2 * per_batch + read
-            options = {"full_res": True, "tta": "flip"}
-            why = "the whole image at the training size, scored at full resolution, with flip TTA"
+            per_image = views * per_batch + read
+            options = {"full_res": True, **tta}
+            why = f"the whole image at the training size, scored at full resolution{with_tta}"
         return {"options": options, "why": why, "seconds_per_image": round(per_image, 3)}
 
 
