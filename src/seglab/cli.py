@@ -503,7 +503,8 @@ def tune(
                                          "by key (docs/tuning.md). Example:\n\n" + SPACE_EXAMPLE.replace("\n", "\n\n")),
     trial_time: Optional[str] = typer.Option(None, help="Each trial's share of the time with `epochs: auto`. Default: "
                                              "the budget / 6. Set by the study's first worker."),
-    sampler: str = typer.Option("tpe", help="tpe (Optuna's default, after 4 random trials) or random."),
+    sampler: str = typer.Option("tpe", help="tpe (Optuna's TPE, modelling the study from the plan on, without "
+                                "random start-up trials) or random."),
     weights: Optional[str] = typer.Option(None, help="MobileNetV2 encoder weights to plan with: a .weights.h5 file, "
                                           "imagenet or none. Default: found (docs/planning.md)."),
     format: Optional[str] = _field("format", "-f"),
