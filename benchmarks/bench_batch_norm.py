@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from json_line import emit
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -45,9 +47,9 @@ def child(args) -> None:
     model.fit(stream, steps_per_epoch=2, epochs=1, verbose=0)  # tracing and first-call set-up
     wall, cpu = time.perf_counter(), time.process_time()
     model.fit(stream, steps_per_epoch=args.steps, epochs=1, verbose=0)
-    print(json.dumps({"batch_norm": args.child, "model": args.model, "size": args.size, "batch": args.batch,
-                      "precision": config.setup.precision, "step_s": round((time.perf_counter() - wall) / args.steps, 3),
-                      "cpu_s_per_step": round((time.process_time() - cpu) / args.steps, 3)}))
+    emit({"batch_norm": args.child, "model": args.model, "size": args.size, "batch": args.batch,
+          "step_s": round((time.perf_counter() - wall) / args.steps, 3),
+          "cpu_s_per_step": round((time.process_time() - cpu) / args.steps, 3)}, config.setup.precision)
 
 
 def main():
@@ -71,16 +73,15 @@ def main():
         for variant in results:
             out = subprocess.run([sys.executable, __file__, *forwarded, f"--child={variant}"], check=True,
                                  capture_output=True, text=True).stdout
-            line = json.loads(out.strip().splitlines()[-1])
-            print(json.dumps(line), flush=True)
-            results[variant].append(line)
+            line = out.strip().splitlines()[-1]
+            print(line, flush=True)  # the child's own line, machine and precision in it
+            results[variant].append(json.loads(line))
     median = {v: {k: statistics.median(r[k] for r in rows) for k in ("step_s", "cpu_s_per_step")}
               for v, rows in results.items()}
-    print(json.dumps({"summary": args.model, "size": args.size, "batch": args.batch, "rounds": args.rounds,
-                      "median": median,
-                      "keras_over_fused_step_s": round(median["keras"]["step_s"] / median["fused"]["step_s"], 2),
-                      "keras_over_fused_cpu_s": round(median["keras"]["cpu_s_per_step"]
-                                                      / median["fused"]["cpu_s_per_step"], 2)}))
+    emit({"summary": args.model, "size": args.size, "batch": args.batch, "rounds": args.rounds, "median": median,
+          "keras_over_fused_step_s": round(median["keras"]["step_s"] / median["fused"]["step_s"], 2),
+          "keras_over_fused_cpu_s": round(median["keras"]["cpu_s_per_step"] / median["fused"]["cpu_s_per_step"], 2)},
+         results["fused"][0]["precision"])
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from json_line import emit
 
 from seglab.data import open_source
 from seglab.engines.distribute import local_cluster
+from seglab.runs import Run
 
 DEFAULT = ["--size", "64", "--batch-size", "16", "--epochs", "4", "--option", "filters=8,16,32", "--precision", "float32"]
 
@@ -59,18 +60,19 @@ def main() -> None:
             wall = _train(train_args, out, workers)
             with (out / "history.csv").open() as f:
                 history = list(csv.DictReader(f))
-            config = yaml.safe_load((out / "config.yaml").read_text())
+            config = Run(out).config
             epoch_s = [float(row["seconds"]) for row in history[1:]] or [float(history[0]["seconds"])]
             epoch_s = sum(epoch_s) / len(epoch_s)
-            steps = -(-train_images // config["batch_size"])
-            results[way] = {"way": way, "replicas": config["replicas"], "replica_batch": config["replica_batch"],
+            batch = config.recipe.batch_size
+            steps = -(-train_images // batch)
+            results[way] = {"way": way, "replicas": config.setup.replicas, "replica_batch": config.setup.replica_batch,
                             "wall_s": round(wall, 1), "epoch_s": round(epoch_s, 2),
-                            "images_per_s": round(steps * config["batch_size"] / epoch_s, 1),
-                            "val_miou": float(history[-1]["val_miou"])}
-            print(json.dumps(results[way]), flush=True)
+                            "images_per_s": round(steps * batch / epoch_s, 1),
+                            "val_miou": float(history[-1]["val_miou"]), "precision": config.setup.precision}
+            emit(results[way])
     one, two = results.values()
-    print(json.dumps({"epoch_time_ratio_two_workers_to_one": round(two["epoch_s"] / one["epoch_s"], 2),
-                      "val_miou_difference": round(two["val_miou"] - one["val_miou"], 4)}))
+    emit({"epoch_time_ratio_two_workers_to_one": round(two["epoch_s"] / one["epoch_s"], 2),
+          "val_miou_difference": round(two["val_miou"] - one["val_miou"], 4)}, one["precision"])
 
 
 if __name__ == "__main__":

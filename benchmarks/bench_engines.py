@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from json_line import emit
+
 WAYS = {
     "local": [],
     "ray, 1 actor x 2 CPUs": ["--engine", "ray", "--actors", "1"],
@@ -43,12 +45,11 @@ def main() -> None:
                 wall = time.perf_counter() - began
                 summary = json.loads((Path(out) / "predictions.json").read_text())
             walls[way].append(wall)
-            print(json.dumps({"way": way, "round": round_, "images": summary["predicted"], "wall_s": round(wall, 2),
-                              "images_per_s": round(summary["predicted"] / wall, 1), "seconds": summary["seconds"]}),
-                  flush=True)
-    print(json.dumps({"median_wall_s": {way: round(statistics.median(w), 2) for way, w in walls.items()},
-                      "ratio_to_local": {way: round(statistics.median(w) / statistics.median(walls["local"]), 2)
-                                         for way, w in walls.items()}}))
+            emit({"way": way, "round": round_, "images": summary["predicted"], "wall_s": round(wall, 2),
+                  "images_per_s": round(summary["predicted"] / wall, 1), "seconds": summary["seconds"]})
+    emit({"median_wall_s": {way: round(statistics.median(w), 2) for way, w in walls.items()},
+          "ratio_to_local": {way: round(statistics.median(w) / statistics.median(walls["local"]), 2)
+                             for way, w in walls.items()}})
 
 
 if __name__ == "__main__":

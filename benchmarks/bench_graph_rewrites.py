@@ -15,13 +15,14 @@ their ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from json_line import emit
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -68,15 +69,15 @@ def main():
                 for _ in range(args.runs):
                     predict(images)
                 speeds[name].append(args.runs * args.batch / (time.perf_counter() - began))
-                print(json.dumps({"round": round_, "graph": name, "img_s": round(speeds[name][-1], 2)}), flush=True)
+                emit({"round": round_, "graph": name, "img_s": round(speeds[name][-1], 2)}, "float32")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     medians = {name: statistics.median(values) for name, values in speeds.items()}
-    print(json.dumps({"summary": args.model, "size": args.size, "batch": args.batch, "rounds": args.rounds, **counts,
-                      "plain_img_s": round(medians["plain"], 2), "rewritten_img_s": round(medians["rewritten"], 2),
-                      "one_session_img_s": round(medians["one_session"], 2),
-                      "rewritten_over_plain": round(medians["rewritten"] / medians["plain"], 3),
-                      "halves_over_one_session": round(medians["rewritten"] / medians["one_session"], 3)}))
+    emit({"summary": args.model, "size": args.size, "batch": args.batch, "rounds": args.rounds, **counts,
+          "plain_img_s": round(medians["plain"], 2), "rewritten_img_s": round(medians["rewritten"], 2),
+          "one_session_img_s": round(medians["one_session"], 2),
+          "rewritten_over_plain": round(medians["rewritten"] / medians["plain"], 3),
+          "halves_over_one_session": round(medians["rewritten"] / medians["one_session"], 3)}, "float32")
 
 
 if __name__ == "__main__":

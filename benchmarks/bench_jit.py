@@ -12,17 +12,15 @@ medians over rounds, above 1 where XLA is faster.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
 
+from json_line import emit
 from train_vs_reference import seglab_train
 
 
 def one(model: str, data: str, jit: bool, args) -> dict:
-    from seglab.core.machine import describe
-
     with tempfile.TemporaryDirectory() as tmp:
         history, wall = seglab_train(model, data, Path(tmp) / "run", "--jit" if jit else "--no-jit", "--size", str(args.size),
                                      "--batch-size", str(args.batch), "--epochs", str(args.epochs),
@@ -30,7 +28,7 @@ def one(model: str, data: str, jit: bool, args) -> dict:
     seconds = [row["seconds"] for row in history]
     return {"model": model, "jit": jit, "size": args.size, "batch": args.batch, "precision": args.precision,
             "epoch_s": round(statistics.median(seconds[1:]), 2), "first_epoch_s": round(seconds[0], 2),
-            "wall_s": round(wall, 1), "val_miou": history[-1]["val_miou"], **describe()}
+            "wall_s": round(wall, 1), "val_miou": history[-1]["val_miou"]}
 
 
 def main():
@@ -50,10 +48,10 @@ def main():
             for jit in (True, False):
                 result = one(model, args.data, jit, args)
                 runs[jit].append(result["epoch_s"])
-                print(json.dumps(result), flush=True)
+                emit(result)
         xla, plain = statistics.median(runs[True]), statistics.median(runs[False])
-        print(json.dumps({"summary": model, "size": args.size, "precision": args.precision, "epoch_s_xla": xla,
-                          "epoch_s_no_xla": plain, "xla_speedup": round(plain / xla, 2)}), flush=True)
+        emit({"summary": model, "size": args.size, "epoch_s_xla": xla, "epoch_s_no_xla": plain,
+              "xla_speedup": round(plain / xla, 2)}, args.precision)
 
 
 if __name__ == "__main__":

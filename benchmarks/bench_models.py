@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from json_line import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEGLAB_SHARED", ROOT.parent / "shared"))
 # model: (size, batch, timed steps, weights file in ../shared/weights). The large models get
@@ -71,7 +73,7 @@ def main():
         for _ in range(args.rounds):
             for impl, command in (("seed", reference_cmd), ("seglab", seglab_cmd)):
                 results[impl].append(run(command))
-                print(json.dumps(results[impl][-1]), flush=True)
+                emit(results[impl][-1])  # seglab bench's own line holds its precision
         summary = {"summary": model, "size": size, "batch": batch, "rounds": args.rounds,
                    "fwd_gflop": results["seglab"][0]["fwd_gflop"]}
         for key in ("train_img_s", "infer_img_s"):
@@ -79,7 +81,8 @@ def main():
             summary |= {f"seed_{key}": seed, f"seglab_{key}": ours, f"{key.split('_')[0]}_ratio": round(ours / seed, 3)}
         summary["seglab_peak_rss_mib"] = statistics.median(r["peak_rss_mib"] for r in results["seglab"])
         summary["seed_peak_rss_mib"] = statistics.median(r["peak_rss_mib"] for r in results["seed"])
-        print(json.dumps(summary), flush=True)
+        # the reference sets no precision policy: float32, Keras's default
+        emit(summary | {"seglab_precision": results["seglab"][0]["precision"], "seed_precision": "float32"})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from the second epoch on). The reference resizes masks bilinearly and does no au
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
+from json_line import emit  # noqa: E402
 
 from seglab.data import open_source  # noqa: E402
 from seglab.data.pipeline import make_dataset  # noqa: E402
@@ -60,8 +60,8 @@ def main():
     start = time.perf_counter()
     make_dataset(source, "train", size=args.sizes[0], batch_size=args.batch)  # validation pass, timed once
     validate_s = time.perf_counter() - start
-    print(json.dumps({"bench": "pipeline", "impl": "seglab", "what": "validate", "pairs": len(source.pairs),
-                      "seconds": round(validate_s, 2)}), flush=True)
+    emit({"bench": "pipeline", "impl": "seglab", "what": "validate", "pairs": len(source.pairs),
+          "seconds": round(validate_s, 2)})
 
     for size in args.sizes:
         pipelines = {
@@ -80,10 +80,9 @@ def main():
         ref = statistics.median(results["reference"])
         for name, values in results.items():
             med = statistics.median(values)
-            print(json.dumps({"bench": "pipeline", "impl": "seed" if name == "reference" else "seglab", "variant": name,
-                              "size": size, "batch": args.batch, "img_s": round(med, 1),
-                              "runs": [round(v, 1) for v in values], "ratio_vs_reference": round(med / ref, 3),
-                              "cpus": os.cpu_count(), "tensorflow": tf.__version__}), flush=True)
+            emit({"bench": "pipeline", "impl": "seed" if name == "reference" else "seglab", "variant": name,
+                  "size": size, "batch": args.batch, "img_s": round(med, 1), "runs": [round(v, 1) for v in values],
+                  "ratio_vs_reference": round(med / ref, 3), "tensorflow": tf.__version__})
 
 
 if __name__ == "__main__":

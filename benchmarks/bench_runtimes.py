@@ -12,13 +12,13 @@ medians, ratios to the tutorial's images/s, and achieved GFLOP/s as a share of t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 
 import numpy as np
 from bench_models import CONFIGS, SHARED, run
+from json_line import emit
 
 RUNTIMES = {"keras": [], "onnx": ["--runtime", "onnx"], "onnx_int8": ["--runtime", "onnx", "--quantize", "int8"],
             "litert": ["--runtime", "litert"]}
@@ -61,9 +61,9 @@ def main():
         for _ in range(args.rounds):
             for name, command in (("seed", reference), *ours.items()):
                 results[name].append(run(command))
-                print(json.dumps({"impl": name, **results[name][-1]}), flush=True)
+                emit({"impl": name, **results[name][-1]})
             results["peak"].append(matmul_peak_gflop_s())
-            print(json.dumps({"matmul_peak_gflop_s": round(results["peak"][-1], 1)}), flush=True)
+            emit({"matmul_peak_gflop_s": round(results["peak"][-1], 1)})
         seed = statistics.median(r["infer_img_s"] for r in results["seed"])
         peak = statistics.median(results["peak"])
         summary = {"summary": model, "size": args.size, "batch": args.batch, "rounds": args.rounds,
@@ -73,7 +73,7 @@ def main():
             gflop_s = statistics.median(r["infer_gflop_s"] for r in results[name])
             summary |= {f"{name}_img_s": img_s, f"{name}_vs_seed": round(img_s / seed, 3),
                         f"{name}_share_of_peak": round(gflop_s / peak, 3)}
-        print(json.dumps(summary), flush=True)
+        emit(summary)  # each runtime's precision is in its name (and in its own lines)
 
 
 if __name__ == "__main__":

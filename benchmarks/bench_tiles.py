@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from json_line import emit
 from PIL import Image
 
 
@@ -77,10 +78,10 @@ def main() -> None:
         peak_kib = int(rss.read_text().split()[-1])
         summary = json.loads((tmp / "out" / "predictions.json").read_text())
         mask = Image.open(tmp / "out" / summary["images"][0]["mask"])
-        print(json.dumps({"bench": "tiles", "image": f"{args.size}x{args.size}", "tile": args.tile, "overlap": args.overlap,
-                          "tta": args.tta, "batch_size": args.batch_size, "mask": f"{mask.width}x{mask.height}",
-                          "seconds": round(seconds, 1), "model_seconds": summary["seconds"].get("model"),
-                          "peak_rss_gb": round(peak_kib / 2**20, 3), "run": run if args.run else "small unet (trained here)"}))
+        emit({"bench": "tiles", "image": f"{args.size}x{args.size}", "tile": args.tile, "overlap": args.overlap,
+              "tta": args.tta, "batch_size": args.batch_size, "mask": f"{mask.width}x{mask.height}",
+              "seconds": round(seconds, 1), "model_seconds": summary["seconds"].get("model"),
+              "peak_rss_gb": round(peak_kib / 2**20, 3), "run": run if args.run else "small unet (trained here)"})
 
 
 if __name__ == "__main__":

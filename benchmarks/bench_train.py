@@ -15,7 +15,6 @@ Prints every measurement as a JSON line, then a summary line per model with rati
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -23,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bench_models import CONFIGS, SHARED, commands, run
+from json_line import emit, run_precision
 from train_vs_reference import seglab_train
 
 
@@ -33,12 +33,13 @@ def seglab_img_s(model: str, data: str, size: int, batch: int, epochs: int) -> d
     with tempfile.TemporaryDirectory() as tmp:
         history, wall = seglab_train(model, data, Path(tmp) / "run", "--size", str(size), "--batch-size", str(batch),
                                      "--epochs", str(epochs))
+        precision = run_precision(Path(tmp) / "run")
     seconds = [row["seconds"] for row in history]
     images = steps * batch  # the training stream repeats, so every step is a full batch
     return {"impl": "seglab-train", "model": model, "size": size, "batch": batch, "epochs": epochs,
             "train_img_s": round(images * (epochs - 1) / sum(seconds[1:]), 2),
             "train_img_s_all": round(images * epochs / sum(seconds), 2),
-            "epoch_s": [round(s, 2) for s in seconds], "wall_s": round(wall, 1)}
+            "epoch_s": [round(s, 2) for s in seconds], "wall_s": round(wall, 1), "precision": precision}
 
 
 def main():
@@ -58,15 +59,17 @@ def main():
         results = {"seed": [], "seglab": []}
         for _ in range(args.rounds):
             results["seed"].append(run(reference_cmd))
-            print(json.dumps(results["seed"][-1]), flush=True)
+            emit(results["seed"][-1])
             results["seglab"].append(seglab_img_s(model, args.data, size, batch, args.epochs))
-            print(json.dumps(results["seglab"][-1]), flush=True)
+            emit(results["seglab"][-1])
         seed = statistics.median(r["train_img_s"] for r in results["seed"])
         ours = statistics.median(r["train_img_s"] for r in results["seglab"])
         ours_all = statistics.median(r["train_img_s_all"] for r in results["seglab"])
-        print(json.dumps({"summary": model, "size": size, "batch": batch, "rounds": args.rounds,
-                          "seed_train_img_s": seed, "seglab_train_img_s": ours, "ratio": round(ours / seed, 3),
-                          "seglab_train_img_s_all": ours_all, "ratio_all": round(ours_all / seed, 3)}), flush=True)
+        # the reference sets no precision policy: float32, Keras's default
+        emit({"summary": model, "size": size, "batch": batch, "rounds": args.rounds,
+              "seed_train_img_s": seed, "seglab_train_img_s": ours, "ratio": round(ours / seed, 3),
+              "seglab_train_img_s_all": ours_all, "ratio_all": round(ours_all / seed, 3),
+              "seglab_precision": results["seglab"][0]["precision"], "seed_precision": "float32"})
 
 
 if __name__ == "__main__":

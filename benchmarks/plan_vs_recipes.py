@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from json_line import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEGLAB_SHARED", ROOT.parent / "shared"))
 
@@ -46,8 +48,6 @@ def flags(options: dict) -> list[str]:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
-    from seglab.core.machine import describe
-    from seglab.core.precision import resolve_precision
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="a folder of ../shared/data")
@@ -73,8 +73,8 @@ def main() -> None:
     for name, options in (("hand_scoring", args.score.split()), ("plan_scoring", flags(plan["inference"]["options"]))):
         printed = seglab("evaluate", run, "--out", out / f"eval-{name}", "--json", *options).stdout
         scores[name] = json.loads(printed.strip().splitlines()[-1])["miou"]
-    print(json.dumps({
-        **describe(), "precision": resolve_precision("auto"), "data": args.data, "view": args.view,
+    emit({
+        "data": args.data, "view": args.view,
         "budget_s": args.budget, "train_command_s": round(took, 1), "budget_used": round(took / args.budget, 3),
         "stopped_at_budget": state.get("budget_stop"),
         "plan": {k: recipe[k] for k in ("model", "size", "crop", "scale", "batch_size", "epochs", "learning_rate", "loss",
@@ -82,7 +82,7 @@ def main() -> None:
         "hand_score_options": args.score, "plan_score_options": plan["inference"]["options"],
         "miou_hand_scoring": round(scores["hand_scoring"], 4), "miou_plan_scoring": round(scores["plan_scoring"], 4),
         "hand_recipe_miou": args.hand, "ratio": round(scores["hand_scoring"] / args.hand, 4),
-        "run": str(run)}), flush=True)
+        "run": str(run)}, config["setup"]["precision"])
 
 
 if __name__ == "__main__":

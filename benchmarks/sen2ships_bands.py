@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from json_line import emit
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SPLIT = {"train": ("algiers", "cartagena", "gdynia"), "val": ("genoa", "hedland")}
 BAND_SETS = {"rgb": "B04,B03,B02", "all": "B02,B03,B04,B08,B11"}
@@ -68,8 +70,6 @@ def seglab(*args) -> float:
 
 
 def one(data: Path, out: Path, bands: str, seed: int, args) -> dict:
-    from seglab.core.machine import describe
-
     train_s = seglab("train", data, "--out", out, "--bands", bands, "--model", args.model, *args.model_options,
                      "--crop", args.crop, "--batch-size", args.batch, "--epochs", args.epochs, "--seed", seed,
                      "--precision", args.precision, "--learning-rate", args.lr, "--augment-vflip", 0.5,
@@ -78,7 +78,7 @@ def one(data: Path, out: Path, bands: str, seed: int, args) -> dict:
     metrics = json.loads((out / f"metrics_val_full_tile{args.crop}.json").read_text())
     return {"bands": bands, "seed": seed, "model": args.model, "crop": args.crop, "epochs": args.epochs,
             "precision": args.precision, "vessel_iou": metrics["iou"]["vessel"], "vessel_f1": metrics["dice"]["vessel"],
-            "miou": metrics["miou"], "train_s": round(train_s), **describe()}
+            "miou": metrics["miou"], "train_s": round(train_s)}
 
 
 def main():
@@ -103,14 +103,14 @@ def main():
                 bands = BAND_SETS[name]
                 result = one(data, Path(tmp) / f"{name}-{seed}", bands, seed, args)
                 results[name].append(result)
-                print(json.dumps({"set": name, **result}), flush=True)
+                emit({"set": name, **result})
         for name, runs in results.items():
             summary = {"summary": name, "bands": BAND_SETS[name], "seeds": args.seeds}
             for key in ("vessel_iou", "vessel_f1"):
                 values = [r[key] or 0.0 for r in runs]
                 summary[key] = round(statistics.mean(values), 4)
                 summary[f"{key}_spread"] = [round(min(values), 4), round(max(values), 4)]
-            print(json.dumps(summary), flush=True)
+            emit(summary, args.precision)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from json_line import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEGLAB_SHARED", ROOT.parent / "shared"))
 # way: the `seglab evaluate` options it adds ({tile}: the run's crop, or its size)
@@ -66,10 +68,11 @@ def main():
         train_s = round(seglab("train", SHARED / "data" / args.data, "--out", run, *args.train), 1)
         with open(run / "history.csv") as f:
             epochs_s = round(sum(float(row["seconds"]) for row in csv.DictReader(f)), 1)
-    import yaml
+    from seglab.runs import Run
 
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    tile = config.get("crop") or config["size"]
+    config = Run(run).config
+    recipe = config.recipe
+    tile = recipe.crop or recipe.size
     rows = []
     for way in args.ways:
         options = [o.format(tile=tile) for o in WAYS[way]]
@@ -78,14 +81,15 @@ def main():
         out = run / f"tiles-quality-{way}"
         seconds = seglab("evaluate", run, "--out", out, *options)
         metrics = json.loads(next(out.glob("metrics*.json")).read_text())
-        row = {"way": way, "run": str(run), "model": config["model"], "encoder": config["model_options"].get("encoder"),
-               "crop": config.get("crop"), "scale": config.get("scale", 1.0), "size": config["size"], "tile": metrics.get("tile"),
+        row = {"way": way, "run": str(run), "model": recipe.model, "encoder": recipe.model_options.get("encoder"),
+               "crop": recipe.crop, "scale": recipe.scale, "size": recipe.size, "tile": metrics.get("tile"),
                "overlap": metrics.get("overlap"), "tta": metrics.get("tta"), "images": metrics["images"],
                "pixel_accuracy": round(metrics["pixel_accuracy"], 4), "miou": round(metrics["miou"], 4),
                "iou": {k: None if v is None else round(v, 4) for k, v in metrics["iou"].items()},
-               "evaluate_s": round(seconds, 1), "train_s": train_s, "train_epochs_s": epochs_s}
+               "evaluate_s": round(seconds, 1), "train_s": train_s, "train_epochs_s": epochs_s,
+               "precision": config.setup.precision}
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        emit(row)
     print("\n| way | pixel accuracy | mIoU | evaluate s |\n|---|---|---|---|")
     for row in rows:
         print(f"| {row['way']} | {row['pixel_accuracy']:.4f} | {row['miou']:.4f} | {row['evaluate_s']} |")

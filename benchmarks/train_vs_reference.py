@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from json_line import emit, run_precision
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEGLAB_SHARED", ROOT.parent / "shared"))
 WEIGHTS = {"mobilenet_unet": "mobilenet_v2_1.0_notop.weights.h5", "fcn8s": "vgg16_notop.weights.h5"}
@@ -83,7 +85,7 @@ def seglab(model: str, data: Path, epochs: int, size: int, out: Path) -> dict:
             "fit_s": round(sum(row["seconds"] for row in history)), "wall_s": round(wall),
             "val_pixel_accuracy_last": round(history[-1]["val_pixel_accuracy"], 4),
             "val_miou_last": round(history[-1]["val_miou"], 4),
-            "val_miou_best": round(best["val_miou"], 4), "best_epoch": best["epoch"]}
+            "val_miou_best": round(best["val_miou"], 4), "best_epoch": best["epoch"], "precision": run_precision(out)}
 
 
 def main():
@@ -104,15 +106,17 @@ def main():
         folders = split_folders(Path(args.data), Path(tmp))
         for model, n in zip(args.models, epochs):
             seed = reference(model, folders, n, args.size)
-            print(json.dumps(seed), flush=True)
+            emit(seed)
             ours = seglab(model, Path(args.data), n, args.size, (args.keep or Path(tmp)) / f"run-{model}")
-            print(json.dumps(ours), flush=True)
-            print(json.dumps({"summary": model, "epochs": n, "size": args.size,
-                              "seed_miou": seed["miou"], "seglab_miou_last": ours["val_miou_last"],
-                              "seed_pixel_accuracy": seed["pixel_accuracy"],
-                              "seglab_pixel_accuracy_last": ours["val_pixel_accuracy_last"],
-                              "seed_train_s": seed["train_s"], "seglab_fit_s": ours["fit_s"],
-                              "time_ratio": round(ours["fit_s"] / max(seed["train_s"], 1), 3)}), flush=True)
+            emit(ours)
+            # the tutorial sets no precision policy: float32, Keras's default
+            emit({"summary": model, "epochs": n, "size": args.size,
+                  "seed_miou": seed["miou"], "seglab_miou_last": ours["val_miou_last"],
+                  "seed_pixel_accuracy": seed["pixel_accuracy"],
+                  "seglab_pixel_accuracy_last": ours["val_pixel_accuracy_last"],
+                  "seed_train_s": seed["train_s"], "seglab_fit_s": ours["fit_s"],
+                  "time_ratio": round(ours["fit_s"] / max(seed["train_s"], 1), 3),
+                  "seglab_precision": ours["precision"], "seed_precision": "float32"})
 
 
 if __name__ == "__main__":

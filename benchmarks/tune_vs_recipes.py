@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from json_line import emit  # noqa: E402
 from plan_vs_recipes import ROOT, SHARED, seglab  # noqa: E402  (the same way of running seglab)
 
 RECIPE_KEYS = ("model", "size", "crop", "scale", "batch_size", "epochs", "learning_rate", "loss", "class_weights")
@@ -32,9 +33,6 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
     import optuna
     import yaml
-
-    from seglab.core.machine import describe
-    from seglab.core.precision import resolve_precision
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="a folder of ../shared/data")
@@ -63,9 +61,10 @@ def main() -> None:
         run = Path(trial.user_attrs["run"])
         printed = seglab("evaluate", run, "--out", out / f"eval-{label}", "--json", *args.score.split()).stdout
         scored[label] = json.loads(printed.strip().splitlines()[-1])["miou"]
-    recipe = yaml.safe_load((Path(best.user_attrs["run"]) / "config.yaml").read_text())["recipe"]
-    print(json.dumps({
-        **describe(), "precision": resolve_precision("auto"), "data": args.data, "view": args.view,
+    config = yaml.safe_load((Path(best.user_attrs["run"]) / "config.yaml").read_text())
+    recipe = config["recipe"]
+    emit({
+        "data": args.data, "view": args.view,
         "budget_s": budget, "tune_command_s": round(took, 1),
         "trials": {s: states.count(s) for s in sorted(set(states))},
         "seconds_per_trial": [t.user_attrs.get("seconds") for t in study.trials],
@@ -73,8 +72,8 @@ def main() -> None:
         "best_recipe": {k: recipe[k] for k in RECIPE_KEYS} | {"encoder": recipe["model_options"].get("encoder"),
                                                               "augment": recipe["augment"]},
         "score_options": args.score, "miou_best": round(scored["best"], 4), "miou_plan_trial": round(scored["plan"], 4),
-        "hand_recipe_miou": args.hand, "ratio": round(scored["best"] / args.hand, 4), "study": str(study_dir)}),
-        flush=True)
+        "hand_recipe_miou": args.hand, "ratio": round(scored["best"] / args.hand, 4), "study": str(study_dir)},
+        config["setup"]["precision"])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ The dataset is read from ../shared/data (or $SEGLAB_SHARED/data); 'synthetic' ne
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -23,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from json_line import emit  # noqa: E402
 from plan_vs_recipes import ROOT, SHARED  # noqa: E402
 
 FIXED = """\
@@ -66,7 +66,6 @@ def run_arm(workers: int, data: str, budget: float, space: Path, out: Path) -> d
 
 def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
-    from seglab.core.machine import describe
     from seglab.core.precision import resolve_precision
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,20 +82,20 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     space = out / "fixed.yaml"
     space.write_text(FIXED.format(size=args.size, epochs=args.epochs))
-    machine = {**describe(), "precision": resolve_precision("auto"), "data": args.data, "budget_s": args.budget,
+    precision = resolve_precision("auto")  # what each trial's `seglab train` resolves to
+    setting = {"data": args.data, "budget_s": args.budget,
                "recipe": f"deeplabv3plus/mobilenet_v2 {args.size} px, batch 16, {args.epochs} epochs"}
     arms: dict[int, list[dict]] = {1: [], 2: []}
     for repeat in range(args.repeats):
         for workers in (1, 2):
             arm = run_arm(workers, data, args.budget, space, out / f"r{repeat}-w{workers}")
             arms[workers].append(arm)
-            print(json.dumps({**machine, "repeat": repeat, **arm}), flush=True)
+            emit({**setting, "repeat": repeat, **arm}, precision)
     median = {w: statistics.median(a["trials_per_hour"] for a in runs) for w, runs in arms.items()}
     per_trial = {w: statistics.median(a["seconds_per_trial_median"] for a in runs) for w, runs in arms.items()}
-    print(json.dumps({**machine, "summary": True, "trials_per_hour_1_worker": median[1],
-                      "trials_per_hour_2_workers": median[2], "ratio_2_to_1": round(median[2] / median[1], 3),
-                      "seconds_per_trial_1_worker": per_trial[1], "seconds_per_trial_2_workers": per_trial[2]}),
-          flush=True)
+    emit({**setting, "summary": True, "trials_per_hour_1_worker": median[1],
+          "trials_per_hour_2_workers": median[2], "ratio_2_to_1": round(median[2] / median[1], 3),
+          "seconds_per_trial_1_worker": per_trial[1], "seconds_per_trial_2_workers": per_trial[2]}, precision)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from json_line import emit, run_precision
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEGLAB_SHARED", ROOT.parent / "shared"))
 WEIGHT_FILES = {"mobilenet_v2": "mobilenet_v2_1.0_notop.weights.h5", "mobilenet_unet": "mobilenet_v2_1.0_notop.weights.h5",
@@ -60,7 +62,7 @@ def run_recipe(recipe: str, data: Path, out: Path, args) -> dict:
     return {"data": data.name, "recipe": recipe, "weights": weights or "none", "size": args.size, "epochs": args.epochs,
             "batch_size": args.batch_size, "parameters": int(parameters), "train_s": round(train_s, 1),
             "val_pixel_accuracy": round(metrics["pixel_accuracy"], 4), "val_miou": round(metrics["miou"], 4),
-            "iou": metrics["iou"], "view": args.view}
+            "iou": metrics["iou"], "view": args.view, "precision": run_precision(run)}
 
 
 def main():
@@ -79,7 +81,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="seglab-zoo-") as tmp:
         out = args.out or Path(tmp)
         for recipe in args.recipes:
-            print(json.dumps(run_recipe(recipe, data, out, args)), flush=True)
+            emit(run_recipe(recipe, data, out, args))
 
 
 if __name__ == "__main__":

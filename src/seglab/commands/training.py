@@ -126,7 +126,7 @@ def train(data: str = "synthetic", out=None, *, resume=None, config: TrainConfig
         _refuse_existing(run)
         check_output_dir(run.path)
     given = {k: v for k, v in options.items() if section_of(k) == "recipe"} if budget is not None else {}
-    source, config, model, plan = _new(config, cluster, budget, given, started, quiet=verbose == 0)
+    source, config, model, plan = prepare(config, cluster, budget, given, started, quiet=verbose == 0)
     if not cluster.chief:
         return _fit(run, config, source, model, 0, cluster=cluster, verbose=verbose)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -160,8 +160,8 @@ def _refuse_existing(run: Run) -> None:
                               "or give another --out.")
 
 
-def _new(config: TrainConfig, cluster: Cluster, budget: float | None = None, given: dict | None = None,
-         started: float | None = None, quiet: bool = False):
+def prepare(config: TrainConfig, cluster: Cluster, budget: float | None = None, given: dict | None = None,
+            started: float | None = None, quiet: bool = False):
     """The source, resolved config, compiled model and plan (None without a budget) of a new run:
     all checked, nothing written."""
     source = config.open_source()
@@ -289,23 +289,15 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
     if initial_epoch >= config.recipe.epochs:
         _set_status(run, cluster, "complete")
         return run
-    crops = {"crop": config.recipe.crop, "scale": config.recipe.scale}  # validation: centre crops (see README, "Large images")
-    span = ImageInput.of_model(model).span
-    train_ds = distributed_dataset(cluster, lambda shard: make_dataset(
-        source, "train", size=config.recipe.size, batch_size=config.recipe.batch_size, augment=config.recipe.augment, cache=config.setup.cache,
-        repeat=True, seed=config.setup.seed, validate_first=False, start_batch=initial_epoch * steps, shard=shard, span=span,
-        **crops),
-        config.recipe.batch_size)
-    val_ds = distributed_dataset(cluster, lambda shard: make_dataset(
-        source, "val", size=config.recipe.size, batch_size=config.recipe.batch_size, cache=config.setup.cache, validate_first=False,
-        shard=shard, **crops), config.recipe.batch_size)
+    train_ds, val_ds = fit_datasets(source, config, model, cluster, initial_epoch)
     build_for_fit(model, cluster, config.recipe.batch_size, config.recipe.size)
     config = _with_xla(run, config, model, cluster, train_ds, val_ds)
     if cluster.distributed:
         print(f"Training data-parallel, {cluster.describe()}: global batch {config.recipe.batch_size} = {cluster.replicas} x "
               f"{config.setup.replica_batch}.", file=sys.stderr)
     if cluster.chief:
-        samples = Samples.draw(source, config.setup.previews, config.recipe.size, config.setup.seed, **crops,
+        samples = Samples.draw(source, config.setup.previews, config.recipe.size, config.setup.seed,
+                               crop=config.recipe.crop, scale=config.recipe.scale,
                                display_bands=config.setup.display_bands)
         checkpoint = RunCheckpoint(run, source.classes, samples, history, make_trackers(config, run, source.classes))
     else:
@@ -364,6 +356,24 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
         stopped["stopped"] = early[0]
     _set_status(run, cluster, "complete", **stopped)
     return run
+
+
+def fit_datasets(source, config: TrainConfig, model, cluster: Cluster, initial_epoch: int = 0):
+    """(the training stream, the validation set) that `model` fits on: the training stream one
+    seeded, repeating, augmented dataset that starts at `initial_epoch`'s first batch (so a resumed
+    run sees the batches the uninterrupted one would); validation centre crops where training crops
+    (see README, "Large images")."""
+    recipe = config.recipe
+    crops = {"crop": recipe.crop, "scale": recipe.scale}
+    span = ImageInput.of_model(model).span
+    train_ds = distributed_dataset(cluster, lambda shard: make_dataset(
+        source, "train", size=recipe.size, batch_size=recipe.batch_size, augment=recipe.augment, cache=config.setup.cache,
+        repeat=True, seed=config.setup.seed, validate_first=False, start_batch=initial_epoch * _steps(source, config),
+        shard=shard, span=span, **crops), recipe.batch_size)
+    val_ds = distributed_dataset(cluster, lambda shard: make_dataset(
+        source, "val", size=recipe.size, batch_size=recipe.batch_size, cache=config.setup.cache, validate_first=False,
+        shard=shard, **crops), recipe.batch_size)
+    return train_ds, val_ds
 
 
 def _with_xla(run: Run, config: TrainConfig, model, cluster: Cluster, train_ds, val_ds) -> TrainConfig:
