@@ -8,6 +8,11 @@ with the machine (CPU model and speed flags), then a summary line per model: the
 medians over rounds, above 1 where XLA is faster.
 
   python benchmarks/bench_jit.py --models unet mobilenet_unet deeplabv3plus --size 128 --rounds 3
+
+The demo's recipe (`seglab demo`, which asks for XLA), both ways:
+
+  python benchmarks/bench_jit.py --size 64 --batch 8 --epochs 32 --precision auto -- --lr 3e-3 \
+      --no-augment --option filters=8,16,32,64 --option batch_norm=true
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ def one(model: str, data: str, jit: bool, args) -> dict:
     seconds = [row["seconds"] for row in history]
     return {"model": model, "jit": jit, "size": args.size, "batch": args.batch, "precision": args.precision,
             "epoch_s": round(statistics.median(seconds[1:]), 2), "first_epoch_s": round(seconds[0], 2),
-            "wall_s": round(wall, 1), "val_miou": history[-1]["val_miou"]}
+            "train_s": round(sum(seconds), 1), "wall_s": round(wall, 1), "val_miou": history[-1]["val_miou"]}
 
 
 def main():
