@@ -8,8 +8,11 @@ between the convolutions. Whether that pays depends on the device:
   TensorFlow runs without it. On 2 AVX-512 cores (float32, 128 px, batch 16) a `unet` epoch took
   28-31 s with XLA against 16-17 s without (XLA's oneDNN and XNNPACK options changed nothing), and
   under mixed_bfloat16 `mobilenet_unet` took 6.0 s against 2.9 s and `deeplabv3plus` 33 s
-  against 3.7 s at 64 px. Tiny models, whose step is mostly per-op overhead, gain: the demo's
-  epochs take 1.6 s against 2.2 s, so `seglab demo` asks for XLA (docs/benchmarks.md).
+  against 3.7 s at 64 px. On 2 AVX2-only cores (float32) plain convolutions break about even
+  (`unet` 51 s against 57 s) and MobileNetV2's depthwise ones lose 3.6x (27 s against 7.5 s).
+  Tiny models, whose step is mostly per-op overhead, gain on both: the demo's epochs take 1.6 s
+  against 2.2 s (AVX-512) and 2.3 s against 3.4 s (AVX2), so `seglab demo` asks for XLA
+  (docs/benchmarks.md).
 
 XLA refuses some graphs (KerasHub's SegFormer under mixed_bfloat16 adds float32 to bfloat16 in
 its gradient). The steps are therefore compiled here, before `fit`, on batches of zeros of the
