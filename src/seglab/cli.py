@@ -856,7 +856,7 @@ def demo(
 # models lose with it): on 2 AVX-512 bfloat16 cores, 66 s of training at 0.901 against 77 s at
 # 0.907 without, epochs of 1.55 s against 2.2 s; on 2 AVX2-only cores (float32), 2.3 s against
 # 3.4 s, the whole demo 114 s at 0.907. Shorter recipes (20-22 epochs at 4e-3) take 64-77 s at
-# this seed's 0.91 but 0.80-0.87 at seeds 1 and 2, against 0.875-0.879 (docs/benchmarks.md).
+# this seed's 0.91 but 0.80-0.87 at seeds 1 and 2, against 0.880-0.884 (docs/benchmarks.md).
 DEMO = {"model": "unet", "size": 64, "batch_size": 8, "learning_rate": 3e-3, "augment": False, "jit": True,
         "model_options": {"filters": (8, 16, 32, 64), "batch_norm": True}}
 
