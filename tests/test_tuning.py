@@ -190,12 +190,12 @@ def test_a_study_prunes_reports_and_its_best_recipe_trains_again(shapes, tmp_pat
     space.write_text(SPACE % 2)
     out = tmp_path / "study"
     # in-process, as the two-worker test cannot be: the trials are the same in-process code either way
-    done = seglab_cli(*tune_args(shapes, out, space, "--trials", "6"))
+    done = seglab_cli(*tune_args(shapes, out, space, "--trials", "4"))
     assert done.returncode == 0, done.stderr[-3000:]
     study = load(out)
     trials = study.get_trials()
     states = [t.state for t in trials]
-    assert len(trials) == 6 and all(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states)
+    assert len(trials) == 4 and all(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states)
     assert trials[0].user_attrs["origin"] == "plan"
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned, [(t.number, t.params, t.intermediate_values) for t in trials]
@@ -216,9 +216,9 @@ def test_a_study_prunes_reports_and_its_best_recipe_trains_again(shapes, tmp_pat
     assert "seglab train " in done.stdout and "--option filters=8,16,32" in done.stdout
 
     # rerunning the command continues the study: it has its trials, so none starts
-    again = seglab_cli(*tune_args(shapes, out, space, "--trials", "6"))
-    assert again.returncode == 0 and "the study has its 6 trials" in again.stdout
-    assert "Trial 6" not in again.stderr and len(load(out).get_trials()) == 6
+    again = seglab_cli(*tune_args(shapes, out, space, "--trials", "4"))
+    assert again.returncode == 0 and "the study has its 4 trials" in again.stdout
+    assert "Trial 4" not in again.stderr and len(load(out).get_trials()) == 4
 
     # best.yaml trains the same recipe again, to the same score
     rerun = tmp_path / "again"
@@ -237,9 +237,11 @@ def test_a_study_prunes_reports_and_its_best_recipe_trains_again(shapes, tmp_pat
 @pytest.mark.slow
 def test_two_workers_share_a_study_and_a_worker_killed_mid_trial_is_taken_over(shapes, tmp_path):
     space = tmp_path / "space.yaml"
-    space.write_text(SPACE % 4)
+    space.write_text(SPACE % 2)
     out = tmp_path / "study"
-    command = [sys.executable, "-m", "seglab", *tune_args(shapes, out, space, "--trials", "6")]
+    # four trials are enough: each worker's first, the first worker's second (killed in its
+    # training) and that recipe again, which the survivor runs as its own second or third
+    command = [sys.executable, "-m", "seglab", *tune_args(shapes, out, space, "--trials", "4")]
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=logs[0].open("w"), env=environment())
     second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=logs[1].open("w"), env=environment(), text=True)
@@ -262,14 +264,14 @@ def test_two_workers_share_a_study_and_a_worker_killed_mid_trial_is_taken_over(s
     trials = study.get_trials()
     finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
-    assert len(finished) == 6, [(t.number, t.state) for t in trials]  # the count, together, without one too many
-    assert len({t.number for t in finished}) == 6
+    assert len(finished) == 4, [(t.number, t.state) for t in trials]  # the count, together, without one too many
+    assert len({t.number for t in finished}) == 4
     assert len({t.user_attrs["worker"]["pid"] for t in finished}) == 2  # both workers ran trials
     assert len(failed) == 1 and failed[0].user_attrs["worker"]["pid"] == first.pid  # the killed worker's trial
     retry = [t for t in finished if t.user_attrs.get("retry_of") == failed[0].number]
     assert len(retry) == 1 and retry[0].params == failed[0].params  # its recipe, run by the survivor
     assert "no longer exists. Its recipe is queued again" in logs[1].read_text()
-    assert "the study has its 6 trials" in output
+    assert "the study has its 4 trials" in output
 
 
 def _finished_one_and_running_another(out, pid) -> bool:
