@@ -11,13 +11,19 @@ is its `fit` alone; for seglab, `fit_s` is the sum of its epochs as history.csv 
 start-up and data checks. seglab's `val_miou_last` is the last epoch's score (no model selection,
 like the reference); `val_miou_best` is the best epoch's, the one model.keras keeps.
 
+`--seeds 0 1 2` trains seglab once per seed (`--seed`); the reference sets its own seed (0) and
+runs once per model, first. The summary line gives seglab's mean over the seeds and its spread
+(lowest, highest), and the ratio of the mean epochs' time to the reference's `fit`.
+
   python benchmarks/train_vs_reference.py --models unet mobilenet_unet --epochs 30 20
+  python benchmarks/train_vs_reference.py --models mobilenet_unet --epochs 20 --seeds 0 1 2
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,10 +84,10 @@ def reference(model: str, folders: dict, epochs: int, size: int) -> dict:
     return {**result, "wall_s": round(wall)}
 
 
-def seglab(model: str, data: Path, epochs: int, size: int, out: Path) -> dict:
-    history, wall = seglab_train(model, data, out, "--epochs", str(epochs), "--size", str(size))
+def seglab(model: str, data: Path, epochs: int, size: int, out: Path, seed: int) -> dict:
+    history, wall = seglab_train(model, data, out, "--epochs", str(epochs), "--size", str(size), "--seed", str(seed))
     best = max(history, key=lambda row: row["val_miou"])
-    return {"impl": "seglab", "model": model, "size": size, "epochs": epochs,
+    return {"impl": "seglab", "model": model, "size": size, "epochs": epochs, "seed": seed,
             "fit_s": round(sum(row["seconds"] for row in history)), "wall_s": round(wall),
             "val_pixel_accuracy_last": round(history[-1]["val_pixel_accuracy"], 4),
             "val_miou_last": round(history[-1]["val_miou"], 4),
@@ -95,6 +101,7 @@ def main():
     parser.add_argument("--epochs", nargs="+", type=int, default=None,
                         help="epochs per model, in --models order (default: seglab's default for each)")
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seglab's --seed, one run each (default: 0)")
     parser.add_argument("--keep", type=Path, default=None, help="keep seglab's run folders here (default: deleted)")
     args = parser.parse_args()
     if not (SHARED / "reference" / "train_seed.py").is_file():
@@ -107,16 +114,25 @@ def main():
         for model, n in zip(args.models, epochs):
             seed = reference(model, folders, n, args.size)
             emit(seed)
-            ours = seglab(model, Path(args.data), n, args.size, (args.keep or Path(tmp)) / f"run-{model}")
-            emit(ours)
+            ours = []
+            for each in args.seeds:
+                ours.append(seglab(model, Path(args.data), n, args.size, (args.keep or Path(tmp)) / f"run-{model}-{each}", each))
+                emit(ours[-1])
+            fit_s = statistics.mean(run["fit_s"] for run in ours)
             # the tutorial sets no precision policy: float32, Keras's default
-            emit({"summary": model, "epochs": n, "size": args.size,
-                  "seed_miou": seed["miou"], "seglab_miou_last": ours["val_miou_last"],
+            emit({"summary": model, "epochs": n, "size": args.size, "seeds": args.seeds,
+                  "seed_miou": seed["miou"], **_mean_and_spread("seglab_miou_last", [r["val_miou_last"] for r in ours], 4),
                   "seed_pixel_accuracy": seed["pixel_accuracy"],
-                  "seglab_pixel_accuracy_last": ours["val_pixel_accuracy_last"],
-                  "seed_train_s": seed["train_s"], "seglab_fit_s": ours["fit_s"],
-                  "time_ratio": round(ours["fit_s"] / max(seed["train_s"], 1), 3),
-                  "seglab_precision": ours["precision"], "seed_precision": "float32"})
+                  **_mean_and_spread("seglab_pixel_accuracy_last", [r["val_pixel_accuracy_last"] for r in ours], 4),
+                  "seed_train_s": seed["train_s"], **_mean_and_spread("seglab_fit_s", [r["fit_s"] for r in ours], 1),
+                  "time_ratio": round(fit_s / max(seed["train_s"], 1), 3),
+                  "seglab_precision": ours[0]["precision"], "seed_precision": "float32"})
+
+
+def _mean_and_spread(key: str, values: list[float], digits: int) -> dict:
+    """{key: the mean, key_spread: [lowest, highest]} (the spread only over several seeds)."""
+    mean = {key: round(statistics.mean(values), digits)}
+    return mean if len(values) == 1 else {**mean, f"{key}_spread": [min(values), max(values)]}
 
 
 if __name__ == "__main__":
