@@ -34,7 +34,7 @@ FAMILIES = [
 ]
 # Every family in ONNX (the fast tier) and LiteRT, and in SavedModel the families whose export
 # is quick: Keras writes a LiteRT file by way of a SavedModel of the same graph, so the LiteRT
-# case writes each family's SavedModel too, and a MobileNet's SavedModel case cost 20-35 s more
+# case writes each family's SavedModel too, and a MobileNet's SavedModel case took 22-35 s more
 # on 2 AVX2 cores. Then U-Net over a keras.applications encoder in ONNX only: a pretrained
 # encoder's export costs about 20 s a format.
 QUICK_SAVED_MODEL = {"unet", "pix2pix_unet", "fcn8s"}
