@@ -116,16 +116,17 @@ def main():
             emit(seed)
             ours = []
             for each in args.seeds:
-                ours.append(seglab(model, Path(args.data), n, args.size, (args.keep or Path(tmp)) / f"run-{model}-{each}", each))
+                ours.append(seglab(model, Path(args.data), n, args.size, (args.keep or Path(tmp)) / f"run-{model}-{each}",
+                                   each))
                 emit(ours[-1])
-            fit_s = statistics.mean(run["fit_s"] for run in ours)
+            fit = _mean_and_spread("seglab_fit_s", [r["fit_s"] for r in ours], 1)
             # the tutorial sets no precision policy: float32, Keras's default
             emit({"summary": model, "epochs": n, "size": args.size, "seeds": args.seeds,
                   "seed_miou": seed["miou"], **_mean_and_spread("seglab_miou_last", [r["val_miou_last"] for r in ours], 4),
                   "seed_pixel_accuracy": seed["pixel_accuracy"],
                   **_mean_and_spread("seglab_pixel_accuracy_last", [r["val_pixel_accuracy_last"] for r in ours], 4),
-                  "seed_train_s": seed["train_s"], **_mean_and_spread("seglab_fit_s", [r["fit_s"] for r in ours], 1),
-                  "time_ratio": round(fit_s / max(seed["train_s"], 1), 3),
+                  "seed_train_s": seed["train_s"], **fit,
+                  "time_ratio": round(fit["seglab_fit_s"] / max(seed["train_s"], 1), 3),
                   "seglab_precision": ours[0]["precision"], "seed_precision": "float32"})
 
 
