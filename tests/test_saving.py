@@ -8,10 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from seglab.callbacks.checkpoint import snapshot
 from seglab.core.precision import precision
 from seglab.models.registry import build_model
-from seglab.runs.saving import SnapshotWriter, load_model
+from seglab.runs.saving import SnapshotWriter, load_model, snapshot
 from seglab.scoring.losses import make_loss
 from seglab.scoring.metrics import segmentation_metrics
 

@@ -25,7 +25,7 @@ from seglab.report.curves import Curves
 from seglab.report.mosaic import mosaic
 from seglab.runs import Run, atomic_path, link_or_copy
 from seglab.runs.samples import Epoch, SampleLog, Samples
-from seglab.runs.saving import SnapshotWriter, variables
+from seglab.runs.saving import SnapshotWriter, snapshot, variables
 from seglab.scoring.metrics import per_class_iou
 
 
@@ -58,12 +58,6 @@ class ShadowModel:
     def save(self, arrays: list[np.ndarray], path) -> None:
         """Save the state `load` loaded (`arrays`) to `path`."""
         self.writer.write(self.model, arrays, path)
-
-
-def snapshot(model: keras.Model) -> list[np.ndarray]:
-    """Copies of the model's weights and optimizer variables, as `variables` orders them (tens of
-    milliseconds)."""
-    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables(model)]
 
 
 class RunCheckpoint(keras.callbacks.Callback):
