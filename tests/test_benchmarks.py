@@ -78,3 +78,25 @@ def test_train_time_split_times_the_parts_of_the_epoch_seglab_train_runs(tmp_pat
     assert line["pipeline_wait_s"] == pytest.approx(line["fit_epoch_s"] - line["steps_epoch_s"], abs=0.006)
     assert line["writing_and_callbacks_s"] == pytest.approx(
         line["seglab_epoch_s"] - line["fit_epoch_s"] - line["validation_s"], abs=0.011)
+
+
+@pytest.mark.slow
+def test_bench_writing_times_the_writer_s_parts_and_its_file_against_model_save(tmp_path):
+    # a real `seglab train` run with the writer's parts wrapped, then the writer's file against
+    # Keras's on its last.keras: a change to the checkpoint's parts that the script does not follow
+    # leaves a part out, and a writer whose file is not Keras's fails `same_bytes`
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_writing.py"), "--data", "synthetic", "--epochs", "3",
+                             "--rounds", "1", "--", "--model", "unet", "--size", "32", "--batch-size", "16",
+                             "--option", "filters=4,8", "--precision", "float32", "--previews", "2"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    thread, model_file = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
+    assert (thread["part"], model_file["part"]) == ("writing_thread", "model_file")
+    for line in (thread, model_file):
+        assert (line["model"], line["size"], line["precision"]) == ("unet", 32, "float32") and SPEED_FLAGS_KEYS <= line.keys()
+    parts = ("curves_s", "history_s", "load_snapshot_s", "model_file_s", "mosaic_s", "predict_samples_s", "sample_log_s")
+    assert set(parts) <= thread.keys() and thread["total_s"] > 0 and thread["second_epoch_total_s"] > 0
+    # the parts run inside the epoch's whole write, on the same thread: together no more than it
+    assert sum(thread[p] for p in parts) <= thread["total_s"] + 0.001 * len(parts)
+    assert model_file["same_bytes"] and model_file["from_template"] and model_file["rounds"] == 1
+    assert model_file["model_save_s"] > 0 and model_file["writer_s"] > 0
