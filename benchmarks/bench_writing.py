@@ -40,10 +40,12 @@ class ThreadClock:
 
     def __init__(self):
         self.epochs: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self.epoch = 0
+        self.epoch = 0  # the epoch being written: set by the writer's whole write, which holds the parts
         self.snapshots: list[float] = []
 
-    def wrap(self, owner, name: str, part: str) -> None:
+    @staticmethod
+    def _timed(owner, name: str, record) -> None:
+        """Replace `owner.name` by a version that passes the thread CPU seconds of each call to `record`."""
         original = getattr(owner, name)
 
         @functools.wraps(original)
@@ -52,37 +54,31 @@ class ThreadClock:
             try:
                 return original(*args, **kwargs)
             finally:
-                self.epochs[self.epoch][part] += time.thread_time() - began
+                record(time.thread_time() - began)
 
         setattr(owner, name, timed)
 
+    def wrap(self, owner, name: str, part: str) -> None:
+        """Time a part of the writer's epoch."""
+        def add(seconds: float) -> None:
+            self.epochs[self.epoch][part] += seconds  # the epoch is known by the time the part returns
+
+        self._timed(owner, name, add)
+
     def wrap_epochs(self, owner) -> None:
-        """The writer's whole epoch, which also says which epoch the parts inside it belong to."""
+        """Time the writer's whole epoch (`_write_epoch_files(checkpoint, row, ...)`), and learn its epoch first."""
         original = owner._write_epoch_files
 
-        @functools.wraps(original)
-        def timed(checkpoint, row, history, state):
+        def write(checkpoint, row, *rest):
             self.epoch = row["epoch"]
-            began = time.thread_time()
-            try:
-                return original(checkpoint, row, history, state)
-            finally:
-                self.epochs[self.epoch]["total"] += time.thread_time() - began
+            return original(checkpoint, row, *rest)
 
-        owner._write_epoch_files = timed
+        owner._write_epoch_files = functools.wraps(original)(write)
+        self.wrap(owner, "_write_epoch_files", "total")
 
     def wrap_snapshot(self, module) -> None:
-        original = module.snapshot
-
-        @functools.wraps(original)
-        def timed(model):
-            began = time.thread_time()
-            try:
-                return original(model)
-            finally:
-                self.snapshots.append(time.thread_time() - began)
-
-        module.snapshot = timed
+        """Time the snapshot each epoch's end takes on the training thread."""
+        self._timed(module, "snapshot", self.snapshots.append)
 
 
 def train_with_clock(out: Path, data: str, epochs: int, options: list[str]) -> ThreadClock:
