@@ -53,7 +53,7 @@ class Curves:
             ax.relim(visible_only=True)
             ax.autoscale_view()
         named = tuple(name for _, _, name in SERIES if name in shown)
-        if named != self.named:  # a legend is laid out once, not at each draw
+        if named != self.named:  # the legend is made again only when the series shown change
             if self.legend is not None:
                 self.legend.remove()
             self.legend = self.figure.legend(handles=[shown[n] for n in named], loc="upper right", ncols=len(named),
