@@ -74,7 +74,7 @@ class ThreadClock:
             return original(checkpoint, row, *rest)
 
         owner._write_epoch_files = functools.wraps(original)(write)
-        self.wrap(owner, "_write_epoch_files", "total")
+        self.wrap(owner, "_write_epoch_files", "total_s")
 
     def wrap_snapshot(self, module) -> None:
         """Time the snapshot each epoch's end takes on the training thread."""
@@ -174,8 +174,8 @@ def main():
         later = [clock.epochs[epoch] for epoch in range(3, args.epochs + 1)]
         parts = sorted({part for epoch in later for part in epoch})
         emit({"part": "writing_thread", **about,
-              **{f"{part}_s" if part == "total" else part: round(statistics.mean(e[part] for e in later), 3) for part in parts},
-              "second_epoch_total_s": round(clock.epochs[2]["total"], 3),
+              **{part: round(statistics.mean(e[part] for e in later), 3) for part in parts},
+              "second_epoch_total_s": round(clock.epochs[2]["total_s"], 3),
               "snapshot_s": round(statistics.mean(clock.snapshots[2:]), 3),
               "epoch_s": statistics.median(row["seconds"] for row in Run(run).history()[1:])}, precision)
         emit({"part": "model_file", **about, **model_file_times(Run(run).last_path, args.rounds, Path(tmp))}, precision)
