@@ -62,7 +62,7 @@ def parts(run: Path, repeats: int) -> dict:
     batch = config.recipe.batch_size
     model.jit_compile = config.setup.jit  # as the run trained: config.yaml says whether XLA compiled its steps
     if config.setup.jit:
-        compile_steps(model, train_ds, val_ds, batch)
+        compile_steps(model, train_ds, val_ds, batch, len(source.split("val")))
     steps = math.ceil(len(source.split("train")) / batch)
     batches = iter(train_ds)
 

@@ -1,6 +1,11 @@
 """Whole-step XLA (`--jit`): compiled once, the same numbers, and a clear fallback where XLA refuses."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,35 +14,59 @@ from conftest import TINY_TRAINING as TINY
 from conftest import blocks_mask, reordered_sum_tolerance, write_folder
 
 import seglab
-from seglab.scoring import losses
+from seglab.runs import Run
 from seglab.scoring.losses import make_loss
 from seglab.scoring.metrics import segmentation_metrics
 
+# Run in a process of its own: TensorFlow reads TF_XLA_FLAGS once, at its first XLA compilation,
+# and its persistent cache then writes one file per compilation, which is what is counted.
+COUNTING = """
+import json, os, sys
+import keras
+import seglab
+from seglab.commands import training
+from seglab.scoring import losses
+
+cache, out, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+traced, compiled, epoch = [], [], {"now": 0}
+pixel_loss = losses.CrossEntropy.pixel_loss  # Python runs the loss only while a step is traced
+losses.CrossEntropy.pixel_loss = lambda self, *a: traced.append(epoch["now"]) or pixel_loss(self, *a)
+fit = keras.Model.fit
+
+def counting_fit(model, *args, callbacks=(), **kwargs):
+    def mark(now):
+        compiled.append([now, len(os.listdir(cache))])
+        epoch.update(now=now)
+    count = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: mark(1),
+                                           on_epoch_end=lambda e, logs: mark(e + 2))
+    return fit(model, *args, callbacks=[count, *callbacks], **kwargs)
+
+training.keras.Model.fit = counting_fit
+run = seglab.train("synthetic", out, epochs=3, verbose=0, jit=True, **options)
+print(json.dumps({"traced": traced, "compiled": compiled, "jit": run.config.setup.jit}))
+"""
+
 
 @pytest.mark.slow
-def test_nothing_is_traced_again_after_the_first_epoch(tmp_path, monkeypatch):
-    """Python runs the loss only while TensorFlow traces a step (each trace is a new XLA
-    compilation): the steps are traced before the first epoch (and the last, smaller validation
-    batch in it), never in the epochs after."""
-    import keras
-
-    traced, epoch = [], {"now": 0}
-    pixel_loss = losses.CrossEntropy.pixel_loss
-    monkeypatch.setattr(losses.CrossEntropy, "pixel_loss",
-                        lambda self, *a: traced.append(epoch["now"]) or pixel_loss(self, *a))
-    from seglab.commands import training
-
-    fit = keras.Model.fit
-
-    def fit_marking_epochs(model, *args, callbacks=(), **kwargs):
-        mark = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epoch.update(now=e + 1))
-        return fit(model, *args, callbacks=[mark, *callbacks], **kwargs)
-
-    monkeypatch.setattr(training.keras.Model, "fit", fit_marking_epochs)
-    run = seglab.train("synthetic", tmp_path / "run", epochs=3, verbose=0, jit=True, **TINY)
-    assert run.config.setup.jit is True
-    assert yaml.safe_load(run.config_path.read_text())["setup"]["jit"] is True
-    assert traced and max(traced) <= 1, f"traced in epochs {sorted(set(traced))}"
+def test_nothing_is_traced_or_compiled_during_the_epochs(tmp_path):
+    """Every trace of the steps (Python runs the loss only then) and every XLA compilation (one a
+    batch shape, the validation split's last, smaller batch included) happens before the first
+    epoch, none in the three epochs."""
+    options = {**TINY, "model_options": {"filters": list(TINY["model_options"]["filters"])}}
+    cache = tmp_path / "xla"
+    cache.mkdir()
+    env = {**os.environ, "TF_XLA_FLAGS": f"--tf_xla_persistent_cache_directory={cache}", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", COUNTING, str(cache), str(tmp_path / "run"), json.dumps(options)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counts["jit"] is True and yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["setup"]["jit"] is True
+    assert counts["traced"] and set(counts["traced"]) == {0}, f"traced in epochs {sorted(set(counts['traced']))}"
+    val = len(Run(tmp_path / "run").config.open_source().split("val"))
+    assert val % TINY["batch_size"], f"{val} validation samples: this test needs a last batch smaller than the others"
+    (_, before), *after = counts["compiled"]
+    assert before >= 3, counts  # the training step, the validation step and its last batch
+    assert [n for _, n in after] == [before] * 3, f"compilations at the start and after each epoch: {counts['compiled']}"
 
 
 @pytest.mark.parametrize("loss", ["ce+dice", "focal"])

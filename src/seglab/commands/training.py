@@ -291,7 +291,7 @@ def _fit(run: Run, config: TrainConfig, source, model, initial_epoch: int, clust
         return run
     train_ds, val_ds = fit_datasets(source, config, model, cluster, initial_epoch)
     build_for_fit(model, cluster, config.recipe.batch_size, config.recipe.size)
-    config = _with_xla(run, config, model, cluster, train_ds, val_ds)
+    config = _with_xla(run, config, model, cluster, train_ds, val_ds, len(source.split("val")))
     if cluster.distributed:
         print(f"Training data-parallel, {cluster.describe()}: global batch {config.recipe.batch_size} = {cluster.replicas} x "
               f"{config.setup.replica_batch}.", file=sys.stderr)
@@ -376,7 +376,8 @@ def fit_datasets(source, config: TrainConfig, model, cluster: Cluster, initial_e
     return train_ds, val_ds
 
 
-def _with_xla(run: Run, config: TrainConfig, model, cluster: Cluster, train_ds, val_ds) -> TrainConfig:
+def _with_xla(run: Run, config: TrainConfig, model, cluster: Cluster, train_ds, val_ds,
+              val_samples: int) -> TrainConfig:
     """Compile the steps with XLA where config.yaml asks for it (`seglab.engines.jit`); where XLA
     refuses the model, train without it, say why in one line and record jit: false."""
     with warnings.catch_warnings():
@@ -384,7 +385,7 @@ def _with_xla(run: Run, config: TrainConfig, model, cluster: Cluster, train_ds, 
         model.jit_compile = config.setup.jit  # a loaded model (resume) comes back with its own setting
     if not config.setup.jit:
         return config
-    refused = (compile_steps(model, train_ds, val_ds, config.recipe.batch_size) if model.jit_compile
+    refused = (compile_steps(model, train_ds, val_ds, config.recipe.batch_size, val_samples) if model.jit_compile
                else "a layer of the model declares that XLA cannot compile it")
     if refused is None:
         return config
