@@ -69,6 +69,15 @@ def test_nothing_is_traced_or_compiled_during_the_epochs(tmp_path):
     assert [n for _, n in after] == [before] * 3, f"compilations at the start and after each epoch: {counts['compiled']}"
 
 
+def test_the_validation_batches_compiled_are_the_ones_fit_meets():
+    from seglab.engines.jit import _validation_batches
+
+    assert _validation_batches(16, 38) == [16, 6]  # two whole batches, then 6
+    assert _validation_batches(8, 40) == [8]  # whole batches only
+    assert _validation_batches(16, 5) == [5]  # a split smaller than a batch: never a batch of 16
+    assert _validation_batches(4, 0) == [4]  # no validation images: the step as before
+
+
 @pytest.mark.parametrize("loss", ["ce+dice", "focal"])
 def test_losses_and_metrics_inside_an_xla_step_match_their_eager_values(loss):
     """The loss and metrics Keras's compiled step calls are the same arithmetic: the loss within a

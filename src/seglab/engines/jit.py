@@ -46,7 +46,8 @@ def compile_steps(model, train_ds, val_ds, batch_size: int, val_samples: int) ->
     XLA compiles a step once per batch shape. The training stream repeats, so its batches are all
     whole; the validation split of `val_samples` ends with a smaller batch where the batch size
     does not divide it, and that shape is compiled here too, where the other compilations are
-    (the demo's first epoch compiled it: 2.7 s on 2 AVX2 cores).
+    (the demo's first epoch compiled it: 2.7 s on 2 AVX2 cores). A split smaller than one batch
+    is compiled at its own size alone.
 
     The trial batches are zeros of the datasets' types, not their first batches: a new iterator
     over a dataset that reshuffles each iteration would move the order `fit` then trains in."""
@@ -59,7 +60,7 @@ def compile_steps(model, train_ds, val_ds, batch_size: int, val_samples: int) ->
         model.make_train_function()
         model.make_test_function()
         model.train_function(iter(_zeros_like(train_ds, batch_size)))
-        for batch in [b for b in (batch_size, val_samples % batch_size) if b]:
+        for batch in _validation_batches(batch_size, val_samples):
             model.test_function(iter(_zeros_like(val_ds, batch)))
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, tf.errors.InternalError) as e:
         refusal = _first_line(e)
@@ -71,6 +72,13 @@ def compile_steps(model, train_ds, val_ds, batch_size: int, val_samples: int) ->
         for metric in model.metrics:
             metric.reset_state()
     return refusal
+
+
+def _validation_batches(batch_size: int, val_samples: int) -> list[int]:
+    """The sizes of the validation batches `fit` meets: whole batches where the split holds one,
+    and the last, smaller batch where `batch_size` does not divide it."""
+    whole, last = divmod(val_samples, batch_size)
+    return [size for size in (batch_size if whole else 0, last) if size] or [batch_size]
 
 
 def _zeros_like(dataset, batch_size: int):
